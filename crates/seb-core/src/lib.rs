@@ -1,0 +1,4 @@
+pub mod digest;
+pub mod envelope;
+pub mod json;
+pub mod keys;
