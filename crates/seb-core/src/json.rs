@@ -111,6 +111,11 @@ impl<'de> Visitor<'de> for StrictValue {
         Ok(Value::Number(v.into()))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        // serde_json hands integers beyond u64/i64 over as floats; any magnitude past 2^53
+        // cannot round-trip through RFC 8785 exactly, so it is refused whatever its spelling.
+        if v.abs() > MAX_SAFE_INTEGER as f64 {
+            return Err(E::custom(format_args!("number `{v}` is outside ±(2^53 − 1)")));
+        }
         Number::from_f64(v).map(Value::Number).ok_or_else(|| E::custom("non-finite number"))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
