@@ -1,0 +1,187 @@
+//! # seb-store
+//!
+//! Everything the broker and admission keep: nonce reservations, the active epochs and
+//! revocations, the execution intents (admitted, dispatched, completed), the ledger entries
+//! with their stored Merkle subtree hashes, and checkpoints.
+//!
+//! [`Store`] is the seam; [`sqlite::SqliteStore`] is the embedded default, and the
+//! PostgreSQL backend implements the same trait. Every backend must pass
+//! [`conformance`] (feature `conformance`).
+//!
+//! Architecture invariants every backend keeps:
+//! - [`Store::reserve`] is ONE transaction: it re-reads the epochs and revocations, inserts
+//!   (cid, nonce) under a uniqueness constraint, appends the admit record to the ledger and
+//!   records the intent. Either all of it commits or none of it does.
+//! - A reserved (cid, nonce) is never deleted or released.
+//! - The ledger is append-only with one total order; indices are dense from 0.
+//! - A committed revocation is seen by every reservation that starts after the commit.
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use seb_ledger::merkle::Hash;
+
+pub mod sqlite;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+/// A boxed future returned by [`Store`] methods (keeps the trait object-safe).
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Why the store could not do what was asked. Every variant makes the broker fail closed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend is unreachable or returned an I/O error.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data is inconsistent (for example a Merkle node missing).
+    #[error("store corrupt: {0}")]
+    Corrupt(String),
+    /// The request does not fit the stored state (for example completing an unknown intent).
+    #[error("{0}")]
+    Invalid(String),
+    /// The execution already has an outcome.
+    #[error("execution `{cid}`/`{nonce}` already has an outcome")]
+    AlreadyCompleted { cid: String, nonce: String },
+}
+
+impl From<seb_ledger::LedgerError> for StoreError {
+    fn from(e: seb_ledger::LedgerError) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}
+
+/// The active epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Epochs {
+    pub policy_epoch: u64,
+    pub revocation_epoch: u64,
+    /// When they last changed (ms).
+    pub updated_at_ms: u64,
+}
+
+/// The epoch state relevant to one certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochCheck {
+    pub epochs: Epochs,
+    pub cid_revoked: bool,
+    pub agent_revoked: bool,
+}
+
+/// What to revoke.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+pub enum Revocation {
+    /// One certificate.
+    Cid(String),
+    /// Every certificate of an agent (subject).
+    Agent(String),
+    /// Everything issued so far: bumps `revocation_epoch`.
+    All,
+}
+
+/// One reservation attempt (spec section 7, steps 12 and 13).
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    pub cid: String,
+    pub nonce: String,
+    /// The certificate subject, re-checked against agent revocations in the transaction.
+    pub agent: String,
+    /// The epochs the certificate carries; any difference at commit time fails closed.
+    pub policy_epoch: u64,
+    pub revocation_epoch: u64,
+    /// Canonical bytes of the signed `admit` decision envelope, appended in the same
+    /// transaction.
+    pub admit_entry: Vec<u8>,
+    /// Opaque JSON the broker needs to reconcile this execution after a crash.
+    pub intent: Vec<u8>,
+    pub at_ms: u64,
+}
+
+/// How a reservation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReserveResult {
+    /// Nonce consumed, admit record durable at this ledger index.
+    Reserved { admit_index: u64 },
+    /// (cid, nonce) was already reserved: nothing written.
+    Replay,
+    /// The epochs changed since the checks ran: nothing written (fail closed).
+    EpochChanged { active: Epochs },
+    /// The certificate or its agent was revoked: nothing written (fail closed).
+    Revoked { reason: String },
+}
+
+/// An admitted execution without an outcome (for crash recovery).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingExecution {
+    pub cid: String,
+    pub nonce: String,
+    pub intent: Vec<u8>,
+    /// Whether the broker recorded that it was about to call the target.
+    pub dispatched: bool,
+    pub admitted_at_ms: u64,
+}
+
+/// A stored signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub size: u64,
+    /// The signed note text.
+    pub note: String,
+    pub at_ms: u64,
+}
+
+/// The storage seam. All methods are cancel-safe in the sense that a dropped future never
+/// leaves a half-written transaction.
+pub trait Store: Send + Sync + 'static {
+    /// A short name for logs and metrics (`sqlite`, `postgres`).
+    fn backend(&self) -> &'static str;
+
+    // ---- epochs and revocation ----
+    /// The active epochs.
+    fn epochs(&self) -> StoreFuture<'_, Epochs>;
+    /// The epochs plus whether this cid or agent is revoked.
+    fn epoch_check<'a>(&'a self, cid: &'a str, agent: &'a str) -> StoreFuture<'a, EpochCheck>;
+    /// Bump `policy_epoch` (a policy change). Appends `record` to the ledger in the same
+    /// transaction when given. Returns the new epochs.
+    fn bump_policy_epoch(&self, at_ms: u64, record: Option<Vec<u8>>) -> StoreFuture<'_, Epochs>;
+    /// Revoke a cid, an agent, or everything. Appends `record` in the same transaction when
+    /// given. Returns the epochs after the change.
+    fn revoke(&self, what: Revocation, at_ms: u64, record: Option<Vec<u8>>) -> StoreFuture<'_, Epochs>;
+    /// Every revoked cid and agent (for epoch statements).
+    fn revocations(&self) -> StoreFuture<'_, (Vec<String>, Vec<String>)>;
+
+    // ---- executions ----
+    /// Whether (cid, nonce) is already reserved (the check 10 pre-check).
+    fn is_reserved<'a>(&'a self, cid: &'a str, nonce: &'a str) -> StoreFuture<'a, bool>;
+    /// Steps 12–13 in one transaction.
+    fn reserve(&self, r: Reservation) -> StoreFuture<'_, ReserveResult>;
+    /// Durably note that the target call is about to happen.
+    fn mark_dispatched<'a>(&'a self, cid: &'a str, nonce: &'a str, at_ms: u64) -> StoreFuture<'a, ()>;
+    /// Append the outcome record and close the intent, in one transaction. Fails with
+    /// [`StoreError::AlreadyCompleted`] when it already has one.
+    fn complete<'a>(&'a self, cid: &'a str, nonce: &'a str, outcome_entry: Vec<u8>) -> StoreFuture<'a, u64>;
+    /// Admitted executions without an outcome.
+    fn pending(&self) -> StoreFuture<'_, Vec<PendingExecution>>;
+
+    // ---- ledger ----
+    /// Append records (decision records of failures, summaries); returns their indices.
+    fn append(&self, entries: Vec<Vec<u8>>) -> StoreFuture<'_, Vec<u64>>;
+    /// Number of entries.
+    fn ledger_size(&self) -> StoreFuture<'_, u64>;
+    /// Entries `[start, end)`.
+    fn entries(&self, start: u64, end: u64) -> StoreFuture<'_, Vec<Vec<u8>>>;
+    /// RFC 9162 root of the first `size` entries.
+    fn root(&self, size: u64) -> StoreFuture<'_, Hash>;
+    /// Inclusion proof of entry `index` in the tree of `size`.
+    fn inclusion_proof(&self, index: u64, size: u64) -> StoreFuture<'_, Vec<Hash>>;
+    /// Consistency proof between sizes.
+    fn consistency_proof(&self, old_size: u64, new_size: u64) -> StoreFuture<'_, Vec<Hash>>;
+    /// Store a signed checkpoint.
+    fn put_checkpoint(&self, cp: StoredCheckpoint) -> StoreFuture<'_, ()>;
+    /// The newest checkpoint.
+    fn latest_checkpoint(&self) -> StoreFuture<'_, Option<StoredCheckpoint>>;
+    /// Every checkpoint, oldest first.
+    fn checkpoints(&self) -> StoreFuture<'_, Vec<StoredCheckpoint>>;
+}

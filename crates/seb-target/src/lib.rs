@@ -1,0 +1,163 @@
+//! # seb-target
+//!
+//! The seam between the broker and a platform (spec section 7 steps 9, 11, 14–16 and
+//! section 10). A [`Target`] observes the live projection and the version that will pin the
+//! mutation, decides whether a contract's constraints can be enforced, mints a credential
+//! scoped to exactly one operation, performs the mutation with that credential and a
+//! precondition, retires the credential, and reconciles after a crash.
+//!
+//! Architecture invariants every target keeps:
+//! - [`Target::mutate`] uses only the [`Identity`] minted for this execution, never the
+//!   broker's own credentials.
+//! - The mutation carries the precondition observed at the drift check when the operation's
+//!   profile has one ([`OpProfile::precondition`]); a precondition failure is
+//!   [`MutationStatus::Conflict`] with nothing changed.
+//! - [`Target::reconcile`] never mutates.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use seb_core::pipeline::{Observation, ScopeCheck};
+use seb_core::types::{Contract, Platform, RiskLevel};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[cfg(feature = "test-double")]
+pub mod test_double;
+
+/// A boxed future returned by [`Target`] methods.
+pub type TargetFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, TargetError>> + Send + 'a>>;
+
+/// Why a target operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    /// The platform could not be reached or answered with a server error.
+    #[error("platform unavailable: {0}")]
+    Unavailable(String),
+    /// The platform refused (authentication, authorisation, validation).
+    #[error("platform refused: {0}")]
+    Refused(String),
+    /// The contract or request does not fit this platform's profile.
+    #[error("invalid for this platform: {0}")]
+    Invalid(String),
+}
+
+/// Everything a target needs to act on one admitted execution. Serialised as the intent
+/// stored with the reservation, so recovery after a crash sees exactly this.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Execution {
+    pub cid: String,
+    pub nonce: String,
+    pub agent: String,
+    pub risk_level: RiskLevel,
+    pub platform: Platform,
+    pub op: String,
+    pub target: Value,
+    /// The params of the request (equal to the contract's, or within its constraints).
+    pub params: Value,
+    /// The contract as certified.
+    pub contract: Contract,
+    /// The admitted evidence projection (pointer → value): the pre-state.
+    pub evidence: BTreeMap<String, Value>,
+    /// The version observed at the drift check; the mutation's precondition.
+    pub observed_version: Option<String>,
+    pub break_glass: bool,
+}
+
+/// A credential minted for one execution. The secret is zeroised on drop, never printed.
+pub struct Identity {
+    /// A non-secret name for records and logs (service account, session ARN…).
+    pub name: String,
+    /// The bearer secret (token, session credentials as JSON).
+    pub secret: zeroize::Zeroizing<String>,
+    /// When the platform will stop honouring it (ms).
+    pub expires_at_ms: u64,
+    /// Target-specific data needed to retire it.
+    pub handle: Value,
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity")
+            .field("name", &self.name)
+            .field("secret", &"<redacted>")
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish()
+    }
+}
+
+/// How a mutation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MutationStatus {
+    /// The platform accepted the mutation.
+    Applied,
+    /// The platform refused it.
+    Failed,
+    /// The precondition no longer held; nothing changed.
+    Conflict,
+}
+
+/// The result of [`Target::mutate`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct MutationResult {
+    pub status: MutationStatus,
+    /// The platform's request id, when it gives one.
+    pub target_request_id: Option<String>,
+    /// The platform's response body (digested into the outcome record).
+    pub result: Option<Value>,
+    /// The projection after the mutation (digested into the outcome record).
+    pub post_state: Option<BTreeMap<String, Value>>,
+    pub error: Option<String>,
+}
+
+/// What reconciliation after a crash found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reconciled {
+    /// The target shows the expected post-state.
+    Applied,
+    /// The target shows the pre-state unchanged.
+    NotApplied,
+    /// Neither can be shown.
+    Uncertain,
+}
+
+/// Per-operation facts a platform declares (spec section 9: "the op's profile says so").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct OpProfile {
+    /// The precondition that pins the observed state, or `None` where the platform has none.
+    pub precondition: Option<&'static str>,
+    /// Whether the operation removes state that cannot be restored.
+    pub irreversible: bool,
+}
+
+/// A platform.
+pub trait Target: ScopeCheck + Send + Sync + 'static {
+    /// Which platform this drives.
+    fn platform(&self) -> Platform;
+
+    /// The operation's profile, or an error if the op is unknown.
+    fn profile(&self, op: &str) -> Result<OpProfile, TargetError>;
+
+    /// Read the live projection at `pointers` and the version that will pin the mutation,
+    /// with a read-only identity (check 11).
+    fn observe<'a>(&'a self, exec: &'a Execution) -> TargetFuture<'a, Observation>;
+
+    /// Mint a credential scoped to exactly this operation on this target (step 14).
+    fn mint<'a>(&'a self, exec: &'a Execution) -> TargetFuture<'a, Identity>;
+
+    /// Perform the mutation with `identity` and the precondition from `exec.observed_version`
+    /// (step 15). Platform refusals are a [`MutationResult`] with `Failed`, not an error;
+    /// an error means the call's fate is unknown.
+    fn mutate<'a>(&'a self, exec: &'a Execution, identity: &'a Identity) -> TargetFuture<'a, MutationResult>;
+
+    /// Revoke or delete the credential (step 16).
+    fn retire<'a>(&'a self, exec: &'a Execution, identity: Identity) -> TargetFuture<'a, ()>;
+
+    /// After a crash: observe (never mutate) and compare with the expected post-state.
+    fn reconcile<'a>(&'a self, exec: &'a Execution) -> TargetFuture<'a, Reconciled>;
+}
