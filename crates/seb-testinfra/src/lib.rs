@@ -1,0 +1,29 @@
+//! # seb-testinfra
+//!
+//! The project's own harness for the real services its tests need. Each module starts one
+//! service on loopback, installing what is missing (Debian packages, PyPI packages, or a
+//! build from Debian's source package), waits until it is ready, and stops it when the
+//! handle is dropped — or, if the test process dies, when the watchdog notices its parent is
+//! gone. Nothing is silently skipped: a service that cannot be started is an error, and the
+//! tests that need it fail.
+//!
+//! - [`process`]: supervised child processes, free ports, readiness polling.
+//! - [`kube`]: etcd + kube-apiserver (built from Debian's `kubernetes` source package).
+//! - [`moto`]: moto_server with IAM enforcement.
+//! - [`postgres`]: a throwaway PostgreSQL cluster.
+
+pub mod process;
+
+/// Why a service could not be provided.
+#[derive(Debug, thiserror::Error)]
+pub enum InfraError {
+    /// A command needed to install or start the service failed.
+    #[error("`{command}` failed: {detail}")]
+    Command { command: String, detail: String },
+    /// The service did not become ready in time.
+    #[error("{service} not ready after {seconds} s: {detail}")]
+    NotReady { service: &'static str, seconds: u64, detail: String },
+    /// Filesystem or process error.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
