@@ -126,6 +126,54 @@ pub enum Reconciled {
     Uncertain,
 }
 
+/// What to observe: the operation's target and the pointers of the projection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObserveRequest {
+    pub op: String,
+    pub target: Value,
+    pub params: Value,
+    /// RFC 6901 pointers into the live object; `""` is the whole object with status and
+    /// volatile metadata removed (the default projection).
+    pub pointers: Vec<String>,
+}
+
+impl Execution {
+    /// What to observe for this execution's drift check.
+    pub fn observe_request(&self) -> ObserveRequest {
+        ObserveRequest {
+            op: self.op.clone(),
+            target: self.target.clone(),
+            params: self.params.clone(),
+            pointers: self.evidence.keys().cloned().collect(),
+        }
+    }
+}
+
+/// The five consequence factors of spec section 5, each in 0..=1, with the rule that set it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsequenceFactors {
+    pub blast_radius: f64,
+    pub privilege_expansion: f64,
+    pub data_sensitivity: f64,
+    pub irreversibility: f64,
+    pub uncertainty: f64,
+    /// Human-readable reasons, one per rule that fired (shown to approvers, recorded).
+    pub reasons: Vec<String>,
+}
+
+/// The admission side of a platform: pure rules for compiling proposals into contracts and
+/// scoring their consequence. No I/O.
+pub trait PlatformProfile: Send + Sync {
+    /// Which platform.
+    fn platform(&self) -> Platform;
+    /// Validate `op`/`target`/`params` against the platform and return them normalised.
+    fn compile(&self, op: &str, target: &Value, params: &Value) -> Result<(Value, Value), TargetError>;
+    /// The evidence pointers this operation depends on by default.
+    fn default_pointers(&self, op: &str, target: &Value, params: &Value) -> Vec<String>;
+    /// Documented per-platform consequence rules.
+    fn consequence(&self, op: &str, target: &Value, params: &Value) -> ConsequenceFactors;
+}
+
 /// Per-operation facts a platform declares (spec section 9: "the op's profile says so").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct OpProfile {
@@ -143,9 +191,10 @@ pub trait Target: ScopeCheck + Send + Sync + 'static {
     /// The operation's profile, or an error if the op is unknown.
     fn profile(&self, op: &str) -> Result<OpProfile, TargetError>;
 
-    /// Read the live projection at `pointers` and the version that will pin the mutation,
-    /// with a read-only identity (check 11).
-    fn observe<'a>(&'a self, exec: &'a Execution) -> TargetFuture<'a, Observation>;
+    /// Read the live projection at `req.pointers` and the version that will pin the
+    /// mutation, with a read-only identity (admission's evidence, and check 11). An object
+    /// that does not exist is an observation (absent values, version `None`), not an error.
+    fn observe<'a>(&'a self, req: &'a ObserveRequest) -> TargetFuture<'a, Observation>;
 
     /// Mint a credential scoped to exactly this operation on this target (step 14).
     fn mint<'a>(&'a self, exec: &'a Execution) -> TargetFuture<'a, Identity>;
