@@ -1,0 +1,501 @@
+//! The manifests `seb deploy kubernetes` prints or applies (spec section 9): namespaces, the
+//! broker's minimum RBAC, the agents' read-only RBAC, the ValidatingWebhookConfiguration
+//! (failurePolicy Fail) and, for clusters ≥ 1.30, a ValidatingAdmissionPolicy with its binding.
+//! Pure: the objects are built as JSON and printed as YAML.
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+/// The label that marks a namespace as protected (selected by the webhook and the policy).
+/// Kubernetes before 1.21 has no `kubernetes.io/metadata.name` label, so a label of our own.
+pub const PROTECTED_LABEL: &str = "seb.io/protected";
+
+/// The path of the admission endpoint on the broker.
+pub const ADMISSION_PATH: &str = "/v1/kubernetes/admission-review";
+
+/// A subject of a binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// A ServiceAccount.
+    ServiceAccount { namespace: String, name: String },
+    /// A user (static token, OIDC, client certificate…).
+    User(String),
+    /// A group.
+    Group(String),
+}
+
+impl Subject {
+    fn to_value(&self) -> Value {
+        match self {
+            Subject::ServiceAccount { namespace, name } => {
+                json!({"kind": "ServiceAccount", "name": name, "namespace": namespace})
+            }
+            Subject::User(n) => {
+                json!({"kind": "User", "name": n, "apiGroup": "rbac.authorization.k8s.io"})
+            }
+            Subject::Group(n) => {
+                json!({"kind": "Group", "name": n, "apiGroup": "rbac.authorization.k8s.io"})
+            }
+        }
+    }
+
+    /// The username the API server sees (for users and ServiceAccounts).
+    pub fn username(&self) -> Option<String> {
+        match self {
+            Subject::ServiceAccount { namespace, name } => {
+                Some(format!("system:serviceaccount:{namespace}:{name}"))
+            }
+            Subject::User(n) => Some(n.clone()),
+            Subject::Group(_) => None,
+        }
+    }
+}
+
+/// Where the API server reaches the broker's admission endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookEndpoint {
+    /// A Service in the cluster (the usual deployment).
+    Service { namespace: String, name: String, port: u16 },
+    /// A URL (a broker outside the cluster; must be https).
+    Url(String),
+}
+
+/// What to deploy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployConfig {
+    /// The broker's namespace (its ServiceAccount, Service and Deployment live there).
+    pub broker_namespace: String,
+    /// Who the broker is. Default: the ServiceAccount `seb-broker` in `broker_namespace`.
+    pub broker: Subject,
+    /// Where execution ServiceAccounts are created.
+    pub exec_namespace: String,
+    /// Namespaces guarded by the webhook and the policy.
+    pub protected_namespaces: Vec<String>,
+    /// Further namespaces the broker may act in without admission protection (the scope check
+    /// then refuses `create` and constraints there).
+    pub unprotected_namespaces: Vec<String>,
+    /// Who the agents are (read-only in every managed namespace).
+    pub agents: Vec<Subject>,
+    /// The admission endpoint.
+    pub webhook: WebhookEndpoint,
+    /// PEM of the CA that signed the broker's serving certificate (the webhook's caBundle).
+    pub ca_bundle_pem: String,
+    /// Webhook timeout (1..=30 s).
+    pub timeout_seconds: u8,
+    /// Identities always allowed in protected namespaces (see `webhook::WebhookPolicy`).
+    pub exempt_usernames: Vec<String>,
+    pub exempt_username_prefixes: Vec<String>,
+    pub exempt_groups: Vec<String>,
+    /// Emit the Namespace objects (with the protection label).
+    pub emit_namespaces: bool,
+    /// Emit the ValidatingAdmissionPolicy and its binding (clusters ≥ 1.30).
+    pub emit_admission_policy: bool,
+}
+
+impl DeployConfig {
+    /// Defaults: broker `seb-system/seb-broker`, executions in `seb-exec`, agents the group
+    /// `seb:agents`, the webhook at the Service `seb-system/seb-broker:8443`, the control-plane
+    /// exemptions of `WebhookPolicy::new`.
+    pub fn new(protected_namespaces: Vec<String>, ca_bundle_pem: String) -> Self {
+        Self {
+            broker_namespace: "seb-system".into(),
+            broker: Subject::ServiceAccount {
+                namespace: "seb-system".into(),
+                name: "seb-broker".into(),
+            },
+            exec_namespace: "seb-exec".into(),
+            protected_namespaces,
+            unprotected_namespaces: Vec::new(),
+            agents: vec![Subject::Group("seb:agents".into())],
+            webhook: WebhookEndpoint::Service {
+                namespace: "seb-system".into(),
+                name: "seb-broker".into(),
+                port: 8443,
+            },
+            ca_bundle_pem,
+            timeout_seconds: 10,
+            exempt_usernames: vec![
+                "system:kube-controller-manager".into(),
+                "system:kube-scheduler".into(),
+            ],
+            exempt_username_prefixes: vec!["system:serviceaccount:kube-system:".into()],
+            exempt_groups: vec!["system:nodes".into()],
+            emit_namespaces: true,
+            emit_admission_policy: true,
+        }
+    }
+
+    /// The webhook policy the broker must serve with, consistent with these manifests.
+    pub fn webhook_policy(&self) -> crate::webhook::WebhookPolicy {
+        crate::webhook::WebhookPolicy {
+            protected_namespaces: self.protected_namespaces.iter().cloned().collect(),
+            broker_username: self.broker.username().unwrap_or_default(),
+            exec_namespace: self.exec_namespace.clone(),
+            exempt_usernames: self.exempt_usernames.iter().cloned().collect(),
+            exempt_username_prefixes: self.exempt_username_prefixes.clone(),
+            exempt_groups: self.exempt_groups.iter().cloned().collect(),
+        }
+    }
+
+    fn managed(&self) -> impl Iterator<Item = &String> {
+        self.protected_namespaces.iter().chain(self.unprotected_namespaces.iter())
+    }
+}
+
+const BROKER_GRANTS: &str = "seb-broker-grants";
+const BROKER_OBSERVE: &str = "seb-broker-observe";
+const BROKER_IDENTITIES: &str = "seb-broker-identities";
+const AGENT_READ: &str = "seb-agent-read";
+
+fn labels() -> Value {
+    json!({"app.kubernetes.io/name": "seb", "app.kubernetes.io/component": "broker"})
+}
+
+fn role_binding(name: &str, ns: &str, role_kind: &str, role: &str, subjects: Vec<Value>) -> Value {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": name, "namespace": ns, "labels": labels()},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role},
+        "subjects": subjects,
+    })
+}
+
+/// Every object, in apply order.
+pub fn objects(cfg: &DeployConfig) -> Vec<Value> {
+    let mut out = Vec::new();
+    let broker = cfg.broker.to_value();
+    if cfg.emit_namespaces {
+        out.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": cfg.broker_namespace, "labels": labels()}}));
+        if cfg.exec_namespace != cfg.broker_namespace {
+            out.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": cfg.exec_namespace, "labels": labels()}}));
+        }
+        for ns in &cfg.protected_namespaces {
+            out.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {PROTECTED_LABEL: "true"}}}));
+        }
+    }
+    if let Subject::ServiceAccount { namespace, name } = &cfg.broker {
+        out.push(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": namespace, "labels": labels()}}));
+    }
+    // 1. Execution identities: only in the execution namespace; no get/list (the broker never
+    //    needs to read them), no update (nothing to change).
+    out.push(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": BROKER_IDENTITIES, "namespace": cfg.exec_namespace, "labels": labels()},
+        "rules": [
+            {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["create", "delete"]},
+            {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
+        ],
+    }));
+    out.push(role_binding(
+        BROKER_IDENTITIES,
+        &cfg.exec_namespace,
+        "Role",
+        BROKER_IDENTITIES,
+        vec![broker.clone()],
+    ));
+    // 2. Per-execution grants: create/delete Roles and RoleBindings. `escalate` and `bind`
+    //    let the broker write a Role it does not itself hold (it holds no mutating verb on
+    //    workload objects); the admission webhook holds every such Role to the exact grant of
+    //    a live execution. Bound per managed namespace, so it is namespaced power only.
+    out.push(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": BROKER_GRANTS, "labels": labels()},
+        "rules": [
+            {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["create", "delete", "escalate", "bind"]},
+            {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"], "verbs": ["create", "delete"]},
+        ],
+    }));
+    // 3. Observation (drift check, evidence, reconcile): `get` only.
+    out.push(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": BROKER_OBSERVE, "labels": labels()},
+        "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["get"]}],
+    }));
+    // 4. Agents: read-only, secrets excluded (RBAC has no deny, so the readable kinds are listed).
+    out.push(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": AGENT_READ, "labels": labels()},
+        "rules": [
+            {"apiGroups": [""], "resources": ["configmaps", "services", "endpoints", "pods", "pods/log", "serviceaccounts",
+                "persistentvolumeclaims", "replicationcontrollers", "replicationcontrollers/scale", "events", "limitranges", "resourcequotas"],
+             "verbs": ["get", "list", "watch"]},
+            {"apiGroups": ["apps", "batch", "autoscaling", "policy", "networking.k8s.io", "discovery.k8s.io"], "resources": ["*"], "verbs": ["get", "list", "watch"]},
+        ],
+    }));
+    let agents: Vec<Value> = cfg.agents.iter().map(Subject::to_value).collect();
+    for ns in cfg.managed() {
+        out.push(role_binding(
+            BROKER_GRANTS,
+            ns,
+            "ClusterRole",
+            BROKER_GRANTS,
+            vec![broker.clone()],
+        ));
+        out.push(role_binding(
+            BROKER_OBSERVE,
+            ns,
+            "ClusterRole",
+            BROKER_OBSERVE,
+            vec![broker.clone()],
+        ));
+        if !agents.is_empty() {
+            out.push(role_binding(AGENT_READ, ns, "ClusterRole", AGENT_READ, agents.clone()));
+        }
+    }
+    out.push(webhook_configuration(cfg));
+    if cfg.emit_admission_policy {
+        out.extend(admission_policy(cfg));
+    }
+    out
+}
+
+/// The ValidatingWebhookConfiguration alone (tests register it on its own).
+pub fn webhook_configuration(cfg: &DeployConfig) -> Value {
+    let ca = base64::engine::general_purpose::STANDARD.encode(cfg.ca_bundle_pem.as_bytes());
+    let client_config = match &cfg.webhook {
+        WebhookEndpoint::Service { namespace, name, port } => {
+            json!({"service": {"namespace": namespace, "name": name, "port": port, "path": ADMISSION_PATH}, "caBundle": ca})
+        }
+        WebhookEndpoint::Url(u) => json!({"url": u, "caBundle": ca}),
+    };
+    let selector = json!({"matchLabels": {PROTECTED_LABEL: "true"}});
+    let hook = |name: &str, rules: Value| {
+        json!({
+            "name": name,
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Fail",
+            "matchPolicy": "Equivalent",
+            "timeoutSeconds": cfg.timeout_seconds.clamp(1, 30),
+            "namespaceSelector": selector,
+            "clientConfig": client_config,
+            "rules": rules,
+        })
+    };
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "seb-broker", "labels": labels()},
+        "webhooks": [
+            hook("objects.seb.io", json!([
+                {"apiGroups": ["*"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE", "DELETE"], "resources": ["*", "*/scale"], "scope": "Namespaced"},
+                {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CONNECT"], "resources": ["pods/exec", "pods/attach", "pods/portforward"], "scope": "Namespaced"},
+            ])),
+            // A Namespace object is matched by its own labels: removing the protection label
+            // or deleting a protected namespace goes through the broker too.
+            hook("namespaces.seb.io", json!([
+                {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE", "DELETE"], "resources": ["namespaces"], "scope": "Cluster"},
+            ])),
+        ],
+    })
+}
+
+fn cel_str(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// The CEL rule of the ValidatingAdmissionPolicy: the same identities as the webhook, without
+/// the certificate match (a policy cannot see the broker's live executions; each execution
+/// identity's RBAC pins it to one verb on one object, and the webhook checks the rest).
+pub fn admission_policy_expression(cfg: &DeployConfig) -> String {
+    let mut alternatives = vec![format!(
+        "(request.userInfo.username.startsWith({}) && (!has(request.subResource) || request.subResource == '' || request.subResource == 'scale'))",
+        cel_str(&format!("system:serviceaccount:{}:seb-exec-", cfg.exec_namespace))
+    )];
+    if let Some(b) = cfg.broker.username() {
+        alternatives.push(format!(
+            "(request.userInfo.username == {} && request.resource.group == 'rbac.authorization.k8s.io' && (request.resource.resource == 'roles' || request.resource.resource == 'rolebindings') && request.name.startsWith('seb-exec-'))",
+            cel_str(&b)
+        ));
+    }
+    if !cfg.exempt_usernames.is_empty() {
+        let list: Vec<String> = cfg.exempt_usernames.iter().map(|u| cel_str(u)).collect();
+        alternatives.push(format!("request.userInfo.username in [{}]", list.join(", ")));
+    }
+    for p in &cfg.exempt_username_prefixes {
+        alternatives.push(format!("request.userInfo.username.startsWith({})", cel_str(p)));
+    }
+    for g in &cfg.exempt_groups {
+        alternatives.push(format!(
+            "(has(request.userInfo.groups) && {} in request.userInfo.groups)",
+            cel_str(g)
+        ));
+    }
+    alternatives.join(" || ")
+}
+
+/// The ValidatingAdmissionPolicy and its binding (admissionregistration.k8s.io/v1, ≥ 1.30).
+pub fn admission_policy(cfg: &DeployConfig) -> Vec<Value> {
+    let selector = json!({"matchLabels": {PROTECTED_LABEL: "true"}});
+    vec![
+        json!({
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": "seb-protected-namespaces", "labels": labels()},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "namespaceSelector": selector,
+                    "resourceRules": [
+                        {"apiGroups": ["*"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE", "DELETE"], "resources": ["*", "*/scale"], "scope": "Namespaced"},
+                        {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CONNECT"], "resources": ["pods/exec", "pods/attach", "pods/portforward"], "scope": "Namespaced"},
+                    ],
+                },
+                "validations": [{
+                    "expression": admission_policy_expression(cfg),
+                    "message": "mutations in SEB-protected namespaces need a certified execution (seb broker)",
+                    "reason": "Forbidden",
+                }],
+            },
+        }),
+        json!({
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": "seb-protected-namespaces", "labels": labels()},
+            "spec": {
+                "policyName": "seb-protected-namespaces",
+                "validationActions": ["Deny"],
+                "matchResources": {"namespaceSelector": selector},
+            },
+        }),
+    ]
+}
+
+/// All manifests as one multi-document YAML stream.
+pub fn manifests(cfg: &DeployConfig) -> String {
+    let mut out = String::from(
+        "# SEB on Kubernetes: generated by `seb deploy kubernetes` (seb_kube::deploy::manifests)\n",
+    );
+    for o in objects(cfg) {
+        out.push_str("---\n");
+        match serde_saphyr::to_string(&o) {
+            Ok(y) => out.push_str(&y),
+            // Every JSON document is YAML; never reached with these objects.
+            Err(_) => out.push_str(&o.to_string()),
+        }
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> DeployConfig {
+        DeployConfig::new(
+            vec!["prod".into(), "payments".into()],
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into(),
+        )
+    }
+
+    #[test]
+    fn yaml_round_trips_to_the_objects() {
+        let c = cfg();
+        let y = manifests(&c);
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&y).unwrap();
+        let objs = objects(&c);
+        assert_eq!(docs.len(), objs.len());
+        for (d, o) in docs.iter().zip(&objs) {
+            assert_eq!(d, o);
+        }
+        for d in &docs {
+            assert!(
+                d["apiVersion"].is_string()
+                    && d["kind"].is_string()
+                    && d["metadata"]["name"].is_string(),
+                "{d}"
+            );
+        }
+    }
+
+    #[test]
+    fn webhook_fails_closed_on_protected_namespaces() {
+        let w = webhook_configuration(&cfg());
+        for h in w["webhooks"].as_array().unwrap() {
+            assert_eq!(h["failurePolicy"], "Fail");
+            assert_eq!(h["sideEffects"], "None");
+            assert_eq!(h["namespaceSelector"]["matchLabels"][PROTECTED_LABEL], "true");
+            assert_eq!(h["clientConfig"]["service"]["path"], ADMISSION_PATH);
+            assert!(h["clientConfig"]["caBundle"].as_str().unwrap().starts_with("LS0t"));
+        }
+        let objs = objects(&cfg());
+        let prod = objs
+            .iter()
+            .find(|o| o["kind"] == "Namespace" && o["metadata"]["name"] == "prod")
+            .unwrap();
+        assert_eq!(prod["metadata"]["labels"][PROTECTED_LABEL], "true");
+    }
+
+    #[test]
+    fn broker_rbac_is_minimal_and_agents_read_only() {
+        let objs = objects(&cfg());
+        let verbs = |name: &str| -> Vec<String> {
+            let r = objs
+                .iter()
+                .find(|o| {
+                    o["metadata"]["name"] == name
+                        && (o["kind"] == "ClusterRole" || o["kind"] == "Role")
+                })
+                .unwrap();
+            r["rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|r| {
+                    r["verbs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned())
+                })
+                .collect()
+        };
+        let mutating = ["update", "patch", "deletecollection", "*"];
+        for role in [BROKER_GRANTS, BROKER_OBSERVE, BROKER_IDENTITIES] {
+            assert!(
+                verbs(role).iter().all(|v| !mutating.contains(&v.as_str())),
+                "{role}: {:?}",
+                verbs(role)
+            );
+        }
+        assert_eq!(verbs(BROKER_OBSERVE), vec!["get"]);
+        assert!(verbs(AGENT_READ).iter().all(|v| ["get", "list", "watch"].contains(&v.as_str())));
+        let agent = objs
+            .iter()
+            .find(|o| o["metadata"]["name"] == AGENT_READ && o["kind"] == "ClusterRole")
+            .unwrap();
+        assert!(!agent.to_string().contains("secrets"));
+        // Nothing the broker holds is cluster-wide: every ClusterRole is bound per namespace.
+        assert!(objs.iter().all(|o| o["kind"] != "ClusterRoleBinding"));
+        let grants: Vec<_> = objs
+            .iter()
+            .filter(|o| o["kind"] == "RoleBinding" && o["metadata"]["name"] == BROKER_GRANTS)
+            .collect();
+        assert_eq!(grants.len(), 2);
+    }
+
+    #[test]
+    fn admission_policy_is_well_formed_for_1_30() {
+        let c = cfg();
+        let p = admission_policy(&c);
+        assert_eq!(p[0]["kind"], "ValidatingAdmissionPolicy");
+        assert_eq!(p[0]["apiVersion"], "admissionregistration.k8s.io/v1");
+        assert_eq!(p[1]["spec"]["policyName"], p[0]["metadata"]["name"]);
+        assert_eq!(p[1]["spec"]["validationActions"], json!(["Deny"]));
+        let e = admission_policy_expression(&c);
+        assert!(e.contains("'system:serviceaccount:seb-exec:seb-exec-'"));
+        assert!(e.contains("'system:serviceaccount:seb-system:seb-broker'"));
+        assert!(!e.contains("system:masters"));
+        // Balanced parentheses and quotes.
+        let mut depth = 0i32;
+        let mut in_str = false;
+        for ch in e.chars() {
+            match ch {
+                '\'' => in_str = !in_str,
+                '(' if !in_str => depth += 1,
+                ')' if !in_str => depth -= 1,
+                _ => {}
+            }
+            assert!(depth >= 0);
+        }
+        assert!(depth == 0 && !in_str, "{e}");
+        let no_vap = DeployConfig { emit_admission_policy: false, ..c };
+        assert!(objects(&no_vap).iter().all(|o| o["kind"] != "ValidatingAdmissionPolicy"));
+    }
+}
