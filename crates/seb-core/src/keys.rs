@@ -20,7 +20,8 @@ pub enum KeyError {
     /// Not valid base64 (standard alphabet, canonical padding) or not 32 bytes.
     #[error("public key is not 32 bytes of canonical base64")]
     Encoding,
-    /// The bytes are not a valid curve point.
+    /// The bytes are not the canonical encoding of a valid curve point (RFC 8032 §5.1.3: a
+    /// y-coordinate ≥ p is refused).
     #[error("public key is not a valid Ed25519 point")]
     InvalidPoint,
     /// The key has small order (accepts forged signatures); refused.
@@ -85,13 +86,27 @@ impl<'de> Deserialize<'de> for KeyId {
     }
 }
 
+/// Whether a compressed point encodes its y-coordinate canonically (y < p = 2^255 − 19; the
+/// top bit is the sign of x). Only y in p..2^255 − 1 is non-canonical: low 255 bits of
+/// `0x7fff…ffed` or more.
+fn is_canonical_y(bytes: &[u8; 32]) -> bool {
+    let [first, middle @ .., last] = bytes;
+    !(*last & 0x7f == 0x7f && middle.iter().all(|b| *b == 0xff) && *first >= 0xed)
+}
+
 /// A verified-to-be-safe Ed25519 public key (valid point, not of small order).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct PublicKey(VerifyingKey);
 
 impl PublicKey {
-    /// Parse 32 raw bytes, refusing invalid points and small-order keys.
+    /// Parse 32 raw bytes, refusing non-canonical encodings, invalid points and small-order
+    /// keys.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, KeyError> {
+        // ed25519-dalek decompresses y ≥ p as y − p, so without this check the same point has
+        // a second encoding (and a second key id).
+        if !is_canonical_y(bytes) {
+            return Err(KeyError::InvalidPoint);
+        }
         let vk = VerifyingKey::from_bytes(bytes).map_err(|_| KeyError::InvalidPoint)?;
         if vk.is_weak() {
             return Err(KeyError::WeakKey);
@@ -260,6 +275,28 @@ mod tests {
         assert_eq!(pk.kid().as_str().len(), 64);
         assert_eq!(PublicKey::from_base64(&pk.to_base64()), Ok(pk));
         assert!(!format!("{sk:?}").contains(&hex::encode([7u8; 32])));
+    }
+
+    /// Regression: y ≥ p used to decode (as y − p), giving a point a second encoding.
+    #[test]
+    fn non_canonical_encodings_are_refused() {
+        // y = 3 has a point of large order; its non-canonical twin is p + 3.
+        let mut canonical = [0u8; 32];
+        canonical[0] = 3;
+        assert!(PublicKey::from_bytes(&canonical).is_ok());
+        let mut twin = [0xffu8; 32];
+        twin[0] = 0xed + 3;
+        twin[31] = 0x7f;
+        assert_eq!(PublicKey::from_bytes(&twin), Err(KeyError::InvalidPoint));
+        twin[31] = 0xff; // with the sign bit set
+        assert_eq!(PublicKey::from_bytes(&twin), Err(KeyError::InvalidPoint));
+        // p − 1 (y = −1, order 2) is canonical but weak; p itself (y = 0) is non-canonical.
+        let mut p_minus_1 = [0xffu8; 32];
+        p_minus_1[0] = 0xec;
+        p_minus_1[31] = 0x7f;
+        assert_eq!(PublicKey::from_bytes(&p_minus_1), Err(KeyError::WeakKey));
+        p_minus_1[0] = 0xed;
+        assert_eq!(PublicKey::from_bytes(&p_minus_1), Err(KeyError::InvalidPoint));
     }
 
     #[test]
