@@ -12,6 +12,7 @@
 //! - [`moto`]: moto_server with IAM enforcement.
 //! - [`postgres`]: a throwaway PostgreSQL cluster.
 
+pub mod kube;
 pub mod moto;
 pub mod process;
 
