@@ -1,0 +1,72 @@
+//! What agents, approvers and operators sign: shared by the CLI, the tests and the server.
+//!
+//! Proposals and approvals are the spec's `proposal` and `approval` envelopes. Operator
+//! commands (revocation, policy load) are not protocol statements: they are authenticated
+//! requests, the JSON body signed by a registered admin key as
+//! `PAE("application/vnd.seb.admission-admin+json;v=1", body)` and sent in the
+//! [`ADMIN_SIGNATURE_HEADER`] header as `<kid>:<base64 signature>`.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use seb_core::envelope::{Envelope, EnvelopeSignature, PayloadType, pae};
+use seb_core::json::{self, JsonError};
+use seb_core::keys::SigningKey;
+use seb_core::types::{Approval, Proposal};
+use seb_store::Revocation;
+use serde::{Deserialize, Serialize};
+
+/// Media type of signed admin requests.
+pub const ADMIN_MEDIA_TYPE: &str = "application/vnd.seb.admission-admin+json;v=1";
+/// Header carrying an admin request's signature: `<kid>:<base64 signature>`.
+pub const ADMIN_SIGNATURE_HEADER: &str = "seb-admin-signature";
+
+/// An operator command. Exactly one of `revoke` and `load_policy` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminRequest {
+    /// Unique per request (replays within the freshness window are refused).
+    pub request_id: String,
+    /// The admin's name (must own the signing key).
+    pub admin: String,
+    /// When it was signed (Unix ms).
+    pub at_ms: u64,
+    /// Revoke a cid, an agent, or everything.
+    #[serde(default)]
+    pub revoke: Option<Revocation>,
+    /// Load this Cedar policy text.
+    #[serde(default)]
+    pub load_policy: Option<String>,
+}
+
+/// Sign a proposal as its agent.
+pub fn sign_proposal(p: &Proposal, agent: &SigningKey) -> Result<Envelope, JsonError> {
+    Envelope::sign(PayloadType::Proposal, p, agent)
+}
+
+/// Sign an approval as an approver.
+pub fn sign_approval(a: &Approval, approver: &SigningKey) -> Result<Envelope, JsonError> {
+    Envelope::sign(PayloadType::Approval, a, approver)
+}
+
+/// Encode and sign an admin request: returns the body and the signature header value.
+pub fn sign_admin(r: &AdminRequest, admin: &SigningKey) -> Result<(Vec<u8>, String), JsonError> {
+    let body = json::canonical(r)?;
+    let sig = admin.sign_b64(&pae(ADMIN_MEDIA_TYPE, &body));
+    Ok((body, format!("{}:{sig}", admin.kid())))
+}
+
+/// Sign a break-glass draft's payload (standard base64 of the canonical certificate
+/// payload, as served by the draft endpoint) as one operator.
+pub fn sign_break_glass(
+    payload_b64: &str,
+    operator: &SigningKey,
+) -> Result<EnvelopeSignature, base64::DecodeError> {
+    let bytes = STANDARD.decode(payload_b64)?;
+    let msg = pae(PayloadType::Certificate.media_type(), &bytes);
+    Ok(EnvelopeSignature { keyid: operator.kid().to_string(), sig: operator.sign_b64(&msg) })
+}
+
+/// A fresh proposal id.
+pub fn new_proposal_id() -> String {
+    format!("p-{}", uuid::Uuid::now_v7())
+}

@@ -1,0 +1,196 @@
+//! The admission API (spec section 11), mounted under `/v1/admission`.
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /v1/admission/proposals` | submit a signed `proposal` envelope → 201 + the proposal |
+//! | `GET /v1/admission/proposals?status&agent` | list (summaries) |
+//! | `GET /v1/admission/proposals/{id}` | one proposal: contract, evidence, score, policy, path, approvals |
+//! | `POST /v1/admission/proposals/{id}/approvals` | add a signed `approval` envelope |
+//! | `GET /v1/admission/proposals/{id}/certificate` | the certificate envelope (409 until certified) |
+//! | `GET`/`POST /v1/admission/proposals/{id}/break-glass` | show / create the break-glass draft |
+//! | `POST /v1/admission/proposals/{id}/break-glass/signatures` | add one operator signature `{keyid, sig}` |
+//! | `POST /v1/admission/revocations` | admin-signed `{revoke: …}` → signed epoch statement |
+//! | `GET`/`POST /v1/admission/policy` | the policy in force and its history / admin-signed `{load_policy}` |
+//! | `GET /v1/admission/epochs` | active epochs and revocations |
+//! | `GET /v1/admission/epochs/statement` | a fresh signed epoch statement (TTL `statement_ttl_ms`) |
+//! | `GET /v1/admission/keys` | issuer key, break-glass operators and quorum |
+//!
+//! Errors are `application/problem+json` with a stable `error` code.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::client::ADMIN_SIGNATURE_HEADER;
+use crate::error::AdmissionError;
+use crate::service::Admission;
+
+type St = State<Arc<Admission>>;
+
+/// The router, with state already applied, usable as extra routes of any router state `S`.
+pub fn router<S: Clone + Send + Sync + 'static>(admission: Arc<Admission>) -> Router<S> {
+    Router::new()
+        .route("/v1/admission/proposals", post(submit).get(list))
+        .route("/v1/admission/proposals/{id}", get(show))
+        .route("/v1/admission/proposals/{id}/approvals", post(approve))
+        .route("/v1/admission/proposals/{id}/certificate", get(certificate))
+        .route("/v1/admission/proposals/{id}/break-glass", get(bg_show).post(bg_create))
+        .route("/v1/admission/proposals/{id}/break-glass/signatures", post(bg_sign))
+        .route("/v1/admission/revocations", post(revoke))
+        .route("/v1/admission/policy", get(policy).post(load_policy))
+        .route("/v1/admission/epochs", get(epochs))
+        .route("/v1/admission/epochs/statement", get(statement))
+        .route("/v1/admission/keys", get(keys))
+        .with_state(admission)
+}
+
+/// An RFC 9457 problem response for an admission error.
+pub fn problem(e: &AdmissionError) -> Response {
+    let status = e.http_status();
+    let body = json!({
+        "type": format!("https://seb.invalid/problems/admission/{}", e.code()),
+        "title": e.code(),
+        "status": status,
+        "detail": e.to_string(),
+        "error": e.code(),
+    });
+    let mut resp = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        axum::Json(body),
+    )
+        .into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    resp
+}
+
+fn reply<T: serde::Serialize>(status: StatusCode, r: Result<T, AdmissionError>) -> Response {
+    match r {
+        Ok(v) => (status, axum::Json(v)).into_response(),
+        Err(e) => problem(&e),
+    }
+}
+
+async fn read(a: &Admission, body: Body) -> Result<Bytes, AdmissionError> {
+    axum::body::to_bytes(body, a.body_limit()).await.map_err(|_| {
+        AdmissionError::Parse(format!("body exceeds {} bytes or could not be read", a.body_limit()))
+    })
+}
+
+async fn submit(State(a): St, body: Body) -> Response {
+    let r = match read(&a, body).await {
+        Ok(b) => a.submit(&b).await,
+        Err(e) => Err(e),
+    };
+    reply(StatusCode::CREATED, r)
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQ {
+    status: Option<String>,
+    agent: Option<String>,
+}
+
+async fn list(State(a): St, Query(q): Query<ListQ>) -> Response {
+    a.expire().await;
+    reply(
+        StatusCode::OK,
+        a.list(q.status.as_deref(), q.agent.as_deref()).map(|p| json!({ "proposals": p })),
+    )
+}
+
+async fn show(State(a): St, Path(id): Path<String>) -> Response {
+    a.expire().await;
+    reply(StatusCode::OK, a.view(&id))
+}
+
+async fn approve(State(a): St, Path(id): Path<String>, body: Body) -> Response {
+    let r = match read(&a, body).await {
+        Ok(b) => a.approve(&id, &b).await,
+        Err(e) => Err(e),
+    };
+    reply(StatusCode::OK, r)
+}
+
+async fn certificate(State(a): St, Path(id): Path<String>) -> Response {
+    reply(StatusCode::OK, a.certificate(&id))
+}
+
+async fn bg_show(State(a): St, Path(id): Path<String>) -> Response {
+    reply(
+        StatusCode::OK,
+        a.view(&id).and_then(|v| {
+            v.break_glass.ok_or_else(|| AdmissionError::NotFound("no break-glass draft".into()))
+        }),
+    )
+}
+
+async fn bg_create(State(a): St, Path(id): Path<String>) -> Response {
+    reply(StatusCode::OK, a.break_glass_draft(&id).await)
+}
+
+async fn bg_sign(State(a): St, Path(id): Path<String>, body: Body) -> Response {
+    let r = match read(&a, body).await {
+        Ok(b) => a.break_glass_sign(&id, &b).await,
+        Err(e) => Err(e),
+    };
+    reply(StatusCode::OK, r)
+}
+
+fn admin_sig(h: &HeaderMap) -> Option<String> {
+    h.get(ADMIN_SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+async fn revoke(State(a): St, headers: HeaderMap, body: Body) -> Response {
+    let r = match read(&a, body).await {
+        Ok(b) => a.revoke(&b, admin_sig(&headers).as_deref()).await,
+        Err(e) => Err(e),
+    };
+    reply(StatusCode::OK, r)
+}
+
+async fn policy(State(a): St) -> Response {
+    reply(
+        StatusCode::OK,
+        a.policy().map(|(text, epoch, digest, history)| {
+            json!({ "policy_epoch": epoch, "digest": digest, "text": text, "history": history })
+        }),
+    )
+}
+
+async fn load_policy(State(a): St, headers: HeaderMap, body: Body) -> Response {
+    let r = match read(&a, body).await {
+        Ok(b) => a.load_policy(&b, admin_sig(&headers).as_deref()).await,
+        Err(e) => Err(e),
+    };
+    reply(StatusCode::OK, r.map(|epoch| json!({ "policy_epoch": epoch })))
+}
+
+async fn epochs(State(a): St) -> Response {
+    reply(StatusCode::OK, a.epochs().await)
+}
+
+async fn statement(State(a): St) -> Response {
+    reply(StatusCode::OK, a.statement().await)
+}
+
+async fn keys(State(a): St) -> Response {
+    let pk = a.issuer_key();
+    let ops: Vec<Value> = a
+        .break_glass_operators()
+        .into_iter()
+        .map(|(n, k)| json!({ "name": n, "kid": k.kid(), "public_key": k.to_base64() }))
+        .collect();
+    axum::Json(json!({
+        "issuer": { "name": a.issuer_name(), "kid": pk.kid(), "public_key": pk.to_base64() },
+        "break_glass": { "operators": ops, "quorum": a.break_glass_quorum() },
+    }))
+    .into_response()
+}

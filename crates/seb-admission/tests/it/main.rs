@@ -1,0 +1,10 @@
+//! Admission end to end: proposals through admission, certificates through a real broker
+//! (SQLite store shared with admission, the file-backed test double), over the library API
+//! and over HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+mod flows;
+mod http;
+mod policy;
+mod revocation;
