@@ -263,10 +263,10 @@ pub fn normalise_params(op: Op, target: &TargetRef, params: &Value) -> Result<Va
                 .map_err(|e| KubeError::Invalid(format!("json_patch params: {e}")))?;
             for op in ops {
                 for key in ["path", "from"] {
-                    if let Some(Value::String(p)) = op.get(key) {
-                        if touches_protected(p) {
-                            return bad(format!("json_patch must not touch `{p}`"));
-                        }
+                    if let Some(Value::String(p)) = op.get(key)
+                        && touches_protected(p)
+                    {
+                        return bad(format!("json_patch must not touch `{p}`"));
                     }
                 }
             }

@@ -340,10 +340,11 @@ impl KubeTarget {
             ("Role", role.map(|_| ())),
             ("ServiceAccount", sa.map(|_| ())),
         ] {
-            if let Err(e) = r {
-                if !is_not_found(&e) && first_err.is_none() {
-                    first_err = Some(api_err(&format!("delete {what}"), e));
-                }
+            if let Err(e) = r
+                && !is_not_found(&e)
+                && first_err.is_none()
+            {
+                first_err = Some(api_err(&format!("delete {what}"), e));
             }
         }
         first_err.map_or(Ok(()), Err)
@@ -455,10 +456,10 @@ impl KubeTarget {
         let to_value = |o: DynamicObject| serde_json::to_value(o).map_err(kube::Error::SerdeError);
         let with_rv = |p: &Value| -> Value {
             let mut p = p.clone();
-            if let (Some(rv), Value::Object(m)) = (rv, &mut p) {
-                if let Value::Object(meta) = m.entry("metadata").or_insert_with(|| json!({})) {
-                    meta.insert("resourceVersion".into(), Value::String(rv.to_owned()));
-                }
+            if let (Some(rv), Value::Object(m)) = (rv, &mut p)
+                && let Value::Object(meta) = m.entry("metadata").or_insert_with(|| json!({}))
+            {
+                meta.insert("resourceVersion".into(), Value::String(rv.to_owned()));
             }
             p
         };

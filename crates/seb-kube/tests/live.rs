@@ -6,6 +6,9 @@
 //! records evidence; the broker observes again (drift, check 11), takes the resourceVersion
 //! as the precondition, mints (14), mutates (15) and retires (16).
 
+// Test harness code: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

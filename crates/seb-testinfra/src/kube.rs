@@ -311,10 +311,8 @@ impl KubeApiServer {
         let ca = d("ca.crt");
         let mut apiserver = Some(apiserver);
         let ready = wait_until("kube-apiserver", Duration::from_secs(90), || {
-            if let Some(a) = apiserver.as_mut() {
-                if !a.is_running() {
-                    return Ok(()); // reported below
-                }
+            if apiserver.as_mut().is_some_and(|a| !a.is_running()) {
+                return Ok(()); // reported below
             }
             let out = run("curl", &["-s", "-m", "2", "--cacert", &ca, "-H", &auth, &readyz])
                 .map_err(|e| e.to_string())?;
