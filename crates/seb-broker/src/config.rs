@@ -1,0 +1,293 @@
+//! Broker configuration: one TOML file, with environment overrides applied by the CLI.
+//!
+//! ```toml
+//! [broker]
+//! listen = "127.0.0.1:8443"          # plain HTTP is allowed only on loopback
+//! tls_cert = "broker.crt"            # PEM; required unless listen is loopback
+//! tls_key = "broker.key.pem"
+//! key_file = "broker.seed"           # the broker's Ed25519 signing key (base64 seed)
+//! store = "sqlite:seb.db"
+//! origin = "seb.local/ledger"        # checkpoint origin line
+//!
+//! [trust]
+//! issuers = ["<base64 Ed25519 public key>"]
+//! break_glass = []
+//! break_glass_quorum = 2
+//!
+//! [[approvers]]
+//! name = "alice"
+//! role = "human"                     # validator | human
+//! public_key = "<base64>"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use seb_core::keys::{PublicKey, TrustedKeys};
+use seb_core::pipeline::{Approver, ApproverRegistry, ApproverRole, PathRules};
+use serde::{Deserialize, Serialize};
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read `{path}`: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    /// A value is not acceptable.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub broker: BrokerSection,
+    #[serde(default)]
+    pub trust: TrustSection,
+    #[serde(default)]
+    pub approvers: Vec<ApproverEntry>,
+    #[serde(default)]
+    pub path_rules: Option<PathRules>,
+    #[serde(default)]
+    pub targets: TargetsSection,
+    /// `[admission]`: the admission boundary served by the same binary (parsed by
+    /// seb-admission; see docs/admission.md).
+    #[serde(default)]
+    pub admission: Option<toml::Table>,
+}
+
+/// `[broker]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerSection {
+    /// Listen address.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// PEM certificate chain for TLS.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle; when set, clients must present a certificate it signed (mTLS).
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// The broker's Ed25519 signing key (base64 of the 32-byte seed).
+    pub key_file: PathBuf,
+    /// `sqlite:<path>` (embedded default) or `postgres://…`.
+    #[serde(default = "default_store")]
+    pub store: String,
+    /// Checkpoint origin line.
+    #[serde(default = "default_origin")]
+    pub origin: String,
+    /// Largest request body, bytes.
+    #[serde(default = "default_body_limit")]
+    pub body_limit: usize,
+    /// Allowed clock skew, ms.
+    #[serde(default = "default_skew")]
+    pub skew_ms: u64,
+    /// Longest certificate validity accepted, s.
+    #[serde(default = "default_max_validity")]
+    pub max_validity_s: u64,
+    /// How old the epoch state may be before the broker fails closed, ms.
+    #[serde(default = "default_staleness")]
+    pub epoch_max_staleness_ms: u64,
+    /// Checkpoint publication interval, s (0 = only on demand).
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval_s: u64,
+    /// Whole-request timeout, ms.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_ms: u64,
+    /// Timeout of each platform call, ms.
+    #[serde(default = "default_target_timeout")]
+    pub target_timeout_ms: u64,
+    /// Individually recorded pre-authentication failures per client per minute; the rest
+    /// are counted in a periodic summary record.
+    #[serde(default = "default_preauth_rate")]
+    pub preauth_records_per_minute: u32,
+}
+
+/// `[trust]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustSection {
+    /// Issuer (admission) public keys, base64.
+    #[serde(default)]
+    pub issuers: Vec<String>,
+    /// Break-glass operator public keys, base64 (a separate trust root).
+    #[serde(default)]
+    pub break_glass: Vec<String>,
+    /// Distinct operator signatures a break-glass certificate needs.
+    #[serde(default = "default_bg_quorum")]
+    pub break_glass_quorum: usize,
+}
+
+/// One `[[approvers]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproverEntry {
+    pub name: String,
+    pub role: ApproverRole,
+    pub public_key: String,
+}
+
+/// `[targets]`: which platforms this broker drives.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetsSection {
+    /// The file-backed test double (only in builds with the `test-double` feature).
+    #[serde(default)]
+    pub test: Option<TestTargetSection>,
+    /// Kubernetes (see docs/kubernetes.md).
+    #[serde(default)]
+    pub kubernetes: Option<toml::Table>,
+    /// AWS (see docs/aws.md).
+    #[serde(default)]
+    pub aws: Option<toml::Table>,
+}
+
+/// `[targets.test]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestTargetSection {
+    pub state_file: PathBuf,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8443))
+}
+fn default_store() -> String {
+    "sqlite:seb.db".into()
+}
+fn default_origin() -> String {
+    "seb.local/ledger".into()
+}
+fn default_body_limit() -> usize {
+    seb_core::json::DEFAULT_MAX_BODY
+}
+fn default_skew() -> u64 {
+    30_000
+}
+fn default_max_validity() -> u64 {
+    300
+}
+fn default_staleness() -> u64 {
+    5_000
+}
+fn default_checkpoint_interval() -> u64 {
+    10
+}
+fn default_request_timeout() -> u64 {
+    30_000
+}
+fn default_target_timeout() -> u64 {
+    10_000
+}
+fn default_preauth_rate() -> u32 {
+    60
+}
+fn default_bg_quorum() -> usize {
+    2
+}
+
+impl Config {
+    /// Read and validate a configuration file. Relative paths inside it are resolved against
+    /// the file's directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let mut cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.resolve_paths(base);
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.broker.key_file);
+        for p in [&mut self.broker.tls_cert, &mut self.broker.tls_key, &mut self.broker.client_ca]
+            .into_iter()
+            .flatten()
+        {
+            fix(p);
+        }
+        if let Some(rest) = self.broker.store.strip_prefix("sqlite:") {
+            let p = Path::new(rest);
+            if p.is_relative() {
+                self.broker.store = format!("sqlite:{}", base.join(p).display());
+            }
+        }
+        if let Some(t) = &mut self.targets.test {
+            fix(&mut t.state_file);
+        }
+    }
+
+    /// Check the rules that TOML types cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let b = &self.broker;
+        if b.tls_cert.is_some() != b.tls_key.is_some() {
+            return Err(ConfigError::Invalid("tls_cert and tls_key go together".into()));
+        }
+        if b.tls_cert.is_none() && !b.listen.ip().is_loopback() {
+            return Err(ConfigError::Invalid(format!(
+                "listen `{}` is not loopback: TLS (tls_cert, tls_key) is required",
+                b.listen
+            )));
+        }
+        if b.body_limit < 1024 || b.body_limit > 16 * 1024 * 1024 {
+            return Err(ConfigError::Invalid("body_limit must be within 1 KiB..16 MiB".into()));
+        }
+        if self.trust.issuers.is_empty() {
+            return Err(ConfigError::Invalid("trust.issuers is empty: nothing could be executed".into()));
+        }
+        self.issuer_keys()?;
+        self.break_glass_keys()?;
+        self.approver_registry()?;
+        if !self.trust.break_glass.is_empty() && self.trust.break_glass_quorum < 2 {
+            return Err(ConfigError::Invalid("break_glass_quorum must be at least 2".into()));
+        }
+        Ok(())
+    }
+
+    fn keys(list: &[String], what: &str) -> Result<TrustedKeys, ConfigError> {
+        list.iter()
+            .map(|k| PublicKey::from_base64(k).map_err(|e| ConfigError::Invalid(format!("{what} key `{k}`: {e}"))))
+            .collect()
+    }
+
+    /// Trusted issuer keys.
+    pub fn issuer_keys(&self) -> Result<TrustedKeys, ConfigError> {
+        Self::keys(&self.trust.issuers, "issuer")
+    }
+
+    /// Break-glass operator keys.
+    pub fn break_glass_keys(&self) -> Result<TrustedKeys, ConfigError> {
+        Self::keys(&self.trust.break_glass, "break-glass")
+    }
+
+    /// The approver registry.
+    pub fn approver_registry(&self) -> Result<ApproverRegistry, ConfigError> {
+        let mut reg = ApproverRegistry::default();
+        for a in &self.approvers {
+            if a.role == ApproverRole::BreakGlass {
+                return Err(ConfigError::Invalid(format!(
+                    "approver `{}`: break-glass keys belong in trust.break_glass",
+                    a.name
+                )));
+            }
+            let key = PublicKey::from_base64(&a.public_key)
+                .map_err(|e| ConfigError::Invalid(format!("approver `{}`: {e}", a.name)))?;
+            reg.insert(Approver { name: a.name.clone(), role: a.role, key });
+        }
+        Ok(reg)
+    }
+}

@@ -1,0 +1,756 @@
+//! The enforcement engine: drives spec section 7 in order over a [`Store`] and [`Target`]s.
+//!
+//! Architecture invariants (each has a test in `tests/pipeline.rs`):
+//! - Nothing mints a credential without a verified certificate and a reserved nonce: the
+//!   only call to [`Target::mint`] is in [`Broker::run_reserved`], which takes a
+//!   [`Reserved`] that only [`Broker::reserve`] constructs from a successful reservation.
+//! - The admit record is durable (committed with the reservation) before any credential
+//!   exists.
+//! - The credential is retired right after the call, whatever the call's outcome.
+//! - Every failure of checks 1–12 produces a signed decision record (pre-authentication
+//!   failures are rate-limited per client and counted in summaries); every attempt after a
+//!   reservation produces a signed outcome record.
+//! - A reserved nonce is never released.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use seb_core::certificate::CertificateTrust;
+use seb_core::json;
+use seb_core::keys::TrustedKeys;
+use seb_core::pipeline::{
+    self, ApproverRegistry, Authenticated, BrokerPolicy, EpochView, PathRules, Presented, Rejection,
+};
+use seb_core::types::{Decision, FailedCheck, OutcomeRecord, OutcomeStatus, Platform};
+use seb_ledger::checkpoint::Checkpoint;
+use seb_store::{Reservation, ReserveResult, Store, StoreError, StoredCheckpoint};
+use seb_target::{Execution, Identity, MutationResult, MutationStatus, Reconciled, Target};
+use serde::Serialize;
+use tracing::{error, info, warn};
+
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::ratelimit::PreauthLimiter;
+use crate::records::{RecordSigner, SignedRecord, digest_opt, new_record_id};
+
+/// Static settings of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub body_limit: usize,
+    pub skew_ms: u64,
+    pub max_validity_s: u64,
+    pub epoch_max_staleness_ms: u64,
+    pub target_timeout: Duration,
+    pub origin: String,
+    pub preauth_records_per_minute: u32,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            body_limit: json::DEFAULT_MAX_BODY,
+            skew_ms: 30_000,
+            max_validity_s: 300,
+            epoch_max_staleness_ms: 5_000,
+            target_timeout: Duration::from_secs(10),
+            origin: "seb.local/ledger".into(),
+            preauth_records_per_minute: 60,
+        }
+    }
+}
+
+/// Trust material the engine checks certificates against.
+#[derive(Debug, Clone, Default)]
+pub struct TrustRoots {
+    pub issuers: TrustedKeys,
+    pub break_glass: TrustedKeys,
+    pub break_glass_quorum: usize,
+    pub approvers: ApproverRegistry,
+    pub path_rules: PathRules,
+}
+
+/// A refusal at checks 1–12, already recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct Refusal {
+    pub failed_check: FailedCheck,
+    pub decision: Decision,
+    pub reason: String,
+    /// The decision record's id (or the summary's, for rate-limited pre-auth failures).
+    pub record_id: String,
+    /// Whether the record was written individually (false: counted in a summary).
+    pub recorded: bool,
+}
+
+impl Refusal {
+    /// The HTTP status of spec section 7.
+    pub fn http_status(&self) -> u16 {
+        match (self.failed_check, self.decision) {
+            (_, Decision::FailClosed) => 503,
+            (_, Decision::Readmit) => 409,
+            (FailedCheck::Parse, _) => 400,
+            _ => 403,
+        }
+    }
+}
+
+/// An admitted execution's report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Executed {
+    pub decision: Decision,
+    pub cid: String,
+    pub nonce: String,
+    pub admit_record_id: String,
+    pub admit_index: u64,
+    pub outcome: OutcomeRecord,
+    /// Ledger index of the outcome record, when it could be written.
+    pub outcome_index: Option<u64>,
+    /// Whether the operation's profile has no precondition (recorded, spec section 7).
+    pub unpinned: bool,
+}
+
+/// Result of one presentation.
+pub type ExecResult = Result<Executed, Refusal>;
+
+/// A nonce reservation that committed: the only way to reach minting.
+#[derive(Debug)]
+pub struct Reserved {
+    exec: Execution,
+    admit_record_id: String,
+    admit_index: u64,
+}
+
+/// Executions whose credential is live right now, by identity name (for admission webhooks).
+#[derive(Debug, Default)]
+pub struct LiveExecutions {
+    inner: Mutex<BTreeMap<String, Execution>>,
+}
+
+impl LiveExecutions {
+    /// The execution a live identity belongs to.
+    pub fn get(&self, identity: &str) -> Option<Execution> {
+        self.inner.lock().ok()?.get(identity).cloned()
+    }
+    fn insert(&self, identity: &str, exec: &Execution) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.insert(identity.to_owned(), exec.clone());
+        }
+    }
+    fn remove(&self, identity: &str) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.remove(identity);
+        }
+    }
+    /// Number of live identities.
+    pub fn len(&self) -> usize {
+        self.inner.lock().map(|g| g.len()).unwrap_or(0)
+    }
+    /// Whether none is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The broker.
+pub struct Broker {
+    store: Arc<dyn Store>,
+    targets: BTreeMap<Platform, Arc<dyn Target>>,
+    signer: RecordSigner,
+    trust: TrustRoots,
+    settings: EngineSettings,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+    limiter: PreauthLimiter,
+    live: LiveExecutions,
+    /// Records that could not be appended because the store failed; retried in order.
+    backlog: Mutex<VecDeque<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("store", &self.store.backend())
+            .field("targets", &self.targets.keys().collect::<Vec<_>>())
+            .field("kid", self.signer.kid())
+            .finish_non_exhaustive()
+    }
+}
+
+fn elapsed(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64()
+}
+
+/// Fault injection for crash tests: abort the process at a named step.
+#[cfg(feature = "test-double")]
+fn crash_point(step: &str) {
+    if std::env::var("SEB_CRASH_AT").is_ok_and(|v| v == step) {
+        eprintln!("SEB_CRASH_AT={step}: aborting");
+        std::process::abort();
+    }
+}
+#[cfg(not(feature = "test-double"))]
+fn crash_point(_step: &str) {}
+
+impl Broker {
+    /// Assemble a broker.
+    pub fn new(
+        store: Arc<dyn Store>,
+        targets: Vec<Arc<dyn Target>>,
+        signer: RecordSigner,
+        trust: TrustRoots,
+        settings: EngineSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let limiter = PreauthLimiter::new(settings.preauth_records_per_minute);
+        Self {
+            store,
+            targets: targets.into_iter().map(|t| (t.platform(), t)).collect(),
+            signer,
+            trust,
+            settings,
+            clock,
+            metrics: Metrics::new(),
+            limiter,
+            live: LiveExecutions::default(),
+            backlog: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+    /// The record signer.
+    pub fn signer(&self) -> &RecordSigner {
+        &self.signer
+    }
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+    /// Live execution identities.
+    pub fn live(&self) -> &LiveExecutions {
+        &self.live
+    }
+    /// The settings.
+    pub fn settings(&self) -> &EngineSettings {
+        &self.settings
+    }
+    /// The configured target for a platform.
+    pub fn target(&self, p: Platform) -> Option<&Arc<dyn Target>> {
+        self.targets.get(&p)
+    }
+
+    fn policy(&self) -> BrokerPolicy<'_> {
+        BrokerPolicy {
+            trust: CertificateTrust {
+                issuers: &self.trust.issuers,
+                break_glass: &self.trust.break_glass,
+                break_glass_quorum: self.trust.break_glass_quorum,
+                limit: self.settings.body_limit,
+            },
+            approvers: &self.trust.approvers,
+            path_rules: &self.trust.path_rules,
+            skew_ms: self.settings.skew_ms,
+            max_validity_s: self.settings.max_validity_s,
+        }
+    }
+
+    /// Run one presentation through the whole pipeline. `client` identifies the transport
+    /// peer (address or mTLS subject) for rate limiting and pre-auth records.
+    pub async fn execute(&self, body: &[u8], client: &str) -> ExecResult {
+        let total = Instant::now();
+        let Some(now_ms) = self.clock.now_ms() else {
+            let rej = Rejection {
+                check: FailedCheck::Time,
+                decision: Decision::FailClosed,
+                reason: "broker clock is not trustworthy (stepped backwards)".into(),
+                presented: Box::default(),
+            };
+            return Err(self.refuse(rej, client, 0).await);
+        };
+        // Checks 1–6.
+        let t = Instant::now();
+        // Bind first: the policy borrows non-Send trait objects and must not live across
+        // an await.
+        let authenticated = pipeline::authenticate(body, &self.policy(), now_ms);
+        let auth = match authenticated {
+            Ok(a) => a,
+            Err(rej) => return Err(self.refuse(rej, client, now_ms).await),
+        };
+        self.metrics.step("authenticate", elapsed(t));
+        let c = auth.certificate().payload();
+        let Some(target) = self.targets.get(&c.contract.platform).cloned() else {
+            let rej = auth.reject(
+                FailedCheck::Scope,
+                Decision::Reject,
+                format!("platform `{}` is not configured on this broker", c.contract.platform),
+            );
+            return Err(self.refuse(rej, client, now_ms).await);
+        };
+        // Checks 7–10.
+        let t = Instant::now();
+        let epochs = self.epoch_view(&c.cid, &c.subject.agent, now_ms).await;
+        let reserved = match self.store.is_reserved(&c.cid, &c.nonce).await {
+            Ok(r) => r,
+            Err(e) => {
+                let rej = auth.reject(FailedCheck::Replay, Decision::FailClosed, format!("store: {e}"));
+                return Err(self.refuse(rej, client, now_ms).await);
+            }
+        };
+        if let Err(rej) = pipeline::check_state(&auth, epochs.as_ref(), now_ms, target.as_ref(), reserved) {
+            return Err(self.refuse(rej, client, now_ms).await);
+        }
+        self.metrics.step("state", elapsed(t));
+        // Check 11.
+        let mut exec = execution_of(&auth);
+        let t = Instant::now();
+        let observed = tokio::time::timeout(self.settings.target_timeout, target.observe(&exec.observe_request())).await;
+        self.metrics.step("observe", elapsed(t));
+        let observation = match observed {
+            Ok(Ok(o)) => Ok(o),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("timed out".to_owned()),
+        };
+        let observed_digest = match pipeline::check_drift(&auth, observation.as_ref().map_err(String::as_str)) {
+            Ok(d) => d,
+            Err(rej) => return Err(self.refuse(rej, client, now_ms).await),
+        };
+        exec.observed_version = observation.ok().and_then(|o| o.version);
+        let mut presented = auth.presented().clone();
+        presented.observed_digest = Some(observed_digest);
+        // Checks 12–13.
+        let t = Instant::now();
+        let reserved = self.reserve(&auth, &presented, exec, client, now_ms).await?;
+        self.metrics.step("reserve", elapsed(t));
+        crash_point("after_reserve");
+        let unpinned = target.profile(&reserved.exec.op).map(|p| p.precondition.is_none()).unwrap_or(true);
+        let out = self.run_reserved(target.as_ref(), reserved, unpinned).await;
+        self.metrics.step("total", elapsed(total));
+        Ok(out)
+    }
+
+    async fn epoch_view(&self, cid: &str, agent: &str, now_ms: u64) -> Option<EpochView> {
+        match self.store.epoch_check(cid, agent).await {
+            Ok(ec) => Some(EpochView {
+                policy_epoch: ec.epochs.policy_epoch,
+                revocation_epoch: ec.epochs.revocation_epoch,
+                revoked_cids: if ec.cid_revoked { [cid.to_owned()].into() } else { Default::default() },
+                revoked_agents: if ec.agent_revoked { [agent.to_owned()].into() } else { Default::default() },
+                // Read from the authoritative store just now.
+                as_of_ms: now_ms,
+                max_staleness_ms: self.settings.epoch_max_staleness_ms,
+            }),
+            Err(e) => {
+                warn!(error = %e, "epoch state unreadable");
+                None
+            }
+        }
+    }
+
+    async fn reserve(
+        &self,
+        auth: &Authenticated,
+        presented: &Presented,
+        exec: Execution,
+        client: &str,
+        now_ms: u64,
+    ) -> Result<Reserved, Refusal> {
+        let c = auth.certificate().payload();
+        let record = self.signer.decision(Decision::Admit, None, "admitted", presented, None, now_ms);
+        let intent = json::canonical(&exec);
+        let signed = self.signer.sign_decision(&record);
+        let (Ok(signed), Ok(intent)) = (signed, intent) else {
+            let rej = auth.reject(FailedCheck::Reserve, Decision::FailClosed, "cannot encode the admit record");
+            return Err(self.refuse(rej, client, now_ms).await);
+        };
+        let res = self
+            .store
+            .reserve(Reservation {
+                cid: c.cid.clone(),
+                nonce: c.nonce.clone(),
+                agent: c.subject.agent.clone(),
+                policy_epoch: c.policy_epoch,
+                revocation_epoch: c.revocation_epoch,
+                admit_entry: signed.entry,
+                intent,
+                at_ms: now_ms,
+            })
+            .await;
+        let fail = |decision, reason: String| {
+            let mut rej = auth.reject(FailedCheck::Reserve, decision, reason);
+            rej.presented = Box::new(presented.clone());
+            rej
+        };
+        match res {
+            Ok(ReserveResult::Reserved { admit_index }) => {
+                self.metrics.decision("admit", None);
+                info!(cid = %c.cid, nonce = %c.nonce, decision = "admit", ledger_index = admit_index, break_glass = record.break_glass, "admitted");
+                Ok(Reserved { exec, admit_record_id: record.id, admit_index })
+            }
+            Ok(ReserveResult::Replay) => {
+                Err(self.refuse(fail(Decision::Reject, "nonce already reserved (lost the race)".into()), client, now_ms).await)
+            }
+            Ok(ReserveResult::EpochChanged { active }) => Err(self
+                .refuse(
+                    fail(
+                        Decision::FailClosed,
+                        format!(
+                            "epochs changed before the reservation committed (policy {}, revocation {})",
+                            active.policy_epoch, active.revocation_epoch
+                        ),
+                    ),
+                    client,
+                    now_ms,
+                )
+                .await),
+            Ok(ReserveResult::Revoked { reason }) => {
+                Err(self.refuse(fail(Decision::FailClosed, reason), client, now_ms).await)
+            }
+            Err(e) => Err(self.refuse(fail(Decision::FailClosed, format!("store: {e}")), client, now_ms).await),
+        }
+    }
+
+    /// Steps 14–17 for a committed reservation.
+    async fn run_reserved(&self, target: &dyn Target, r: Reserved, unpinned: bool) -> Executed {
+        let exec = &r.exec;
+        let started_ms = self.clock.now_ms().unwrap_or(0);
+        let t = Instant::now();
+        let minted = tokio::time::timeout(self.settings.target_timeout, target.mint(exec)).await;
+        self.metrics.step("mint", elapsed(t));
+        let identity = match minted {
+            Ok(Ok(id)) => id,
+            Ok(Err(e)) => return self.finish(r, started_ms, None, failed(format!("mint: {e}")), unpinned).await,
+            Err(_) => return self.finish(r, started_ms, None, failed("mint: timed out".into()), unpinned).await,
+        };
+        crash_point("after_mint");
+        self.live.insert(&identity.name, exec);
+        let identity_name = identity.name.clone();
+        // Durably note the call is about to happen: without this mark, recovery can prove it
+        // never did.
+        if let Err(e) = self.store.mark_dispatched(&exec.cid, &exec.nonce, started_ms).await {
+            self.retire(target, exec, identity).await;
+            return self
+                .finish(r, started_ms, Some(identity_name), failed(format!("not dispatched: store: {e}")), unpinned)
+                .await;
+        }
+        crash_point("after_dispatch");
+        let t = Instant::now();
+        let mutated = tokio::time::timeout(self.settings.target_timeout, target.mutate(exec, &identity)).await;
+        self.metrics.step("mutate", elapsed(t));
+        crash_point("after_mutate");
+        let t = Instant::now();
+        self.retire(target, exec, identity).await;
+        self.metrics.step("retire", elapsed(t));
+        crash_point("after_retire");
+        let result = match mutated {
+            Ok(Ok(m)) => Ok(m),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("timed out".to_owned()),
+        };
+        let result = match result {
+            Ok(m) => m,
+            Err(e) => {
+                // The call's fate is unknown: observe, never retry.
+                let status = match target.reconcile(exec).await {
+                    Ok(Reconciled::Applied) => MutationStatus::Applied,
+                    Ok(Reconciled::NotApplied) => MutationStatus::Failed,
+                    Ok(Reconciled::Uncertain) | Err(_) => {
+                        error!(cid = %exec.cid, nonce = %exec.nonce, error = %e, "outcome uncertain");
+                        return self
+                            .finish_status(r, started_ms, Some(identity_name), OutcomeStatus::Uncertain, None, Some(e), unpinned)
+                            .await;
+                    }
+                };
+                MutationResult { status, target_request_id: None, result: None, post_state: None, error: Some(e) }
+            }
+        };
+        self.finish(r, started_ms, Some(identity_name), result, unpinned).await
+    }
+
+    async fn retire(&self, target: &dyn Target, exec: &Execution, identity: Identity) {
+        let name = identity.name.clone();
+        match tokio::time::timeout(self.settings.target_timeout, target.retire(exec, identity)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => error!(cid = %exec.cid, nonce = %exec.nonce, identity = %name, error = %e, "retire failed"),
+            Err(_) => error!(cid = %exec.cid, nonce = %exec.nonce, identity = %name, "retire timed out"),
+        }
+        self.live.remove(&name);
+    }
+
+    async fn finish(
+        &self,
+        r: Reserved,
+        started_ms: u64,
+        identity: Option<String>,
+        m: MutationResult,
+        unpinned: bool,
+    ) -> Executed {
+        let status = match m.status {
+            MutationStatus::Applied => OutcomeStatus::Applied,
+            MutationStatus::Failed => OutcomeStatus::Failed,
+            MutationStatus::Conflict => OutcomeStatus::Conflict,
+        };
+        let mut error = m.error;
+        if unpinned && status == OutcomeStatus::Applied {
+            error = Some("applied without a precondition: the operation's profile has none".into());
+        }
+        let outcome = OutcomeRecord {
+            id: new_record_id(),
+            cid: r.exec.cid.clone(),
+            nonce: r.exec.nonce.clone(),
+            status,
+            started_ms,
+            ended_ms: self.clock.now_ms().unwrap_or(started_ms),
+            identity,
+            target_request_id: m.target_request_id,
+            result_digest: digest_opt(m.result.as_ref()),
+            post_state_digest: digest_opt(m.post_state.as_ref()),
+            error,
+            broker_kid: self.signer.kid().clone(),
+            break_glass: r.exec.break_glass,
+        };
+        self.complete(r, outcome, unpinned).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_status(
+        &self,
+        r: Reserved,
+        started_ms: u64,
+        identity: Option<String>,
+        status: OutcomeStatus,
+        post: Option<&serde_json::Value>,
+        error: Option<String>,
+        unpinned: bool,
+    ) -> Executed {
+        let outcome = OutcomeRecord {
+            id: new_record_id(),
+            cid: r.exec.cid.clone(),
+            nonce: r.exec.nonce.clone(),
+            status,
+            started_ms,
+            ended_ms: self.clock.now_ms().unwrap_or(started_ms),
+            identity,
+            target_request_id: None,
+            result_digest: None,
+            post_state_digest: digest_opt(post),
+            error,
+            broker_kid: self.signer.kid().clone(),
+            break_glass: r.exec.break_glass,
+        };
+        self.complete(r, outcome, unpinned).await
+    }
+
+    async fn complete(&self, r: Reserved, outcome: OutcomeRecord, unpinned: bool) -> Executed {
+        self.metrics.outcome(outcome.status.as_str());
+        let mut outcome_index = None;
+        match self.signer.sign_outcome(&outcome) {
+            Ok(signed) => {
+                for attempt in 0..3u32 {
+                    match self.store.complete(&r.exec.cid, &r.exec.nonce, signed.entry.clone()).await {
+                        Ok(i) => {
+                            outcome_index = Some(i);
+                            break;
+                        }
+                        Err(StoreError::AlreadyCompleted { .. }) => break,
+                        Err(e) => {
+                            // Left pending: the next start's recovery records it by observation.
+                            error!(cid = %outcome.cid, nonce = %outcome.nonce, error = %e, attempt, "outcome not yet recorded");
+                            tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                        }
+                    }
+                }
+            }
+            Err(e) => error!(cid = %outcome.cid, nonce = %outcome.nonce, error = %e, "cannot sign outcome"),
+        }
+        info!(cid = %outcome.cid, nonce = %outcome.nonce, status = %outcome.status, "execution finished");
+        Executed {
+            decision: Decision::Admit,
+            cid: r.exec.cid.clone(),
+            nonce: r.exec.nonce.clone(),
+            admit_record_id: r.admit_record_id,
+            admit_index: r.admit_index,
+            outcome,
+            outcome_index,
+            unpinned,
+        }
+    }
+
+    /// Record a failed check and build the refusal.
+    async fn refuse(&self, rej: Rejection, client: &str, now_ms: u64) -> Refusal {
+        let preauth = matches!(rej.check, FailedCheck::Parse | FailedCheck::Signature);
+        self.metrics.decision(rej.decision.as_str(), Some(rej.check.as_str()));
+        warn!(
+            cid = rej.presented.cid.as_deref().unwrap_or(""),
+            nonce = rej.presented.nonce.as_deref().unwrap_or(""),
+            decision = rej.decision.as_str(),
+            failed_check = rej.check.as_str(),
+            client,
+            reason = %rej.reason,
+            "refused"
+        );
+        if preauth && !self.limiter.admit(client, now_ms) {
+            return Refusal {
+                failed_check: rej.check,
+                decision: rej.decision,
+                reason: rej.reason,
+                record_id: "rate-limited".into(),
+                recorded: false,
+            };
+        }
+        // Before authentication the caller is unknown: identify the transport peer instead.
+        let identity = preauth.then(|| format!("client:{client}"));
+        let record = self.signer.decision(rej.decision, Some(rej.check), &rej.reason, &rej.presented, identity, now_ms);
+        let id = record.id.clone();
+        match self.signer.sign_decision(&record) {
+            Ok(signed) => self.append_or_backlog(signed).await,
+            Err(e) => error!(error = %e, "cannot sign decision record"),
+        }
+        Refusal { failed_check: rej.check, decision: rej.decision, reason: rej.reason, record_id: id, recorded: true }
+    }
+
+    async fn append_or_backlog(&self, signed: SignedRecord) {
+        // Keep order: flush anything queued first.
+        self.flush_backlog().await;
+        let queued = self.backlog.lock().map(|b| !b.is_empty()).unwrap_or(false);
+        if !queued && self.store.append(vec![signed.entry.clone()]).await.is_ok() {
+            return;
+        }
+        if let Ok(mut b) = self.backlog.lock() {
+            b.push_back(signed.entry);
+            self.metrics.set_pending_records(b.len());
+        }
+    }
+
+    /// Append records that waited for the store. Returns how many remain.
+    pub async fn flush_backlog(&self) -> usize {
+        let batch: Vec<Vec<u8>> = match self.backlog.lock() {
+            Ok(b) if !b.is_empty() => b.iter().cloned().collect(),
+            _ => return 0,
+        };
+        let n = batch.len();
+        if self.store.append(batch).await.is_ok()
+            && let Ok(mut b) = self.backlog.lock()
+        {
+            let k = n.min(b.len());
+            b.drain(..k);
+            self.metrics.set_pending_records(b.len());
+            return b.len();
+        }
+        self.backlog.lock().map(|b| b.len()).unwrap_or(0)
+    }
+
+    /// Append a summary of rate-limited pre-auth failures, if any were dropped.
+    pub async fn write_summary(&self) {
+        let (clients, dropped) = self.limiter.take_dropped();
+        if dropped == 0 {
+            return;
+        }
+        self.metrics.preauth_dropped(dropped);
+        let now_ms = self.clock.now_ms().unwrap_or(0);
+        let reason = format!(
+            "summary: {dropped} pre-authentication failures from {clients} clients were rate-limited and not recorded individually"
+        );
+        let record = self.signer.decision(
+            Decision::Reject,
+            Some(FailedCheck::Parse),
+            &reason,
+            &Presented::default(),
+            Some("summary".into()),
+            now_ms,
+        );
+        if let Ok(signed) = self.signer.sign_decision(&record) {
+            self.append_or_backlog(signed).await;
+        }
+    }
+
+    /// Sign and store a checkpoint of the current ledger if it grew since the last one.
+    /// Returns the newest checkpoint (`None` only for an empty ledger with no checkpoint).
+    pub async fn checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let size = self.store.ledger_size().await?;
+        self.metrics.set_ledger_size(size);
+        let latest = self.store.latest_checkpoint().await?;
+        if latest.as_ref().is_some_and(|c| c.size == size) {
+            return Ok(latest);
+        }
+        let root = self.store.root(size).await?;
+        let note = Checkpoint { origin: self.settings.origin.clone(), size, root }
+            .sign(&self.settings.origin, self.signer.key());
+        let cp = StoredCheckpoint { size, note, at_ms: self.clock.now_ms().unwrap_or(0) };
+        self.store.put_checkpoint(cp.clone()).await?;
+        Ok(Some(cp))
+    }
+
+    /// Crash recovery (spec section 10): resolve every admit without an outcome. Never
+    /// re-executes; the nonce stays consumed. Returns the statuses recorded.
+    pub async fn recover(&self) -> Result<Vec<(String, String, OutcomeStatus)>, StoreError> {
+        let mut done = Vec::new();
+        for p in self.store.pending().await? {
+            let now_ms = self.clock.now_ms().unwrap_or(0);
+            let exec: Option<Execution> = json::parse(&p.intent, usize::MAX).ok();
+            let status = match (&exec, p.dispatched) {
+                (_, false) => OutcomeStatus::NotAttempted,
+                (None, true) => OutcomeStatus::Uncertain,
+                (Some(e), true) => match self.targets.get(&e.platform) {
+                    None => OutcomeStatus::Uncertain,
+                    Some(t) => match tokio::time::timeout(self.settings.target_timeout, t.reconcile(e)).await {
+                        Ok(Ok(Reconciled::Applied)) => OutcomeStatus::Applied,
+                        Ok(Ok(Reconciled::NotApplied)) => OutcomeStatus::NotApplied,
+                        Ok(Ok(Reconciled::Uncertain)) | Ok(Err(_)) | Err(_) => OutcomeStatus::Uncertain,
+                    },
+                },
+            };
+            if status == OutcomeStatus::Uncertain {
+                error!(cid = %p.cid, nonce = %p.nonce, "ALERT: recovery cannot tell whether the mutation happened");
+            }
+            let outcome = OutcomeRecord {
+                id: new_record_id(),
+                cid: p.cid.clone(),
+                nonce: p.nonce.clone(),
+                status,
+                started_ms: p.admitted_at_ms,
+                ended_ms: now_ms,
+                identity: None,
+                target_request_id: None,
+                result_digest: None,
+                post_state_digest: None,
+                error: Some("resolved by crash recovery".into()),
+                broker_kid: self.signer.kid().clone(),
+                break_glass: exec.as_ref().is_some_and(|e| e.break_glass),
+            };
+            let signed = self.signer.sign_outcome(&outcome).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            match self.store.complete(&p.cid, &p.nonce, signed.entry).await {
+                Ok(_) | Err(StoreError::AlreadyCompleted { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            self.metrics.outcome(status.as_str());
+            info!(cid = %p.cid, nonce = %p.nonce, status = %status, "recovered");
+            done.push((p.cid, p.nonce, status));
+        }
+        Ok(done)
+    }
+}
+
+fn failed(error: String) -> MutationResult {
+    MutationResult { status: MutationStatus::Failed, target_request_id: None, result: None, post_state: None, error: Some(error) }
+}
+
+fn execution_of(auth: &Authenticated) -> Execution {
+    let c = auth.certificate().payload();
+    let r = auth.request();
+    Execution {
+        cid: c.cid.clone(),
+        nonce: c.nonce.clone(),
+        agent: c.subject.agent.clone(),
+        risk_level: c.contract.risk_level,
+        platform: c.contract.platform,
+        op: r.op.clone(),
+        target: r.target.clone(),
+        params: r.params.clone(),
+        contract: c.contract.clone(),
+        evidence: c.evidence.projection.clone(),
+        observed_version: None,
+        break_glass: auth.certificate().is_break_glass(),
+    }
+}

@@ -1,0 +1,268 @@
+//! The broker's HTTP/JSON API (spec section 11).
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /v1/executions` | run a presentation (spec section 6) |
+//! | `GET /v1/ledger/checkpoint` | newest signed checkpoint (text) |
+//! | `POST /v1/ledger/checkpoint` | publish a checkpoint now |
+//! | `GET /v1/ledger/entries?start&end` | entries as base64, at most 1000 |
+//! | `GET /v1/ledger/proofs/inclusion?index&size` | RFC 9162 inclusion proof |
+//! | `GET /v1/ledger/proofs/consistency?old&new` | RFC 9162 consistency proof |
+//! | `GET /v1/ledger/export` | the whole ledger, for `seb ledger verify` |
+//! | `GET /v1/keys` | the broker's public key and kid |
+//! | `GET /metrics`, `/healthz`, `/readyz`, `/openapi.json` | operations |
+//!
+//! Errors are `application/problem+json` with `failed_check`, `decision` and `record_id`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use seb_ledger::verify::LedgerExport;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::engine::{Broker, Refusal};
+
+/// Shared state of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub broker: Arc<Broker>,
+    pub ready: Arc<AtomicBool>,
+}
+
+/// Extra routes mounted by platform crates (for example the Kubernetes admission review).
+pub type ExtraRoutes = Router<AppState>;
+
+/// Build the router.
+pub fn router(state: AppState, extra: Option<ExtraRoutes>) -> Router {
+    let limit = state.broker.settings().body_limit;
+    let mut r = Router::new()
+        .route("/v1/executions", post(execute))
+        .route("/v1/ledger/checkpoint", get(get_checkpoint).post(post_checkpoint))
+        .route("/v1/ledger/entries", get(entries))
+        .route("/v1/ledger/proofs/inclusion", get(inclusion))
+        .route("/v1/ledger/proofs/consistency", get(consistency))
+        .route("/v1/ledger/export", get(export))
+        .route("/v1/keys", get(keys))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi));
+    if let Some(extra) = extra {
+        r = r.merge(extra);
+    }
+    // Bodies over the limit are read up to limit+1 bytes by the handler so that they can be
+    // recorded as `parse` failures; the transport cap stops anything far larger.
+    r.layer(DefaultBodyLimit::max(limit.saturating_add(1).saturating_mul(2)))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_millis(state.broker.settings().target_timeout.as_millis().try_into().unwrap_or(u64::MAX))
+                .saturating_mul(4),
+        ))
+        .with_state(state)
+}
+
+/// An RFC 9457 problem response.
+pub fn problem(status: u16, title: &str, detail: &str, extra: Value) -> Response {
+    let mut body = json!({
+        "type": format!("https://seb.invalid/problems/{}", title.replace(' ', "-")),
+        "title": title,
+        "status": status,
+        "detail": detail,
+    });
+    if let (Some(b), Value::Object(e)) = (body.as_object_mut(), extra) {
+        b.extend(e);
+    }
+    let mut resp = (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), Json(body))
+        .into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    resp
+}
+
+fn refusal_response(r: &Refusal) -> Response {
+    problem(
+        r.http_status(),
+        r.failed_check.as_str(),
+        &r.reason,
+        json!({
+            "failed_check": r.failed_check,
+            "decision": r.decision,
+            "record_id": r.record_id,
+            "recorded": r.recorded,
+        }),
+    )
+}
+
+async fn execute(State(st): State<AppState>, req: axum::extract::Request) -> Response {
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(a)| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let body: Body = req.into_body();
+    let limit = st.broker.settings().body_limit;
+    // Read at most limit+1 bytes: enough to know the body is oversize.
+    let bytes: Bytes = match axum::body::to_bytes(body, limit.saturating_add(1)).await {
+        Ok(b) => b,
+        Err(_) => Bytes::from(vec![b' '; limit.saturating_add(1)]),
+    };
+    match st.broker.execute(&bytes, &client).await {
+        Ok(done) => (StatusCode::OK, Json(done)).into_response(),
+        Err(r) => refusal_response(&r),
+    }
+}
+
+fn store_error(e: impl std::fmt::Display) -> Response {
+    problem(503, "store unavailable", &e.to_string(), json!({}))
+}
+
+async fn get_checkpoint(State(st): State<AppState>) -> Response {
+    match st.broker.store().latest_checkpoint().await {
+        Ok(Some(cp)) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], cp.note).into_response(),
+        Ok(None) => match st.broker.checkpoint().await {
+            Ok(Some(cp)) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], cp.note).into_response(),
+            Ok(None) => problem(404, "no checkpoint", "no checkpoint yet", json!({})),
+            Err(e) => store_error(e),
+        },
+        Err(e) => store_error(e),
+    }
+}
+
+async fn post_checkpoint(State(st): State<AppState>) -> Response {
+    match st.broker.checkpoint().await {
+        Ok(Some(cp)) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], cp.note).into_response(),
+        Ok(None) => problem(404, "no checkpoint", "no checkpoint yet", json!({})),
+        Err(e) => store_error(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Range {
+    start: u64,
+    end: u64,
+}
+
+const MAX_ENTRIES_PER_CALL: u64 = 1000;
+
+async fn entries(State(st): State<AppState>, Query(q): Query<Range>) -> Response {
+    if q.end < q.start || q.end - q.start > MAX_ENTRIES_PER_CALL {
+        return problem(400, "bad range", "need start <= end and at most 1000 entries", json!({}));
+    }
+    match st.broker.store().entries(q.start, q.end).await {
+        Ok(es) => Json(json!({
+            "start": q.start,
+            "entries": es.iter().map(|e| STANDARD.encode(e)).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Err(e) => problem(400, "bad range", &e.to_string(), json!({})),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct InclusionQ {
+    index: u64,
+    size: u64,
+}
+
+async fn inclusion(State(st): State<AppState>, Query(q): Query<InclusionQ>) -> Response {
+    let s = st.broker.store();
+    match (s.inclusion_proof(q.index, q.size).await, s.root(q.size).await) {
+        (Ok(p), Ok(root)) => Json(json!({
+            "index": q.index, "size": q.size,
+            "root": STANDARD.encode(root),
+            "proof": p.iter().map(|h| STANDARD.encode(h)).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        (Err(e), _) | (_, Err(e)) => problem(400, "bad proof request", &e.to_string(), json!({})),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ConsistencyQ {
+    old: u64,
+    new: u64,
+}
+
+async fn consistency(State(st): State<AppState>, Query(q): Query<ConsistencyQ>) -> Response {
+    let s = st.broker.store();
+    match s.consistency_proof(q.old, q.new).await {
+        Ok(p) => Json(json!({
+            "old": q.old, "new": q.new,
+            "proof": p.iter().map(|h| STANDARD.encode(h)).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Err(e) => problem(400, "bad proof request", &e.to_string(), json!({})),
+    }
+}
+
+/// Build a full export of the ledger (entries and every checkpoint).
+pub async fn build_export(broker: &Broker) -> Result<LedgerExport, seb_store::StoreError> {
+    let store = broker.store();
+    let size = store.ledger_size().await?;
+    let mut entries = Vec::new();
+    let mut start = 0;
+    while start < size {
+        let end = (start + MAX_ENTRIES_PER_CALL).min(size);
+        entries.extend(store.entries(start, end).await?);
+        start = end;
+    }
+    let checkpoints = store.checkpoints().await?.into_iter().map(|c| c.note).collect();
+    Ok(LedgerExport { origin: broker.settings().origin.clone(), entries, checkpoints })
+}
+
+async fn export(State(st): State<AppState>) -> Response {
+    // Checkpoint first, so the export ends with a signed statement of its own size.
+    if let Err(e) = st.broker.checkpoint().await {
+        return store_error(e);
+    }
+    match build_export(&st.broker).await {
+        Ok(x) => Json(x).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+async fn keys(State(st): State<AppState>) -> Response {
+    let pk = st.broker.signer().public_key();
+    Json(json!({
+        "broker": { "kid": pk.kid(), "public_key": pk.to_base64() },
+        "checkpoint": {
+            "origin": st.broker.settings().origin,
+            "key_name": st.broker.settings().origin,
+            "verifier_key": seb_ledger::checkpoint::verifier_key(&st.broker.settings().origin, &pk),
+        },
+    }))
+    .into_response()
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        st.broker.metrics().encode(),
+    )
+        .into_response()
+}
+
+async fn readyz(State(st): State<AppState>) -> Response {
+    if !st.ready.load(Ordering::Acquire) {
+        return problem(503, "not ready", "crash recovery has not finished", json!({}));
+    }
+    match st.broker.store().epochs().await {
+        Ok(_) => "ready".into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], crate::OPENAPI).into_response()
+}

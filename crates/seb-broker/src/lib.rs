@@ -1,0 +1,117 @@
+//! # seb-broker
+//!
+//! The running enforcement point: [`engine::Broker`] drives spec section 7 over a
+//! [`seb_store::Store`] and [`seb_target::Target`]s, signs decision and outcome records into
+//! the Merkle ledger, recovers after crashes (section 10); [`http`] serves the API of
+//! section 11; [`serve`] runs it over TLS (or plain HTTP on loopback only).
+
+pub mod clock;
+pub mod config;
+pub mod engine;
+pub mod http;
+pub mod metrics;
+pub mod ratelimit;
+pub mod records;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tower::ServiceExt as _;
+use tracing::{error, warn};
+
+pub use engine::Broker;
+
+/// The OpenAPI document of the broker API.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// Why the server stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Accept or bind failed.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Serve `app` on `listener`, over TLS when `tls` is given, until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let Some(tls) = tls else {
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        return Ok(());
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => { warn!(error = %e, "accept failed"); continue; }
+            },
+            () = &mut shutdown => return Ok(()),
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    warn!(client = %peer, error = %e, "tls handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let svc = app.map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            });
+            let svc = hyper_util::service::TowerToHyperService::new(svc);
+            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await
+            {
+                warn!(client = %peer, error = %e, "connection error");
+            }
+        });
+    }
+}
+
+/// Start the broker's background duties: checkpoints at `interval`, rate-limit summaries,
+/// and retrying records that waited for the store. Runs recovery first and sets `ready`.
+pub async fn run_background(state: http::AppState, checkpoint_interval: Duration) {
+    let broker = state.broker.clone();
+    loop {
+        match broker.recover().await {
+            Ok(_) => break,
+            Err(e) => {
+                error!(error = %e, "crash recovery failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    state.ready.store(true, Ordering::Release);
+    let tick = if checkpoint_interval.is_zero() { Duration::from_secs(10) } else { checkpoint_interval };
+    let mut iv = tokio::time::interval(tick);
+    loop {
+        iv.tick().await;
+        broker.flush_backlog().await;
+        broker.write_summary().await;
+        if !checkpoint_interval.is_zero()
+            && let Err(e) = broker.checkpoint().await
+        {
+            warn!(error = %e, "checkpoint failed");
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! `seb ledger …`: export, checkpoint, and offline verification.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use clap::Subcommand;
+use seb_core::keys::{PublicKey, TrustedKeys};
+use seb_ledger::checkpoint::Checkpoint;
+use seb_ledger::verify::{LedgerExport, VerifyOptions, verify_export_with};
+
+use crate::client::http_client;
+
+/// Ledger subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LedgerCmd {
+    /// Verify an exported ledger offline: signatures, Merkle root, checkpoints, consistency
+    /// with an earlier trusted checkpoint, and the semantic invariants. Exits 1 on any
+    /// tampering, naming what failed.
+    Verify {
+        /// The export (JSON, from `seb ledger export`).
+        export: PathBuf,
+        /// The broker's public key (base64), from a trusted source.
+        #[arg(long)]
+        broker_key: String,
+        /// Checkpoint key name (defaults to the export's origin).
+        #[arg(long)]
+        key_name: Option<String>,
+        /// An earlier checkpoint (signed note file) the auditor already trusts.
+        #[arg(long)]
+        trusted_checkpoint: Option<PathBuf>,
+        /// Clock skew allowed when checking that admits lie in their validity window, ms.
+        #[arg(long, default_value_t = 30_000)]
+        skew_ms: u64,
+    },
+    /// Download the whole ledger from a broker.
+    Export {
+        /// Broker base URL.
+        #[arg(long, env = "SEB_BROKER")]
+        broker: String,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+        /// PEM CA for the broker's TLS.
+        #[arg(long, env = "SEB_CA")]
+        ca: Option<PathBuf>,
+    },
+    /// Ask a broker to publish a checkpoint now, and print it.
+    Checkpoint {
+        /// Broker base URL.
+        #[arg(long, env = "SEB_BROKER")]
+        broker: String,
+        /// PEM CA for the broker's TLS.
+        #[arg(long, env = "SEB_CA")]
+        ca: Option<PathBuf>,
+    },
+}
+
+/// Run a ledger subcommand.
+pub async fn run(cmd: LedgerCmd) -> Result<ExitCode> {
+    match cmd {
+        LedgerCmd::Verify { export, broker_key, key_name, trusted_checkpoint, skew_ms } => {
+            let bytes = std::fs::read(&export).with_context(|| format!("reading `{}`", export.display()))?;
+            let x = LedgerExport::from_json(&bytes, usize::MAX)?;
+            let pk = PublicKey::from_base64(&broker_key).context("--broker-key")?;
+            let keys: TrustedKeys = [pk].into_iter().collect();
+            let name = key_name.unwrap_or_else(|| x.origin.clone());
+            let trusted = match trusted_checkpoint {
+                Some(p) => {
+                    let note = std::fs::read_to_string(&p).with_context(|| format!("reading `{}`", p.display()))?;
+                    Some(Checkpoint::parse_and_verify(&note, &name, &pk).context("trusted checkpoint")?)
+                }
+                None => None,
+            };
+            let opts = VerifyOptions { skew_ms, ..VerifyOptions::default() };
+            match verify_export_with(&x, &keys, &name, &pk, trusted.as_ref(), &opts) {
+                Ok(report) => {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("ledger verification FAILED: {e}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        LedgerCmd::Export { broker, out, ca } => {
+            let url = format!("{}/v1/ledger/export", broker.trim_end_matches('/'));
+            let resp = http_client(ca.as_deref())?.get(&url).send().await.with_context(|| format!("GET {url}"))?;
+            let status = resp.status();
+            let bytes = resp.bytes().await?;
+            if !status.is_success() {
+                anyhow::bail!("GET {url}: {status}: {}", String::from_utf8_lossy(&bytes));
+            }
+            std::fs::write(&out, &bytes).with_context(|| format!("writing `{}`", out.display()))?;
+            let x = LedgerExport::from_json(&bytes, usize::MAX)?;
+            println!("{}", serde_json::json!({ "entries": x.entries.len(), "checkpoints": x.checkpoints.len(), "out": out }));
+            Ok(ExitCode::SUCCESS)
+        }
+        LedgerCmd::Checkpoint { broker, ca } => {
+            let url = format!("{}/v1/ledger/checkpoint", broker.trim_end_matches('/'));
+            let resp = http_client(ca.as_deref())?.post(&url).send().await.with_context(|| format!("POST {url}"))?;
+            let status = resp.status();
+            let text = resp.text().await?;
+            if !status.is_success() {
+                anyhow::bail!("POST {url}: {status}: {text}");
+            }
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

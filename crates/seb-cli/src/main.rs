@@ -1,0 +1,97 @@
+//! `seb`: one CLI for operators, agents and auditors.
+
+mod client;
+mod keyfile;
+mod ledger_cmd;
+mod serve;
+mod store_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Sovereign Execution Broker: certificate-bound authority for AI agents.
+#[derive(Debug, Parser)]
+#[command(name = "seb", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Generate an Ed25519 key file (agent, issuer, approver, broker or break-glass key).
+    Keygen {
+        /// Where to write the key (base64 seed, mode 0600; never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the public key and key id of a key file.
+    Pubkey {
+        /// The key file.
+        key: PathBuf,
+    },
+    /// Run the broker.
+    Serve(serve::ServeArgs),
+    /// Present a certificate to a broker as the agent it names.
+    Execute(client::ExecuteArgs),
+    /// Sign a certificate directly with an issuer key, bypassing admission. For tests and
+    /// bootstrapping only: production certificates come from the admission boundary.
+    InsecureIssue(client::IssueArgs),
+    /// The tamper-evident ledger.
+    Ledger {
+        #[command(subcommand)]
+        cmd: ledger_cmd::LedgerCmd,
+    },
+    /// Revoke a certificate, an agent, or everything, in the embedded store.
+    Revoke(store_cmd::RevokeArgs),
+    /// Show or bump the epochs in the embedded store.
+    Epoch {
+        #[command(subcommand)]
+        cmd: store_cmd::EpochCmd,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.cmd {
+            Cmd::Keygen { out } => {
+                let key = keyfile::generate()?;
+                keyfile::write(&out, &key)?;
+                print_pubkey(&key);
+                Ok(ExitCode::SUCCESS)
+            }
+            Cmd::Pubkey { key } => {
+                print_pubkey(&keyfile::read(&key)?);
+                Ok(ExitCode::SUCCESS)
+            }
+            Cmd::Serve(a) => serve::run(a).await.map(|()| ExitCode::SUCCESS),
+            Cmd::Execute(a) => client::execute(a).await,
+            Cmd::InsecureIssue(a) => client::issue(a).map(|()| ExitCode::SUCCESS),
+            Cmd::Ledger { cmd } => ledger_cmd::run(cmd).await,
+            Cmd::Revoke(a) => store_cmd::revoke(a).await.map(|()| ExitCode::SUCCESS),
+            Cmd::Epoch { cmd } => store_cmd::epoch(cmd).await.map(|()| ExitCode::SUCCESS),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn print_pubkey(key: &seb_core::keys::SigningKey) {
+    let pk = key.public_key();
+    println!("{}", serde_json::json!({ "public_key": pk.to_base64(), "kid": pk.kid() }));
+}

@@ -1,0 +1,145 @@
+//! `seb serve`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+use seb_broker::clock::SystemClock;
+use seb_broker::config::Config;
+use seb_broker::engine::{Broker, EngineSettings, TrustRoots};
+use seb_broker::http::{AppState, router};
+use seb_broker::records::RecordSigner;
+use seb_store::Store;
+use seb_target::Target;
+use tracing::info;
+
+/// Arguments of `seb serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML; see docs/configuration.md).
+    #[arg(long, env = "SEB_CONFIG")]
+    pub config: PathBuf,
+    /// Override `broker.listen`.
+    #[arg(long, env = "SEB_LISTEN")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Override `broker.store` (`sqlite:<path>`).
+    #[arg(long, env = "SEB_STORE")]
+    pub store: Option<String>,
+    /// Log format: `json` (default) or `pretty`.
+    #[arg(long, env = "SEB_LOG_FORMAT", default_value = "json")]
+    pub log_format: String,
+}
+
+/// Open the store named by a `sqlite:<path>` URL.
+pub async fn open_store(url: &str) -> Result<Arc<dyn Store>> {
+    if let Some(path) = url.strip_prefix("sqlite:") {
+        let s = seb_store::sqlite::SqliteStore::open(std::path::Path::new(path), Default::default())
+            .with_context(|| format!("opening store `{url}`"))?;
+        return Ok(Arc::new(s));
+    }
+    bail!("unsupported store `{url}`: use sqlite:<path>")
+}
+
+fn targets(cfg: &Config) -> Result<Vec<Arc<dyn Target>>> {
+    let mut out: Vec<Arc<dyn Target>> = Vec::new();
+    if let Some(t) = &cfg.targets.test {
+        #[cfg(feature = "test-double")]
+        {
+            tracing::warn!("the TEST DOUBLE target is enabled: this broker is not for production");
+            out.push(Arc::new(seb_target::test_double::TestTarget::open(&t.state_file)?));
+        }
+        #[cfg(not(feature = "test-double"))]
+        {
+            let _ = t;
+            bail!("[targets.test] needs a build with the `test-double` feature");
+        }
+    }
+    if cfg.targets.kubernetes.is_some() || cfg.targets.aws.is_some() {
+        bail!("the kubernetes and aws targets are not part of this build yet");
+    }
+    Ok(out)
+}
+
+/// Run the broker until SIGINT/SIGTERM.
+pub async fn run(a: ServeArgs) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SEB_LOG").unwrap_or_else(|_| "info".into());
+    if a.log_format == "pretty" {
+        tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).init();
+    } else {
+        tracing_subscriber::fmt().json().with_writer(std::io::stderr).with_env_filter(filter).init();
+    }
+    let mut cfg = Config::load(&a.config)?;
+    if let Some(l) = a.listen {
+        cfg.broker.listen = l;
+    }
+    if let Some(s) = a.store {
+        cfg.broker.store = s;
+    }
+    cfg.validate()?;
+    let b = &cfg.broker;
+    let key = crate::keyfile::read(&b.key_file)?;
+    let store = open_store(&b.store).await?;
+    let admission = crate::admission_cmd::mount(&cfg, &a.config, store.clone()).await?;
+    let trust = TrustRoots {
+        issuers: cfg.issuer_keys()?,
+        break_glass: cfg.break_glass_keys()?,
+        break_glass_quorum: cfg.trust.break_glass_quorum,
+        approvers: cfg.approver_registry()?,
+        path_rules: cfg.path_rules.clone().unwrap_or_default(),
+    };
+    let settings = EngineSettings {
+        body_limit: b.body_limit,
+        skew_ms: b.skew_ms,
+        max_validity_s: b.max_validity_s,
+        epoch_max_staleness_ms: b.epoch_max_staleness_ms,
+        target_timeout: Duration::from_millis(b.target_timeout_ms),
+        origin: b.origin.clone(),
+        preauth_records_per_minute: b.preauth_records_per_minute,
+    };
+    let broker = Arc::new(Broker::new(
+        store,
+        targets(&cfg)?,
+        RecordSigner::new(key),
+        trust,
+        settings,
+        Arc::new(SystemClock::default()),
+    ));
+    let state = AppState { broker: broker.clone(), ready: Arc::new(AtomicBool::new(false)) };
+    // Recovery runs before anything is served as ready; executions wait for it too.
+    broker.recover().await.context("crash recovery")?;
+    let bg = tokio::spawn(seb_broker::run_background(state.clone(), Duration::from_secs(b.checkpoint_interval_s)));
+    let tls = match (&b.tls_cert, &b.tls_key) {
+        (Some(c), Some(k)) => Some(seb_broker::tls::server_config(c, k, b.client_ca.as_deref())?),
+        _ => None,
+    };
+    let listener = tokio::net::TcpListener::bind(b.listen).await.with_context(|| format!("binding {}", b.listen))?;
+    let addr = listener.local_addr()?;
+    info!(listen = %addr, tls = tls.is_some(), kid = %broker.signer().kid(), store = broker.store().backend(), "broker listening");
+    // A line on stdout that scripts and tests can wait for.
+    println!("{}", serde_json::json!({ "listening": addr.to_string(), "tls": tls.is_some() }));
+    let app = router(state, admission);
+    seb_broker::serve(listener, app, tls, shutdown_signal()).await?;
+    bg.abort();
+    // Write a final checkpoint so the ledger ends with a signed statement of its size.
+    let _ = broker.checkpoint().await;
+    info!("broker stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,342 @@
+//! End to end over real HTTP: the `seb` binary serves the broker on the embedded SQLite
+//! store with the test double; certificates are executed through the CLI and the API; every
+//! section-7 failure row answers with its status, problem body and a signed record; crashes
+//! injected by killing the process at each step leave no duplicate mutation and a ledger that
+//! verifies; a tampered ledger export is caught.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+#[path = "../../seb-broker/tests/common/mod.rs"]
+#[allow(dead_code)]
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use seb_core::keys::SigningKey;
+use seb_core::types::{CertPath, CheckKind, Constraint};
+use serde_json::{Value, json};
+
+const SEB: &str = env!("CARGO_BIN_EXE_seb");
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+fn write_key(dir: &Path, name: &str, key: &SigningKey) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, base64::engine::general_purpose::STANDARD.encode(key.seed().as_ref())).unwrap();
+    p
+}
+
+struct Broker {
+    child: Child,
+    url: String,
+    dir: PathBuf,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Write keys and a config into `dir` (once) and start `seb serve`.
+fn start(dir: &Path, crash_at: Option<&str>) -> Broker {
+    let cfg = dir.join("seb.toml");
+    if !cfg.exists() {
+        write_key(dir, "broker.seed", &common::broker_key());
+        let mut approvers = String::new();
+        for i in 0..3u8 {
+            approvers += &format!(
+                "[[approvers]]\nname = \"validator-{i}\"\nrole = \"validator\"\npublic_key = \"{}\"\n[[approvers]]\nname = \"human-{i}\"\nrole = \"human\"\npublic_key = \"{}\"\n",
+                common::validator(i).public_key().to_base64(),
+                common::human(i).public_key().to_base64()
+            );
+        }
+        std::fs::write(
+            &cfg,
+            format!(
+                "[broker]\nlisten = \"127.0.0.1:0\"\nkey_file = \"broker.seed\"\nstore = \"sqlite:seb.db\"\ncheckpoint_interval_s = 1\n\n[trust]\nissuers = [\"{}\"]\nbreak_glass = [\"{}\", \"{}\"]\nbreak_glass_quorum = 2\n\n{approvers}\n[targets.test]\nstate_file = \"target.json\"\n",
+                common::issuer().public_key().to_base64(),
+                common::operator(0).public_key().to_base64(),
+                common::operator(1).public_key().to_base64(),
+            ),
+        )
+        .unwrap();
+    }
+    let mut cmd = Command::new(SEB);
+    cmd.args(["serve", "--config"]).arg(&cfg).env("SEB_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::null());
+    match crash_at {
+        Some(c) => cmd.env("SEB_CRASH_AT", c),
+        None => cmd.env_remove("SEB_CRASH_AT"),
+    };
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("broker printed nothing").unwrap();
+    let v: Value = serde_json::from_str(&first).unwrap();
+    let url = format!("http://{}", v["listening"].as_str().unwrap());
+    // Wait for readiness (recovery done).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ok = Command::new("curl").args(["-sf", &format!("{url}/readyz")]).output().map(|o| o.status.success());
+        if ok.unwrap_or(false) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "broker not ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Broker { child, url, dir: dir.to_owned() }
+}
+
+fn seb(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(SEB).args(args).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Issue a real-time certificate for the test double through the CLI.
+fn issue(dir: &Path, name: &str, value: Value, extra: &[&str]) -> PathBuf {
+    let issuer = write_key(dir, "issuer.seed", &common::issuer());
+    let out = dir.join(name);
+    let params = json!({"value": value}).to_string();
+    let target = json!({"name": "cfg"}).to_string();
+    let agent_pk = common::agent().public_key().to_base64();
+    let mut args = vec![
+        "insecure-issue", "--issuer-key", issuer.to_str().unwrap(), "--agent", "agent-a",
+        "--agent-public-key", &agent_pk,
+        "--platform", "test", "--op", "set", "--target", &target, "--params", &params,
+        "--out", out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let (code, _, err) = seb(&args);
+    assert_eq!(code, 0, "{err}");
+    out
+}
+
+fn execute(b: &Broker, cert: &Path) -> (i32, Value) {
+    let agent = write_key(&b.dir, "agent.seed", &common::agent());
+    let (code, out, _) = seb(&["execute", "--broker", &b.url, "--certificate", cert.to_str().unwrap(), "--agent-key", agent.to_str().unwrap()]);
+    (code, serde_json::from_str(&out).unwrap_or(Value::Null))
+}
+
+fn export(b: &Broker) -> PathBuf {
+    let out = b.dir.join("export.json");
+    let (code, _, err) = seb(&["ledger", "export", "--broker", &b.url, "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    out
+}
+
+fn verify(export: &Path) -> (i32, String) {
+    let (code, out, err) = seb(&["ledger", "verify", export.to_str().unwrap(), "--broker-key", &common::broker_key().public_key().to_base64()]);
+    (code, format!("{out}{err}"))
+}
+
+fn set_target(dir: &Path, value: Value) {
+    let t = seb_target::test_double::TestTarget::open(&dir.join("target.json")).unwrap();
+    t.insecure_direct_write("cfg", value).unwrap();
+}
+
+fn target(dir: &Path) -> seb_target::test_double::TestTarget {
+    seb_target::test_double::TestTarget::open(&dir.join("target.json")).unwrap()
+}
+
+#[test]
+fn execute_through_the_cli_then_verify_the_ledger_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    set_target(dir.path(), json!({"replicas": 3}));
+    let b = start(dir.path(), None);
+    let cert = issue(dir.path(), "c1.json", json!({"replicas": 5}), &["--evidence", r#"{"/replicas": 3}"#]);
+    let (code, body) = execute(&b, &cert);
+    assert_eq!(code, 0, "{body}");
+    assert_eq!(body["outcome"]["status"], "applied");
+    assert_eq!(target(dir.path()).get("cfg").unwrap(), Some(json!({"replicas": 5})));
+    // Replay through the CLI: refused, exit 2, problem body.
+    let (code, body) = execute(&b, &cert);
+    assert_eq!(code, 2);
+    assert_eq!(body["failed_check"], "replay");
+    assert_eq!(body["decision"], "reject");
+    let x = export(&b);
+    let (code, report) = verify(&x);
+    assert_eq!(code, 0, "{report}");
+    let r: Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(r["admits"], 1);
+    assert_eq!(r["outcomes"], 1);
+    assert_eq!(r["size"], 3);
+}
+
+#[test]
+fn tampered_exports_are_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    set_target(dir.path(), json!({"n": 0}));
+    let b = start(dir.path(), None);
+    for i in 1..=3 {
+        let prev = json!({"n": i - 1});
+        let cert = issue(dir.path(), &format!("c{i}.json"), json!({"n": i}), &["--evidence", &json!({"": prev}).to_string()]);
+        assert_eq!(execute(&b, &cert).0, 0);
+    }
+    let x = export(&b);
+    assert_eq!(verify(&x).0, 0);
+    let original: Value = serde_json::from_slice(&std::fs::read(&x).unwrap()).unwrap();
+    let tampered = |name: &str, f: &dyn Fn(&mut Value)| {
+        let mut v = original.clone();
+        f(&mut v);
+        let p = dir.path().join(name);
+        std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+        let (code, msg) = verify(&p);
+        assert_eq!(code, 1, "{name} not caught: {msg}");
+        msg
+    };
+    let std_b64 = base64::engine::general_purpose::STANDARD;
+    tampered("byte.json", &|v| {
+        let e = v["entries"][1].as_str().unwrap();
+        let mut raw = std_b64.decode(e).unwrap();
+        let i = raw.len() / 2;
+        raw[i] ^= 1;
+        v["entries"][1] = json!(std_b64.encode(raw));
+    });
+    tampered("removed.json", &|v| {
+        v["entries"].as_array_mut().unwrap().remove(2);
+    });
+    tampered("reordered.json", &|v| {
+        v["entries"].as_array_mut().unwrap().swap(0, 1);
+    });
+    tampered("truncated.json", &|v| {
+        v["entries"].as_array_mut().unwrap().pop();
+    });
+    tampered("forked.json", &|v| {
+        // An equivocating checkpoint: same size, another root, validly signed.
+        let size = v["entries"].as_array().unwrap().len() as u64;
+        let fork = seb_ledger::checkpoint::Checkpoint { origin: "seb.local/ledger".into(), size, root: [7u8; 32] }
+            .sign("seb.local/ledger", &common::broker_key());
+        v["checkpoints"].as_array_mut().unwrap().push(json!(fork));
+    });
+}
+
+#[test]
+fn every_failure_row_has_its_status_problem_and_record_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    set_target(dir.path(), json!({"replicas": 3, "image": "nginx:1"}));
+    let b = start(dir.path(), None);
+    let client = reqwest::blocking::Client::new();
+    let post = |body: Vec<u8>| {
+        let r = client.post(format!("{}/v1/executions", b.url)).header("content-type", "application/json").body(body).send().unwrap();
+        let status = r.status().as_u16();
+        let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        (status, ct, r.json::<Value>().unwrap())
+    };
+    let now = now_ms();
+    let live = |seed: u8| {
+        let mut c = common::Cert::new(seed);
+        c.payload.validity.not_before = now / 1000 - 5;
+        c.payload.validity.not_after = now / 1000 + 200;
+        c
+    };
+    let req = |c: &common::Cert| {
+        let mut r = c.request();
+        r.t_exec_ms = now_ms();
+        r
+    };
+    let present = |c: &common::Cert| c.present_with(c.envelope(), req(c), &common::agent());
+    let mut cases: Vec<(&str, Vec<u8>, u16, &str, &str)> = Vec::new();
+    cases.push(("parse", b"{".to_vec(), 400, "parse", "reject"));
+    let c = live(40);
+    cases.push(("signature", c.present_with(c.payload.sign(&common::key(99)).unwrap(), req(&c), &common::agent()), 503, "signature", "fail_closed"));
+    let mut c = live(41);
+    c.payload.contract.risk_level = seb_core::types::RiskLevel::L3;
+    c.payload.cert_path = CertPath::Quorum;
+    let c = c.fix();
+    cases.push(("path", present(&c), 403, "path", "reject"));
+    let c = live(42);
+    cases.push(("caller", c.present_with(c.envelope(), req(&c), &common::key(98)), 403, "caller", "reject"));
+    let c = live(43);
+    let mut r = req(&c);
+    r.params = json!({"value": 1});
+    cases.push(("match", c.present_with(c.envelope(), r, &common::agent()), 403, "match", "reject"));
+    let mut c = live(44);
+    c.payload.validity.not_after = now / 1000 - 1;
+    c.payload.validity.not_before = now / 1000 - 100;
+    cases.push(("time", present(&c), 403, "time", "reject"));
+    let mut c = live(45);
+    c.payload.policy_epoch = 7;
+    cases.push(("policy_epoch", present(&c), 409, "policy_epoch", "readmit"));
+    let mut c = live(46);
+    c.payload.revocation_epoch = 7;
+    cases.push(("revocation", present(&c), 503, "revocation", "fail_closed"));
+    let mut c = live(47);
+    c.payload.contract.params = json!({"value": {"cidr": "10.0.0.0/24"}});
+    c.payload.contract.constraints = vec![Constraint { path: "/value/cidr".into(), check: CheckKind::CidrWithin, value: json!("10.0.0.0/8") }];
+    let c = c.fix();
+    cases.push(("scope", present(&c), 403, "scope", "reject"));
+    let mut c = live(48);
+    c.payload.evidence.projection = [("/replicas".to_owned(), json!(2))].into();
+    let c = c.fix();
+    cases.push(("drift", present(&c), 409, "drift", "readmit"));
+    let ok = live(49);
+    assert_eq!(post(present(&ok)).0, 200);
+    cases.push(("replay", present(&ok), 403, "replay", "reject"));
+    for (name, body, status, check, decision) in cases {
+        let (s, ct, p) = post(body);
+        assert_eq!(s, status, "{name}: {p}");
+        assert_eq!(ct, "application/problem+json", "{name}");
+        assert_eq!(p["failed_check"], check, "{name}: {p}");
+        assert_eq!(p["decision"], decision, "{name}");
+        assert!(p["record_id"].as_str().is_some_and(|s| s.len() == 36), "{name}: {p}");
+    }
+    // Every refusal is a signed record in a ledger that verifies.
+    let x = export(&b);
+    let (code, report) = verify(&x);
+    assert_eq!(code, 0, "{report}");
+    let r: Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(r["decisions"], 12, "{report}");
+}
+
+#[test]
+fn crash_at_every_step_leaves_no_duplicate_and_a_verifiable_ledger() {
+    for (i, point) in ["after_reserve", "after_mint", "after_dispatch", "after_mutate", "after_retire"].iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        set_target(dir.path(), json!({"v": 0}));
+        let cert = issue(dir.path(), "c.json", json!({"v": 1}), &["--evidence", r#"{"/v": 0}"#]);
+        {
+            let mut b = start(dir.path(), Some(point));
+            let (code, _) = execute(&b, &cert);
+            assert_eq!(code, 1, "{point}: the connection should drop");
+            let status = b.child.wait().unwrap();
+            assert!(!status.success(), "{point}: broker should have aborted");
+        }
+        let mutations_before = target(dir.path()).mutations().unwrap().len();
+        assert!(mutations_before <= 1);
+        let b = start(dir.path(), None);
+        // Recovery resolved it; the nonce stays consumed.
+        let (code, body) = execute(&b, &cert);
+        assert_eq!(code, 2, "{point}: {body}");
+        assert_eq!(body["failed_check"], "replay");
+        assert_eq!(target(dir.path()).mutations().unwrap().len(), mutations_before, "{point}: re-executed");
+        let x = export(&b);
+        let (code, report) = verify(&x);
+        assert_eq!(code, 0, "{point}: {report}");
+        let r: Value = serde_json::from_str(&report).unwrap();
+        assert_eq!(r["admits"], 1, "{point}");
+        assert_eq!(r["outcomes"], 1, "{point}");
+        let exported: Value = serde_json::from_slice(&std::fs::read(&x).unwrap()).unwrap();
+        let outcome = exported["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let env: seb_core::envelope::Envelope =
+                    serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(e.as_str().unwrap()).unwrap()).unwrap();
+                serde_json::from_slice::<Value>(&env.insecure_payload_bytes().unwrap()).unwrap()
+            })
+            .find(|p| p.get("status").is_some())
+            .unwrap();
+        let expected = match *point {
+            "after_reserve" | "after_mint" => "not_attempted",
+            "after_dispatch" => "not_applied",
+            _ => "applied",
+        };
+        assert_eq!(outcome["status"], expected, "{point} (case {i})");
+    }
+}
