@@ -153,10 +153,12 @@ async fn run_one(t: &AwsTarget, mut e: Execution) -> Sample {
     s
 }
 
+type Row = (&'static str, fn(&Sample) -> Duration);
+
 fn report(name: &str, samples: &[Sample]) {
     println!("\n{name}: {} sequential executions (ms)", samples.len());
     println!("{:<28} {:>8} {:>8} {:>8} {:>8}", "step", "p50", "p95", "p99", "mean");
-    let rows: [(&str, fn(&Sample) -> Duration); 7] = [
+    let rows: [Row; 7] = [
         ("observe (drift query)", |s| s.observe),
         ("mint (sts:AssumeRole)", |s| s.mint),
         ("mutate (scoped call)", |s| s.mutate),

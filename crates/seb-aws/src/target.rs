@@ -100,7 +100,8 @@ impl AwsTargetConfig {
 
     fn validate(&self) -> Result<(), AwsError> {
         let d = self.session_duration_secs;
-        if !(900..=43_200).contains(&d) && !(self.insecure_allow_short_sessions && d >= 1) {
+        let allowed = (900..=43_200).contains(&d) || (self.insecure_allow_short_sessions && d >= 1);
+        if !allowed {
             return Err(AwsError::Config(format!(
                 "session_duration_secs `{d}` is outside 900..=43200"
             )));

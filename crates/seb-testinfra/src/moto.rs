@@ -202,11 +202,20 @@ impl MotoServer {
     }
 
     fn find_pid(&self) -> Option<u32> {
-        // The launcher is the process listening on our port; the watchdog runs it via setsid.
-        let out = run("bash", &["-c", &format!("ss -Hltnp 'sport = :{}' 2>/dev/null", self.port)])
-            .ok()?;
-        let at = out.find("pid=")?;
-        out.get(at + 4..)?.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+        // The launcher's process: its command line names the script and our port.
+        let port = self.port.to_string();
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmd = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+            let is_launcher = args.iter().any(|a| a.ends_with(b"moto_server_sp.py"));
+            let on_port = args
+                .windows(2)
+                .any(|w| w.first() == Some(&&b"-p"[..]) && w.get(1) == Some(&port.as_bytes()));
+            // Not the watchdog (bash), whose arguments name the launcher too.
+            let is_python = args.first().is_some_and(|a| a.windows(6).any(|w| w == b"python"));
+            (is_python && is_launcher && on_port).then_some(pid)
+        })
     }
 
     /// Create the administrator (enforcement still off) and turn enforcement on.

@@ -139,12 +139,12 @@ pub(crate) async fn observe(
     }
 }
 
+/// A condition expression with its attribute names and values.
+pub(crate) type Pinned = (String, HashMap<String, String>, HashMap<String, AttributeValue>);
+
 /// The condition pinning the observed state: every observed attribute equal, or the key
 /// absent. Returns (expression, names, values).
-pub(crate) fn pin(
-    observed: Option<&str>,
-    key: &Map<String, Value>,
-) -> Result<(String, HashMap<String, String>, HashMap<String, AttributeValue>), TargetError> {
+pub(crate) fn pin(observed: Option<&str>, key: &Map<String, Value>) -> Result<Pinned, TargetError> {
     let mut names = HashMap::new();
     let mut values = HashMap::new();
     let mut parts = Vec::new();
