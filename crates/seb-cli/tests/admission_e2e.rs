@@ -1,0 +1,222 @@
+//! The issue's walkthrough through the `seb` binary: one `seb serve` with an `[admission]`
+//! section (embedded mode, shared store, the test double). An agent proposes with
+//! `seb propose --wait`, a human approves with `seb approve`, the agent executes with
+//! `seb execute`, and a revocation with `seb admission revoke` stops the next execution.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use seb_core::keys::SigningKey;
+use serde_json::{Value, json};
+
+const SEB: &str = env!("CARGO_BIN_EXE_seb");
+
+fn key(n: u8) -> SigningKey {
+    SigningKey::from_seed(&[n; 32])
+}
+
+fn write_key(dir: &Path, name: &str, n: u8) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, base64::engine::general_purpose::STANDARD.encode(key(n).seed().as_ref())).unwrap();
+    p
+}
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pk(n: u8) -> String {
+    key(n).public_key().to_base64()
+}
+
+fn start(dir: &Path) -> Server {
+    write_key(dir, "broker.seed", 3);
+    write_key(dir, "issuer.seed", 1);
+    // Every proposal needs one human: the walkthrough's "a human approves".
+    std::fs::write(
+        dir.join("admission.cedar"),
+        "permit(principal, action == SEB::Action::\"propose\", resource);\n\
+         permit(principal, action == SEB::Action::\"require_human\", resource);\n",
+    )
+    .unwrap();
+    let cfg = format!(
+        r#"[broker]
+listen = "127.0.0.1:0"
+key_file = "broker.seed"
+store = "sqlite:seb.db"
+checkpoint_interval_s = 0
+
+[trust]
+issuers = ["{issuer}"]
+
+[[approvers]]
+name = "alice"
+role = "human"
+public_key = "{alice}"
+
+[targets.test]
+state_file = "target.json"
+
+[admission]
+issuer_key_file = "issuer.seed"
+policy_file = "admission.cedar"
+
+[[admission.agents]]
+name = "agent-a"
+public_keys = ["{agent}"]
+
+[[admission.approvers]]
+name = "alice"
+role = "human"
+public_key = "{alice}"
+
+[[admission.admins]]
+name = "ops"
+public_key = "{ops}"
+"#,
+        issuer = pk(1),
+        alice = pk(20),
+        agent = pk(2),
+        ops = pk(40),
+    );
+    let path = dir.join("seb.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let mut child = Command::new(SEB)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("SEB_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("seb serve printed nothing").unwrap();
+    let v: Value = serde_json::from_str(&first).unwrap();
+    let url = format!("http://{}", v["listening"].as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !Command::new("curl").args(["-sf", &format!("{url}/readyz")]).output().is_ok_and(|o| o.status.success()) {
+        assert!(Instant::now() < deadline, "server not ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server { child, url }
+}
+
+fn seb(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(SEB).args(args).stdin(Stdio::null()).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// `seb propose --wait` in the background, approved by `seb approve` meanwhile.
+fn propose_and_approve(s: &Server, dir: &Path, id: &str, replicas: u64) -> PathBuf {
+    let agent = dir.join("agent.seed");
+    let alice = dir.join("alice.seed");
+    let cert = dir.join(format!("{id}.cert.json"));
+    let params = json!({"value": {"replicas": replicas}, "risk": 0.1}).to_string();
+    let mut waiter = Command::new(SEB)
+        .args([
+            "propose", "--admission", &s.url, "--agent", "agent-a", "--agent-key", agent.to_str().unwrap(),
+            "--platform", "test", "--op", "set", "--target", r#"{"name":"cfg"}"#, "--params", &params,
+            "--rationale", "scale out before the sale", "--id", id, "--wait", "--timeout-s", "60",
+            "--out", cert.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The proposal shows up as pending, in the table and in JSON.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, out, _) = seb(&["proposals", "--admission", &s.url, "--status", "pending", "--json"]);
+        assert_eq!(code, 0);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        if v["proposals"].as_array().unwrap().iter().any(|p| p["proposal_id"] == id) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "proposal never showed up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, table, _) = seb(&["proposals", "--admission", &s.url]);
+    assert_eq!(code, 0);
+    assert!(table.contains(id) && table.contains("pending") && table.contains("L1"), "{table}");
+    // The human sees the contract, the evidence digest and the consequence, then approves.
+    let (code, out, err) = seb(&[
+        "approve", id, "--admission", &s.url, "--approver", "alice", "--key", alice.to_str().unwrap(), "--yes",
+        "--comment", "ok for the sale",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("evidence_digest") && out.contains("consequence L1") && out.contains("rationale"), "{out}");
+    assert!(out.contains("certified"), "{out}");
+    let status = waiter.wait().unwrap();
+    assert!(status.success(), "seb propose --wait exited {status:?}");
+    assert!(cert.exists());
+    cert
+}
+
+fn execute(s: &Server, dir: &Path, cert: &Path) -> (i32, Value) {
+    let agent = dir.join("agent.seed");
+    let (code, out, _) = seb(&["execute", "--broker", &s.url, "--certificate", cert.to_str().unwrap(), "--agent-key", agent.to_str().unwrap()]);
+    (code, serde_json::from_str(&out).unwrap_or(Value::Null))
+}
+
+#[test]
+fn propose_approve_execute_then_a_revocation_stops_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_key(d, "agent.seed", 2);
+    write_key(d, "alice.seed", 20);
+    let ops = write_key(d, "ops.seed", 40);
+    let s = start(d);
+
+    let first = propose_and_approve(&s, d, "p-first", 4);
+    let second = propose_and_approve(&s, d, "p-second", 6);
+    let (code, v) = execute(&s, d, &first);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["outcome"]["status"], "applied");
+
+    // Revoke the second certificate through the admission API; the broker refuses it.
+    let cert: Value = serde_json::from_str(&std::fs::read_to_string(&second).unwrap()).unwrap();
+    let payload: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD.decode(cert["payload"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let cid = payload["cid"].as_str().unwrap();
+    let (code, out, err) = seb(&[
+        "admission", "revoke", "--admission", &s.url, "--admin", "ops", "--admin-key", ops.to_str().unwrap(), "--cid", cid,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(cid), "{out}");
+    let (code, v) = execute(&s, d, &second);
+    assert_eq!(code, 2, "{v}");
+    assert_eq!(v["failed_check"], "revocation");
+    assert_eq!(v["decision"], "fail_closed");
+
+    // A forged admin request is refused; the signed statement is served.
+    let (code, _, _) = seb(&["admission", "revoke", "--admission", &s.url, "--admin", "ops", "--admin-key", d.join("agent.seed").to_str().unwrap(), "--all"]);
+    assert_eq!(code, 2);
+    let (code, out, _) = seb(&["admission", "statement", "--admission", &s.url]);
+    assert_eq!(code, 0);
+    let st: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(st["revoked_cids"], json!([cid]));
+    assert!(st["ttl_ms"].as_u64().unwrap() > 0);
+
+    // A policy load bumps the epoch.
+    let (code, out, err) = seb(&[
+        "policy", "load", d.join("admission.cedar").to_str().unwrap(), "--admission", &s.url, "--admin", "ops",
+        "--admin-key", ops.to_str().unwrap(), "--json",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let before = payload["policy_epoch"].as_u64().unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["policy_epoch"], before + 1);
+}
