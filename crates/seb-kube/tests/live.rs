@@ -63,28 +63,9 @@ fn admin() -> Client {
     client(&server().tokens().admin)
 }
 
-/// Server-side apply of arbitrary objects as admin (what `seb deploy kubernetes --apply` does).
+/// Server-side apply as admin (what `seb deploy kubernetes --apply` does).
 async fn apply_all(objs: &[Value]) -> Result<()> {
-    let admin = admin();
-    for o in objs {
-        let (group, version) = match o["apiVersion"].as_str().unwrap().split_once('/') {
-            Some((g, v)) => (g.to_owned(), v.to_owned()),
-            None => (String::new(), o["apiVersion"].as_str().unwrap().to_owned()),
-        };
-        let gvk = GroupVersionKind::gvk(&group, &version, o["kind"].as_str().unwrap());
-        let (ar, caps) = kube::discovery::pinned_kind(&admin, &gvk).await?;
-        let api: Api<DynamicObject> = match (caps.scope, o["metadata"]["namespace"].as_str()) {
-            (kube::discovery::Scope::Namespaced, Some(ns)) => {
-                Api::namespaced_with(admin.clone(), ns, &ar)
-            }
-            _ => Api::all_with(admin.clone(), &ar),
-        };
-        let name = o["metadata"]["name"].as_str().unwrap();
-        api.patch(name, &PatchParams::apply("seb-deploy").force(), &Patch::Apply(o))
-            .await
-            .with_context(|| format!("apply {} {name}", o["kind"]))?;
-    }
-    Ok(())
+    seb_kube::deploy::apply(&admin(), objs).await.map_err(|e| anyhow!("{e}"))
 }
 
 /// A fresh protected namespace with the shipped RBAC (broker = user `broker`, agents = user
