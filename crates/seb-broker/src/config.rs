@@ -50,8 +50,10 @@ pub struct Config {
     pub trust: TrustSection,
     #[serde(default)]
     pub approvers: Vec<ApproverEntry>,
+    /// Required certification path per risk level; levels not listed are never executed.
+    /// Absent: the defaults of [`PathRules::default`].
     #[serde(default)]
-    pub path_rules: Option<PathRules>,
+    pub path_rules: Option<Vec<PathRuleEntry>>,
     #[serde(default)]
     pub targets: TargetsSection,
     /// `[admission]`: the admission boundary served by the same binary (parsed by
@@ -109,6 +111,16 @@ pub struct BrokerSection {
     /// are counted in a periodic summary record.
     #[serde(default = "default_preauth_rate")]
     pub preauth_records_per_minute: u32,
+    /// `store` (default: the store is authoritative) or `statement` (poll signed epoch
+    /// statements from admission at `epoch_statement_url`, fail closed when stale).
+    #[serde(default = "default_epoch_source")]
+    pub epoch_source: String,
+    /// Statement mode: where admission serves its signed epoch statement.
+    #[serde(default)]
+    pub epoch_statement_url: Option<String>,
+    /// Statement mode: poll interval, ms.
+    #[serde(default = "default_poll")]
+    pub epoch_poll_interval_ms: u64,
 }
 
 /// `[trust]`.
@@ -124,6 +136,9 @@ pub struct TrustSection {
     /// Distinct operator signatures a break-glass certificate needs.
     #[serde(default = "default_bg_quorum")]
     pub break_glass_quorum: usize,
+    /// Admission keys whose epoch statements this broker accepts (statement mode).
+    #[serde(default)]
+    pub admission_keys: Vec<String>,
 }
 
 /// One `[[approvers]]` entry.
@@ -133,6 +148,22 @@ pub struct ApproverEntry {
     pub name: String,
     pub role: ApproverRole,
     pub public_key: String,
+}
+
+/// One `[[path_rules]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathRuleEntry {
+    /// Risk level 0..5.
+    pub level: u8,
+    /// The weakest acceptable path.
+    pub path: seb_core::types::CertPath,
+    /// Distinct validator approvals required.
+    #[serde(default)]
+    pub validators: usize,
+    /// Distinct human approvals required.
+    #[serde(default)]
+    pub humans: usize,
 }
 
 /// `[targets]`: which platforms this broker drives.
@@ -189,6 +220,12 @@ fn default_target_timeout() -> u64 {
 }
 fn default_preauth_rate() -> u32 {
     60
+}
+fn default_epoch_source() -> String {
+    "store".into()
+}
+fn default_poll() -> u64 {
+    1_000
 }
 fn default_bg_quorum() -> usize {
     2
@@ -252,6 +289,22 @@ impl Config {
         self.issuer_keys()?;
         self.break_glass_keys()?;
         self.approver_registry()?;
+        self.path_rules()?;
+        match b.epoch_source.as_str() {
+            "store" => {}
+            "statement" => {
+                if self.trust.admission_keys.is_empty() || b.epoch_statement_url.is_none() {
+                    return Err(ConfigError::Invalid(
+                        "epoch_source = \"statement\" needs trust.admission_keys and broker.epoch_statement_url".into(),
+                    ));
+                }
+                Self::keys(&self.trust.admission_keys, "admission")?;
+            }
+            other => return Err(ConfigError::Invalid(format!("epoch_source `{other}` is not `store` or `statement`"))),
+        }
+        if !seb_ledger::checkpoint::is_valid_key_name(&b.origin) {
+            return Err(ConfigError::Invalid(format!("origin `{}` is not a valid signed-note key name", b.origin)));
+        }
         if !self.trust.break_glass.is_empty() && self.trust.break_glass_quorum < 2 {
             return Err(ConfigError::Invalid("break_glass_quorum must be at least 2".into()));
         }
@@ -269,9 +322,36 @@ impl Config {
         Self::keys(&self.trust.issuers, "issuer")
     }
 
+    /// Where epochs come from.
+    pub fn epoch_source(&self) -> Result<crate::engine::EpochSource, ConfigError> {
+        Ok(match self.broker.epoch_source.as_str() {
+            "statement" => crate::engine::EpochSource::Statement {
+                admission_keys: Self::keys(&self.trust.admission_keys, "admission")?,
+            },
+            _ => crate::engine::EpochSource::Store,
+        })
+    }
+
     /// Break-glass operator keys.
     pub fn break_glass_keys(&self) -> Result<TrustedKeys, ConfigError> {
         Self::keys(&self.trust.break_glass, "break-glass")
+    }
+
+    /// The path rules in force.
+    pub fn path_rules(&self) -> Result<PathRules, ConfigError> {
+        let Some(entries) = &self.path_rules else { return Ok(PathRules::default()) };
+        let mut rules = PathRules { levels: [None; 6] };
+        for e in entries {
+            let slot = rules
+                .levels
+                .get_mut(usize::from(e.level))
+                .ok_or_else(|| ConfigError::Invalid(format!("path_rules: level {} is outside 0..5", e.level)))?;
+            if slot.is_some() {
+                return Err(ConfigError::Invalid(format!("path_rules: level {} listed twice", e.level)));
+            }
+            *slot = Some(seb_core::pipeline::PathRule { path: e.path, validators: e.validators, humans: e.humans });
+        }
+        Ok(rules)
     }
 
     /// The approver registry.

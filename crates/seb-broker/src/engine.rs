@@ -22,9 +22,9 @@ use seb_core::keys::TrustedKeys;
 use seb_core::pipeline::{
     self, ApproverRegistry, Authenticated, BrokerPolicy, EpochView, PathRules, Presented, Rejection,
 };
-use seb_core::types::{Decision, FailedCheck, OutcomeRecord, OutcomeStatus, Platform};
+use seb_core::types::{Decision, EpochStatement, FailedCheck, OutcomeRecord, OutcomeStatus, Platform};
 use seb_ledger::checkpoint::Checkpoint;
-use seb_store::{Reservation, ReserveResult, Store, StoreError, StoredCheckpoint};
+use seb_store::{Reservation, ReserveResult, Revocation, Store, StoreError, StoredCheckpoint};
 use seb_target::{Execution, Identity, MutationResult, MutationStatus, Reconciled, Target};
 use serde::Serialize;
 use tracing::{error, info, warn};
@@ -44,6 +44,23 @@ pub struct EngineSettings {
     pub target_timeout: Duration,
     pub origin: String,
     pub preauth_records_per_minute: u32,
+    /// Where the epochs come from.
+    pub epoch_source: EpochSource,
+}
+
+/// Where a broker learns the active epochs and revocations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum EpochSource {
+    /// The store is authoritative (embedded, or shared PostgreSQL): read per request and
+    /// re-read inside the reservation transaction (zero window).
+    #[default]
+    Store,
+    /// Signed epoch statements from admission (brokers that do not share its store), applied
+    /// to the local store; the broker fails closed once the newest is older than its TTL.
+    Statement {
+        /// Admission keys allowed to sign statements.
+        admission_keys: TrustedKeys,
+    },
 }
 
 impl Default for EngineSettings {
@@ -56,6 +73,7 @@ impl Default for EngineSettings {
             target_timeout: Duration::from_secs(10),
             origin: "seb.local/ledger".into(),
             preauth_records_per_minute: 60,
+            epoch_source: EpochSource::Store,
         }
     }
 }
@@ -107,6 +125,9 @@ pub struct Executed {
     pub outcome_index: Option<u64>,
     /// Whether the operation's profile has no precondition (recorded, spec section 7).
     pub unpinned: bool,
+    /// Time spent in each step, microseconds (`authenticate`, `state`, `observe`, `reserve`,
+    /// `mint`, `dispatch`, `mutate`, `retire`, `outcome`, `total`).
+    pub timings_us: BTreeMap<&'static str, u64>,
 }
 
 /// Result of one presentation.
@@ -164,6 +185,8 @@ pub struct Broker {
     live: LiveExecutions,
     /// Records that could not be appended because the store failed; retried in order.
     backlog: Mutex<VecDeque<Vec<u8>>>,
+    /// Statement mode: (issued_at_ms, ttl_ms) of the newest applied statement.
+    statement: Mutex<Option<(u64, u64)>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -176,8 +199,16 @@ impl std::fmt::Debug for Broker {
     }
 }
 
-fn elapsed(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64()
+/// Step timings of one execution, mirrored into the metrics.
+#[derive(Debug, Default)]
+struct Timings(BTreeMap<&'static str, u64>);
+
+impl Timings {
+    fn record(&mut self, metrics: &Metrics, step: &'static str, since: Instant) {
+        let d = since.elapsed();
+        metrics.step(step, d.as_secs_f64());
+        self.0.insert(step, u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    }
 }
 
 /// Fault injection for crash tests: abort the process at a named step.
@@ -213,6 +244,7 @@ impl Broker {
             limiter,
             live: LiveExecutions::default(),
             backlog: Mutex::new(VecDeque::new()),
+            statement: Mutex::new(None),
         }
     }
 
@@ -260,6 +292,7 @@ impl Broker {
     /// peer (address or mTLS subject) for rate limiting and pre-auth records.
     pub async fn execute(&self, body: &[u8], client: &str) -> ExecResult {
         let total = Instant::now();
+        let mut timings = Timings::default();
         let Some(now_ms) = self.clock.now_ms() else {
             let rej = Rejection {
                 check: FailedCheck::Time,
@@ -278,7 +311,7 @@ impl Broker {
             Ok(a) => a,
             Err(rej) => return Err(self.refuse(rej, client, now_ms).await),
         };
-        self.metrics.step("authenticate", elapsed(t));
+        timings.record(&self.metrics, "authenticate", t);
         let c = auth.certificate().payload();
         let Some(target) = self.targets.get(&c.contract.platform).cloned() else {
             let rej = auth.reject(
@@ -301,12 +334,12 @@ impl Broker {
         if let Err(rej) = pipeline::check_state(&auth, epochs.as_ref(), now_ms, target.as_ref(), reserved) {
             return Err(self.refuse(rej, client, now_ms).await);
         }
-        self.metrics.step("state", elapsed(t));
+        timings.record(&self.metrics, "state", t);
         // Check 11.
         let mut exec = execution_of(&auth);
         let t = Instant::now();
         let observed = tokio::time::timeout(self.settings.target_timeout, target.observe(&exec.observe_request())).await;
-        self.metrics.step("observe", elapsed(t));
+        timings.record(&self.metrics, "observe", t);
         let observation = match observed {
             Ok(Ok(o)) => Ok(o),
             Ok(Err(e)) => Err(e.to_string()),
@@ -322,24 +355,36 @@ impl Broker {
         // Checks 12–13.
         let t = Instant::now();
         let reserved = self.reserve(&auth, &presented, exec, client, now_ms).await?;
-        self.metrics.step("reserve", elapsed(t));
+        timings.record(&self.metrics, "reserve", t);
         crash_point("after_reserve");
         let unpinned = target.profile(&reserved.exec.op).map(|p| p.precondition.is_none()).unwrap_or(true);
-        let out = self.run_reserved(target.as_ref(), reserved, unpinned).await;
-        self.metrics.step("total", elapsed(total));
+        let mut out = self.run_reserved(target.as_ref(), reserved, unpinned, &mut timings).await;
+        timings.record(&self.metrics, "total", total);
+        out.timings_us = timings.0;
         Ok(out)
     }
 
     async fn epoch_view(&self, cid: &str, agent: &str, now_ms: u64) -> Option<EpochView> {
+        // In statement mode the state is as fresh as the newest statement, and may be no
+        // older than that statement's TTL.
+        let (as_of_ms, max_staleness_ms) = match &self.settings.epoch_source {
+            EpochSource::Store => (now_ms, self.settings.epoch_max_staleness_ms),
+            EpochSource::Statement { .. } => match self.statement.lock().ok().and_then(|g| *g) {
+                Some(fresh) => fresh,
+                None => {
+                    warn!("no epoch statement received yet");
+                    return None;
+                }
+            },
+        };
         match self.store.epoch_check(cid, agent).await {
             Ok(ec) => Some(EpochView {
                 policy_epoch: ec.epochs.policy_epoch,
                 revocation_epoch: ec.epochs.revocation_epoch,
                 revoked_cids: if ec.cid_revoked { [cid.to_owned()].into() } else { Default::default() },
                 revoked_agents: if ec.agent_revoked { [agent.to_owned()].into() } else { Default::default() },
-                // Read from the authoritative store just now.
-                as_of_ms: now_ms,
-                max_staleness_ms: self.settings.epoch_max_staleness_ms,
+                as_of_ms,
+                max_staleness_ms,
             }),
             Err(e) => {
                 warn!(error = %e, "epoch state unreadable");
@@ -412,12 +457,12 @@ impl Broker {
     }
 
     /// Steps 14–17 for a committed reservation.
-    async fn run_reserved(&self, target: &dyn Target, r: Reserved, unpinned: bool) -> Executed {
+    async fn run_reserved(&self, target: &dyn Target, r: Reserved, unpinned: bool, timings: &mut Timings) -> Executed {
         let exec = &r.exec;
         let started_ms = self.clock.now_ms().unwrap_or(0);
         let t = Instant::now();
         let minted = tokio::time::timeout(self.settings.target_timeout, target.mint(exec)).await;
-        self.metrics.step("mint", elapsed(t));
+        timings.record(&self.metrics, "mint", t);
         let identity = match minted {
             Ok(Ok(id)) => id,
             Ok(Err(e)) => return self.finish(r, started_ms, None, failed(format!("mint: {e}")), unpinned).await,
@@ -428,7 +473,10 @@ impl Broker {
         let identity_name = identity.name.clone();
         // Durably note the call is about to happen: without this mark, recovery can prove it
         // never did.
-        if let Err(e) = self.store.mark_dispatched(&exec.cid, &exec.nonce, started_ms).await {
+        let t = Instant::now();
+        let dispatched = self.store.mark_dispatched(&exec.cid, &exec.nonce, started_ms).await;
+        timings.record(&self.metrics, "dispatch", t);
+        if let Err(e) = dispatched {
             self.retire(target, exec, identity).await;
             return self
                 .finish(r, started_ms, Some(identity_name), failed(format!("not dispatched: store: {e}")), unpinned)
@@ -437,11 +485,11 @@ impl Broker {
         crash_point("after_dispatch");
         let t = Instant::now();
         let mutated = tokio::time::timeout(self.settings.target_timeout, target.mutate(exec, &identity)).await;
-        self.metrics.step("mutate", elapsed(t));
+        timings.record(&self.metrics, "mutate", t);
         crash_point("after_mutate");
         let t = Instant::now();
         self.retire(target, exec, identity).await;
-        self.metrics.step("retire", elapsed(t));
+        timings.record(&self.metrics, "retire", t);
         crash_point("after_retire");
         let result = match mutated {
             Ok(Ok(m)) => Ok(m),
@@ -465,7 +513,10 @@ impl Broker {
                 MutationResult { status, target_request_id: None, result: None, post_state: None, error: Some(e) }
             }
         };
-        self.finish(r, started_ms, Some(identity_name), result, unpinned).await
+        let t = Instant::now();
+        let done = self.finish(r, started_ms, Some(identity_name), result, unpinned).await;
+        timings.record(&self.metrics, "outcome", t);
+        done
     }
 
     async fn retire(&self, target: &dyn Target, exec: &Execution, identity: Identity) {
@@ -574,6 +625,7 @@ impl Broker {
             outcome,
             outcome_index,
             unpinned,
+            timings_us: BTreeMap::new(),
         }
     }
 
@@ -680,6 +732,50 @@ impl Broker {
         let cp = StoredCheckpoint { size, note, at_ms: self.clock.now_ms().unwrap_or(0) };
         self.store.put_checkpoint(cp.clone()).await?;
         Ok(Some(cp))
+    }
+
+    /// Statement mode: verify a signed epoch statement from admission and apply it to the
+    /// local store. Epochs only move forward; a statement older than the newest applied one
+    /// is refused (no rollback by replaying an old statement).
+    pub async fn apply_statement(&self, envelope: &seb_core::envelope::Envelope) -> Result<EpochStatement, String> {
+        let EpochSource::Statement { admission_keys } = &self.settings.epoch_source else {
+            return Err("this broker reads epochs from its store, not from statements".into());
+        };
+        let verified = envelope
+            .verify(seb_core::envelope::PayloadType::Epoch, admission_keys)
+            .map_err(|e| format!("statement: {e}"))?;
+        let st: EpochStatement = verified.parse(self.settings.body_limit).map_err(|e| format!("statement: {e}"))?;
+        if let Ok(g) = self.statement.lock()
+            && let Some((newest, _)) = *g
+            && st.issued_at_ms < newest
+        {
+            return Err(format!("statement issued at {} is older than the applied one ({newest})", st.issued_at_ms));
+        }
+        let now_ms = self.clock.now_ms().unwrap_or(0);
+        let store_err = |e: StoreError| format!("store: {e}");
+        // Bring the local store up to the statement (monotonic, idempotent).
+        let mut ep = self.store.epochs().await.map_err(store_err)?;
+        if ep.policy_epoch > st.policy_epoch || ep.revocation_epoch > st.revocation_epoch {
+            return Err("statement would move an epoch backwards".into());
+        }
+        while ep.policy_epoch < st.policy_epoch {
+            ep = self.store.bump_policy_epoch(now_ms, None).await.map_err(store_err)?;
+        }
+        while ep.revocation_epoch < st.revocation_epoch {
+            ep = self.store.revoke(Revocation::All, now_ms, None).await.map_err(store_err)?;
+        }
+        let (cids, agents) = self.store.revocations().await.map_err(store_err)?;
+        for c in st.revoked_cids.iter().filter(|c| !cids.contains(c)) {
+            self.store.revoke(Revocation::Cid(c.clone()), now_ms, None).await.map_err(store_err)?;
+        }
+        for a in st.revoked_agents.iter().filter(|a| !agents.contains(a)) {
+            self.store.revoke(Revocation::Agent(a.clone()), now_ms, None).await.map_err(store_err)?;
+        }
+        if let Ok(mut g) = self.statement.lock() {
+            *g = Some((st.issued_at_ms, st.ttl_ms));
+        }
+        info!(policy_epoch = st.policy_epoch, revocation_epoch = st.revocation_epoch, "epoch statement applied");
+        Ok(st)
     }
 
     /// Crash recovery (spec section 10): resolve every admit without an outcome. Never

@@ -54,6 +54,7 @@ pub fn router(state: AppState, extra: Option<ExtraRoutes>) -> Router {
         .route("/v1/ledger/proofs/consistency", get(consistency))
         .route("/v1/ledger/export", get(export))
         .route("/v1/keys", get(keys))
+        .route("/v1/epochs/statement", post(push_statement))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -243,6 +244,17 @@ async fn keys(State(st): State<AppState>) -> Response {
         },
     }))
     .into_response()
+}
+
+async fn push_statement(State(st): State<AppState>, body: Bytes) -> Response {
+    let env = match seb_core::json::parse::<seb_core::envelope::Envelope>(&body, st.broker.settings().body_limit) {
+        Ok(e) => e,
+        Err(e) => return problem(400, "bad statement", &e.to_string(), json!({})),
+    };
+    match st.broker.apply_statement(&env).await {
+        Ok(s) => Json(json!({ "applied": s })).into_response(),
+        Err(e) => problem(422, "statement refused", &e, json!({})),
+    }
 }
 
 async fn metrics(State(st): State<AppState>) -> Response {

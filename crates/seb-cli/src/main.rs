@@ -1,5 +1,6 @@
 //! `seb`: one CLI for operators, agents and auditors.
 
+mod admission_cmd;
 mod client;
 mod keyfile;
 mod ledger_cmd;
@@ -51,6 +52,22 @@ enum Cmd {
         #[command(subcommand)]
         cmd: store_cmd::EpochCmd,
     },
+    /// Submit a signed proposal to admission (agents); `--wait` until certified or denied.
+    Propose(admission_cmd::ProposeArgs),
+    /// Review a proposal and sign an approval bound to its contract and evidence (approvers).
+    Approve(admission_cmd::ApproveArgs),
+    /// List proposals (a table, or `--json`), or show one in full.
+    Proposals(admission_cmd::ProposalsArgs),
+    /// Admission administration: revocation, epochs, signed epoch statements, break-glass.
+    Admission {
+        #[command(subcommand)]
+        cmd: admission_cmd::AdmissionCmd,
+    },
+    /// Admission's Cedar policies: load (bumps policy_epoch) or show.
+    Policy {
+        #[command(subcommand)]
+        cmd: admission_cmd::PolicyCmd,
+    },
 }
 
 fn main() -> ExitCode {
@@ -80,6 +97,11 @@ fn main() -> ExitCode {
             Cmd::Ledger { cmd } => ledger_cmd::run(cmd).await,
             Cmd::Revoke(a) => store_cmd::revoke(a).await.map(|()| ExitCode::SUCCESS),
             Cmd::Epoch { cmd } => store_cmd::epoch(cmd).await.map(|()| ExitCode::SUCCESS),
+            Cmd::Propose(a) => admission_cmd::propose(a).await,
+            Cmd::Approve(a) => admission_cmd::approve(a).await,
+            Cmd::Proposals(a) => admission_cmd::proposals(a).await,
+            Cmd::Admission { cmd } => admission_cmd::admission(cmd).await,
+            Cmd::Policy { cmd } => admission_cmd::policy(cmd).await,
         }
     });
     match result {

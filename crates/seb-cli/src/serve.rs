@@ -88,7 +88,7 @@ pub async fn run(a: ServeArgs) -> Result<()> {
         break_glass: cfg.break_glass_keys()?,
         break_glass_quorum: cfg.trust.break_glass_quorum,
         approvers: cfg.approver_registry()?,
-        path_rules: cfg.path_rules.clone().unwrap_or_default(),
+        path_rules: cfg.path_rules()?,
     };
     let settings = EngineSettings {
         body_limit: b.body_limit,
@@ -98,6 +98,7 @@ pub async fn run(a: ServeArgs) -> Result<()> {
         target_timeout: Duration::from_millis(b.target_timeout_ms),
         origin: b.origin.clone(),
         preauth_records_per_minute: b.preauth_records_per_minute,
+        epoch_source: cfg.epoch_source()?,
     };
     let broker = Arc::new(Broker::new(
         store,
@@ -111,6 +112,9 @@ pub async fn run(a: ServeArgs) -> Result<()> {
     // Recovery runs before anything is served as ready; executions wait for it too.
     broker.recover().await.context("crash recovery")?;
     let bg = tokio::spawn(seb_broker::run_background(state.clone(), Duration::from_secs(b.checkpoint_interval_s)));
+    let poller = b.epoch_statement_url.clone().filter(|_| b.epoch_source == "statement").map(|url| {
+        tokio::spawn(poll_statements(broker.clone(), url, Duration::from_millis(b.epoch_poll_interval_ms)))
+    });
     let tls = match (&b.tls_cert, &b.tls_key) {
         (Some(c), Some(k)) => Some(seb_broker::tls::server_config(c, k, b.client_ca.as_deref())?),
         _ => None,
@@ -123,10 +127,43 @@ pub async fn run(a: ServeArgs) -> Result<()> {
     let app = router(state, admission);
     seb_broker::serve(listener, app, tls, shutdown_signal()).await?;
     bg.abort();
+    if let Some(p) = poller {
+        p.abort();
+    }
     // Write a final checkpoint so the ledger ends with a signed statement of its size.
     let _ = broker.checkpoint().await;
     info!("broker stopped");
     Ok(())
+}
+
+/// Statement mode: fetch admission's signed epoch statement periodically and apply it. A
+/// failure leaves the previous statement in force until its TTL runs out, then the broker
+/// fails closed.
+async fn poll_statements(broker: Arc<Broker>, url: String, every: Duration) {
+    let client = match reqwest::Client::builder().timeout(Duration::from_secs(5)).build() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the statement poller");
+            return;
+        }
+    };
+    let mut iv = tokio::time::interval(every);
+    loop {
+        iv.tick().await;
+        let fetched = async {
+            let bytes = client.get(&url).send().await?.error_for_status()?.bytes().await?;
+            Ok::<_, anyhow::Error>(seb_core::json::parse::<seb_core::envelope::Envelope>(&bytes, 1 << 20)?)
+        }
+        .await;
+        match fetched {
+            Ok(env) => {
+                if let Err(e) = broker.apply_statement(&env).await {
+                    tracing::warn!(error = %e, "epoch statement refused");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, url, "epoch statement unavailable"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -351,7 +351,11 @@ fn check_path(cert: &VerifiedCertificate, policy: &BrokerPolicy<'_>) -> Result<(
     let level = c.contract.risk_level;
     if cert.is_break_glass() {
         // Break-glass is authorised by its operator quorum (verified at check 2), not by the
-        // autonomous path rules; it is flagged on every record.
+        // autonomous path rules, and is flagged on every record. It may override up to L5
+        // (it is human, not autonomous), but L0 is advisory and never executes.
+        if level == RiskLevel::L0 {
+            return Err("risk level L0 is advisory and never certified, even by break-glass".into());
+        }
         return Ok(());
     }
     let rule = policy

@@ -57,19 +57,36 @@ pub struct MutationLog {
 /// The test double. Cheap to clone the path; all state is in the file.
 #[derive(Debug)]
 pub struct TestTarget {
-    path: PathBuf,
+    /// `None`: state kept in memory only (benchmarks).
+    path: Option<PathBuf>,
     lock: Mutex<()>,
+    memory: Mutex<State>,
     fail: Mutex<Vec<String>>,
 }
 
 impl TestTarget {
     /// Use (or create) the state file at `path`.
     pub fn open(path: &Path) -> Result<Self, TargetError> {
-        let t = Self { path: path.to_owned(), lock: Mutex::new(()), fail: Mutex::new(Vec::new()) };
+        let t = Self {
+            path: Some(path.to_owned()),
+            lock: Mutex::new(()),
+            memory: Mutex::new(State::default()),
+            fail: Mutex::new(Vec::new()),
+        };
         if !path.exists() {
             t.save(&State::default())?;
         }
         Ok(t)
+    }
+
+    /// A double whose state lives in memory only (for benchmarks).
+    pub fn in_memory() -> Self {
+        Self {
+            path: None,
+            lock: Mutex::new(()),
+            memory: Mutex::new(State::default()),
+            fail: Mutex::new(Vec::new()),
+        }
     }
 
     /// Make the named steps (`observe`, `mint`, `mutate`) fail from now on (in addition to
@@ -86,18 +103,36 @@ impl TestTarget {
     }
 
     fn load(&self) -> Result<State, TargetError> {
-        let bytes = std::fs::read(&self.path).map_err(|e| TargetError::Unavailable(e.to_string()))?;
+        let Some(path) = &self.path else {
+            return Err(TargetError::Unavailable("in-memory double has no file".into()));
+        };
+        let bytes = std::fs::read(path).map_err(|e| TargetError::Unavailable(e.to_string()))?;
         serde_json::from_slice(&bytes).map_err(|e| TargetError::Unavailable(e.to_string()))
     }
 
     fn save(&self, s: &State) -> Result<(), TargetError> {
-        let tmp = self.path.with_extension("tmp");
+        let Some(path) = &self.path else {
+            return Err(TargetError::Unavailable("in-memory double has no file".into()));
+        };
+        let tmp = path.with_extension("tmp");
         let bytes = serde_json::to_vec(s).map_err(|e| TargetError::Unavailable(e.to_string()))?;
         std::fs::write(&tmp, bytes).map_err(|e| TargetError::Unavailable(e.to_string()))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| TargetError::Unavailable(e.to_string()))
+        std::fs::rename(&tmp, path).map_err(|e| TargetError::Unavailable(e.to_string()))
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&State) -> T) -> Result<T, TargetError> {
+        if self.path.is_none() {
+            let m = self.memory.lock().map_err(|_| TargetError::Unavailable("lock poisoned".into()))?;
+            return Ok(f(&m));
+        }
+        Ok(f(&self.load()?))
     }
 
     fn with_state<T>(&self, f: impl FnOnce(&mut State) -> Result<T, TargetError>) -> Result<T, TargetError> {
+        if self.path.is_none() {
+            let mut m = self.memory.lock().map_err(|_| TargetError::Unavailable("lock poisoned".into()))?;
+            return f(&mut m);
+        }
         let _g = self.lock.lock().map_err(|_| TargetError::Unavailable("lock poisoned".into()))?;
         let mut s = self.load()?;
         let out = f(&mut s)?;
@@ -116,17 +151,17 @@ impl TestTarget {
 
     /// The current value of an object.
     pub fn get(&self, name: &str) -> Result<Option<Value>, TargetError> {
-        Ok(self.load()?.objects.get(name).map(|o| o.value.clone()))
+        self.read(|s| s.objects.get(name).map(|o| o.value.clone()))
     }
 
     /// Every applied mutation so far.
     pub fn mutations(&self) -> Result<Vec<MutationLog>, TargetError> {
-        Ok(self.load()?.mutations)
+        self.read(|s| s.mutations.clone())
     }
 
     /// Tokens still live (not retired).
     pub fn live_tokens(&self) -> Result<usize, TargetError> {
-        Ok(self.load()?.tokens.len())
+        self.read(|s| s.tokens.len())
     }
 }
 
@@ -175,11 +210,12 @@ impl Target for TestTarget {
                 return Err(TargetError::Unavailable("injected observe failure".into()));
             }
             let name = name_of(&req.target)?;
-            let s = self.load()?;
-            let obj = s.objects.get(&name);
-            Ok(Observation {
-                projection: project(obj.map(|o| &o.value), &req.pointers),
-                version: obj.map(|o| o.version.to_string()),
+            self.read(|s| {
+                let obj = s.objects.get(&name);
+                Observation {
+                    projection: project(obj.map(|o| &o.value), &req.pointers),
+                    version: obj.map(|o| o.version.to_string()),
+                }
             })
         })
     }
@@ -278,8 +314,8 @@ impl Target for TestTarget {
     fn reconcile<'a>(&'a self, exec: &'a Execution) -> TargetFuture<'a, Reconciled> {
         Box::pin(async move {
             let name = name_of(&exec.target)?;
-            let s = self.load()?;
-            let obj = s.objects.get(&name);
+            let obj = self.read(|s| s.objects.get(&name).cloned())?;
+            let obj = obj.as_ref();
             let expected_applied = match exec.op.as_str() {
                 "set" => obj.map(|o| &o.value) == exec.params.get("value"),
                 "delete" => obj.is_none(),
