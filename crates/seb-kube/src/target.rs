@@ -50,6 +50,8 @@ pub struct KubeTargetConfig {
     /// How long a fresh RoleBinding may take to reach the RBAC authorizer's cache before a
     /// 403 is taken as final.
     pub rbac_settle: Duration,
+    /// Longest a mutation call may take before its fate is reported unknown.
+    pub call_timeout: Duration,
 }
 
 impl KubeTargetConfig {
@@ -66,6 +68,7 @@ impl KubeTargetConfig {
             token_seconds: 600,
             audiences: Vec::new(),
             rbac_settle: Duration::from_secs(2),
+            call_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -151,10 +154,35 @@ impl KubeTarget {
     /// A client that authenticates with `token` and nothing else (no client certificate, no
     /// exec plugin, no retries: a retried mutation must never be invisible).
     pub fn client_for_token(&self, token: &str) -> Result<Client, KubeError> {
+        use kube::client::ConfigExt as _;
         let mut c = self.base.clone();
         c.auth_info = AuthInfo { token: Some(token.to_owned().into()), ..AuthInfo::default() };
         c.default_retry = false;
-        Client::try_from(c).map_err(|e| KubeError::Invalid(format!("kube client: {e}")))
+        let err = |e: kube::Error| KubeError::Invalid(format!("kube client: {e}"));
+        // kube's default connector leaves Nagle on: the request that follows the TLS handshake
+        // on a fresh connection then waits for the server's delayed ACK (about 40 ms on
+        // loopback, measured). Every execution uses a fresh connection, so set TCP_NODELAY.
+        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        if let Some(t) = c.connect_timeout {
+            http.set_connect_timeout(Some(t));
+        }
+        let https = c.rustls_https_connector_with_connector(http).map_err(err)?;
+        let hyper_client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(https);
+        let service = tower::ServiceBuilder::new()
+            .layer(c.base_uri_layer())
+            .option_layer(c.auth_layer().map_err(err)?)
+            .layer(c.extra_headers_layer().map_err(err)?)
+            .map_err(
+                |e: hyper_util::client::legacy::Error| -> Box<dyn std::error::Error + Send + Sync> {
+                    Box::new(e)
+                },
+            )
+            .service(hyper_client);
+        Ok(Client::new(service, c.default_namespace))
     }
 
     fn target_ref(&self, v: &Value) -> Result<TargetRef, KubeError> {
@@ -387,7 +415,13 @@ impl KubeTarget {
         let deadline = Instant::now() + self.cfg.rbac_settle;
         let mut attempts = 0u32;
         let outcome = loop {
-            let res = self.send(op, &t, &api, &exec.params, rv.as_deref(), &manager).await;
+            let call = self.send(op, &t, &api, &exec.params, rv.as_deref(), &manager);
+            let Ok(res) = tokio::time::timeout(self.cfg.call_timeout, call).await else {
+                return Err(KubeError::Unavailable(format!(
+                    "{op}: no answer within {:?}; fate unknown",
+                    self.cfg.call_timeout
+                )));
+            };
             match res {
                 Err(e) if is_rbac_forbidden(&e) && Instant::now() < deadline => {
                     // The authorizer's informer usually has the binding within tens of ms:
