@@ -515,3 +515,67 @@ pub fn read_key_file(path: &Path) -> Result<seb_core::keys::SigningKey, Admissio
         })?);
     Ok(seb_core::keys::SigningKey::from_seed(&seed))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pk(n: u8) -> String {
+        seb_core::keys::SigningKey::from_seed(&[n; 32]).public_key().to_base64()
+    }
+
+    fn parse(extra: &str) -> Result<AdmissionConfig, AdmissionError> {
+        let text = format!("[admission]\nissuer_key_file = \"k\"\n{extra}");
+        AdmissionConfig::from_toml_str(&text, Path::new("/etc/seb"))
+    }
+
+    #[test]
+    fn defaults_and_paths() {
+        let c = parse("").unwrap();
+        assert_eq!(c.issuer_key_file, PathBuf::from("/etc/seb/k"));
+        assert_eq!((c.validity_s, c.approval_timeout_s, c.statement_ttl_ms), (300, 900, 10_000));
+        assert_eq!(c.registries().unwrap().path_rules, PathRules::default());
+    }
+
+    #[test]
+    fn refusals() {
+        assert!(parse("validity_s = 301\n").is_err(), "validity is capped");
+        assert!(parse("unknown = 1\n").is_err(), "unknown fields");
+        let agent = |name: &str, k: u8| {
+            format!("[[admission.agents]]\nname = \"{name}\"\npublic_keys = [\"{}\"]\n", pk(k))
+        };
+        assert!(parse(&format!("{}{}", agent("a", 1), agent("a", 2))).is_err(), "duplicate agent");
+        assert!(
+            parse(&format!("{}{}", agent("a", 1), agent("b", 1))).is_err(),
+            "one key, two agents"
+        );
+        assert!(parse(&agent("bad name", 1)).is_err());
+        let approver = |role: &str, k: u8| {
+            format!(
+                "[[admission.approvers]]\nname = \"x\"\nrole = \"{role}\"\npublic_key = \"{}\"\n",
+                pk(k)
+            )
+        };
+        assert!(parse(&approver("break_glass", 3)).is_err());
+        assert!(
+            parse(&format!("{}{}", approver("human", 3), approver("validator", 4))).is_err(),
+            "two roles"
+        );
+        assert!(
+            parse(&format!("{}{}", agent("a", 1), approver("human", 1))).is_err(),
+            "agent key as approver"
+        );
+        let ops = format!(
+            "[admission.break_glass]\nquorum = 3\noperators = [{{ name = \"o1\", public_key = \"{}\" }}, {{ name = \"o2\", public_key = \"{}\" }}]\n",
+            pk(5),
+            pk(6)
+        );
+        assert!(parse(&ops).is_err(), "quorum above the operator count");
+        assert!(parse(&ops.replace("quorum = 3", "quorum = 1")).is_err(), "quorum below 2");
+        assert!(parse(&ops.replace("quorum = 3", "quorum = 2")).is_ok());
+        assert!(
+            parse("[[admission.admins]]\nname = \"ops\"\npublic_key = \"AAAA\"\n").is_err(),
+            "bad key"
+        );
+    }
+}

@@ -432,8 +432,7 @@ impl Admission {
                 "a proposal carries exactly one signature".into(),
             ));
         };
-        let subject_key = keys
-            .iter_key(signer)
+        let subject_key = seb_core::keys::KeyResolver::resolve(&keys, signer)
             .ok_or_else(|| AdmissionError::Unauthenticated("signer vanished".into()))?;
         let proposal: Proposal =
             verified.parse(limit).map_err(|e| AdmissionError::Parse(format!("proposal: {e}")))?;
@@ -1582,16 +1581,5 @@ fn prune(map: &mut BTreeMap<String, Entry>) {
     decided.sort();
     for (_, id) in decided.into_iter().take(MAX_PROPOSALS / 10) {
         map.remove(&id);
-    }
-}
-
-/// Find the key with this id in a trust set.
-trait IterKey {
-    fn iter_key(&self, kid: &KeyId) -> Option<PublicKey>;
-}
-
-impl IterKey for TrustedKeys {
-    fn iter_key(&self, kid: &KeyId) -> Option<PublicKey> {
-        seb_core::keys::KeyResolver::resolve(self, kid)
     }
 }
