@@ -14,6 +14,7 @@
 
 pub mod kube;
 pub mod moto;
+pub mod postgres;
 pub mod process;
 
 /// Why a service could not be provided.
