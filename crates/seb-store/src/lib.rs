@@ -15,6 +15,24 @@
 //! - A reserved (cid, nonce) is never deleted or released.
 //! - The ledger is append-only with one total order; indices are dense from 0.
 //! - A committed revocation is seen by every reservation that starts after the commit.
+//!
+//! Behaviour the trait leaves to the backend is pinned down by the conformance suite, so
+//! every backend answers alike:
+//! - Only [`Revocation::All`] changes an epoch; revoking a cid or an agent adds it to a set
+//!   checked by membership. Every revocation and policy bump sets `updated_at_ms`, which
+//!   never moves backwards.
+//! - In [`Store::reserve`] the epochs are compared first (`EpochChanged`, also when the
+//!   certificate carries a *newer* epoch), then the revocation sets (`Revoked`), then the
+//!   (cid, nonce) uniqueness (`Replay`). Only `Reserved` writes anything.
+//! - [`Store::mark_dispatched`] and [`Store::complete`] of an unknown execution are
+//!   [`StoreError::Invalid`]; of a completed one, [`StoreError::AlreadyCompleted`].
+//!   `mark_dispatched` is idempotent.
+//! - Ledger reads outside the ledger (a range past its end, a size larger than it, an index
+//!   outside the tree, `old_size` 0 or above `new_size`) are errors, never short answers.
+//! - A checkpoint must not name a size beyond the ledger or below the newest stored
+//!   checkpoint; `latest_checkpoint` is the last one stored.
+
+#![warn(missing_docs)]
 
 use std::future::Future;
 use std::pin::Pin;
@@ -43,7 +61,12 @@ pub enum StoreError {
     Invalid(String),
     /// The execution already has an outcome.
     #[error("execution `{cid}`/`{nonce}` already has an outcome")]
-    AlreadyCompleted { cid: String, nonce: String },
+    AlreadyCompleted {
+        /// The certificate id.
+        cid: String,
+        /// The execution nonce.
+        nonce: String,
+    },
 }
 
 impl From<seb_ledger::LedgerError> for StoreError {
@@ -55,7 +78,9 @@ impl From<seb_ledger::LedgerError> for StoreError {
 /// The active epochs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Epochs {
+    /// Bumped by every policy change; a certificate from another policy epoch is readmitted.
     pub policy_epoch: u64,
+    /// Bumped by [`Revocation::All`]; a certificate from another one fails closed.
     pub revocation_epoch: u64,
     /// When they last changed (ms).
     pub updated_at_ms: u64,
@@ -64,8 +89,11 @@ pub struct Epochs {
 /// The epoch state relevant to one certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EpochCheck {
+    /// The active epochs.
     pub epochs: Epochs,
+    /// Whether the certificate itself is revoked.
     pub cid_revoked: bool,
+    /// Whether the certificate's subject (agent) is revoked.
     pub agent_revoked: bool,
 }
 
@@ -84,18 +112,23 @@ pub enum Revocation {
 /// One reservation attempt (spec section 7, steps 12 and 13).
 #[derive(Debug, Clone)]
 pub struct Reservation {
+    /// The certificate id.
     pub cid: String,
+    /// The execution nonce; (cid, nonce) is consumed at most once, forever.
     pub nonce: String,
     /// The certificate subject, re-checked against agent revocations in the transaction.
     pub agent: String,
-    /// The epochs the certificate carries; any difference at commit time fails closed.
+    /// The policy epoch the certificate carries; any difference at commit time fails closed.
     pub policy_epoch: u64,
+    /// The revocation epoch the certificate carries; any difference at commit time fails
+    /// closed.
     pub revocation_epoch: u64,
     /// Canonical bytes of the signed `admit` decision envelope, appended in the same
     /// transaction.
     pub admit_entry: Vec<u8>,
     /// Opaque JSON the broker needs to reconcile this execution after a crash.
     pub intent: Vec<u8>,
+    /// The broker's clock at admission (ms), kept as the intent's `admitted_at_ms`.
     pub at_ms: u64,
 }
 
@@ -103,32 +136,47 @@ pub struct Reservation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReserveResult {
     /// Nonce consumed, admit record durable at this ledger index.
-    Reserved { admit_index: u64 },
+    Reserved {
+        /// The ledger index of the admit record.
+        admit_index: u64,
+    },
     /// (cid, nonce) was already reserved: nothing written.
     Replay,
     /// The epochs changed since the checks ran: nothing written (fail closed).
-    EpochChanged { active: Epochs },
+    EpochChanged {
+        /// The epochs active at commit time.
+        active: Epochs,
+    },
     /// The certificate or its agent was revoked: nothing written (fail closed).
-    Revoked { reason: String },
+    Revoked {
+        /// Which revocation applied (the cid or the agent, in backticks).
+        reason: String,
+    },
 }
 
 /// An admitted execution without an outcome (for crash recovery).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingExecution {
+    /// The certificate id.
     pub cid: String,
+    /// The execution nonce.
     pub nonce: String,
+    /// The intent bytes given to [`Store::reserve`].
     pub intent: Vec<u8>,
     /// Whether the broker recorded that it was about to call the target.
     pub dispatched: bool,
+    /// [`Reservation::at_ms`].
     pub admitted_at_ms: u64,
 }
 
 /// A stored signed checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredCheckpoint {
+    /// The tree size the checkpoint commits to.
     pub size: u64,
     /// The signed note text.
     pub note: String,
+    /// When it was signed (ms).
     pub at_ms: u64,
 }
 
@@ -148,7 +196,12 @@ pub trait Store: Send + Sync + 'static {
     fn bump_policy_epoch(&self, at_ms: u64, record: Option<Vec<u8>>) -> StoreFuture<'_, Epochs>;
     /// Revoke a cid, an agent, or everything. Appends `record` in the same transaction when
     /// given. Returns the epochs after the change.
-    fn revoke(&self, what: Revocation, at_ms: u64, record: Option<Vec<u8>>) -> StoreFuture<'_, Epochs>;
+    fn revoke(
+        &self,
+        what: Revocation,
+        at_ms: u64,
+        record: Option<Vec<u8>>,
+    ) -> StoreFuture<'_, Epochs>;
     /// Every revoked cid and agent (for epoch statements).
     fn revocations(&self) -> StoreFuture<'_, (Vec<String>, Vec<String>)>;
 
@@ -158,10 +211,20 @@ pub trait Store: Send + Sync + 'static {
     /// Steps 12–13 in one transaction.
     fn reserve(&self, r: Reservation) -> StoreFuture<'_, ReserveResult>;
     /// Durably note that the target call is about to happen.
-    fn mark_dispatched<'a>(&'a self, cid: &'a str, nonce: &'a str, at_ms: u64) -> StoreFuture<'a, ()>;
+    fn mark_dispatched<'a>(
+        &'a self,
+        cid: &'a str,
+        nonce: &'a str,
+        at_ms: u64,
+    ) -> StoreFuture<'a, ()>;
     /// Append the outcome record and close the intent, in one transaction. Fails with
     /// [`StoreError::AlreadyCompleted`] when it already has one.
-    fn complete<'a>(&'a self, cid: &'a str, nonce: &'a str, outcome_entry: Vec<u8>) -> StoreFuture<'a, u64>;
+    fn complete<'a>(
+        &'a self,
+        cid: &'a str,
+        nonce: &'a str,
+        outcome_entry: Vec<u8>,
+    ) -> StoreFuture<'a, u64>;
     /// Admitted executions without an outcome.
     fn pending(&self) -> StoreFuture<'_, Vec<PendingExecution>>;
 
