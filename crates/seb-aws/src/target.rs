@@ -204,6 +204,16 @@ pub fn project(live: &Value, pointers: &[String]) -> BTreeMap<String, Value> {
 }
 
 /// Everything the profile needs about one call, parsed and validated.
+#[cfg_attr(
+    not(any(
+        feature = "ec2",
+        feature = "s3",
+        feature = "dynamodb",
+        feature = "ssm",
+        feature = "autoscaling"
+    )),
+    allow(dead_code)
+)]
 struct Prepared {
     profile: &'static Profile,
     target: TargetRef,
