@@ -49,7 +49,7 @@ pub struct EngineSettings {
 }
 
 /// Where a broker learns the active epochs and revocations.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub enum EpochSource {
     /// The store is authoritative (embedded, or shared PostgreSQL): read per request and
     /// re-read inside the reservation transaction (zero window).
