@@ -49,7 +49,12 @@ fn presentation(i: usize, issuer: &SigningKey, agent: &SigningKey) -> Vec<u8> {
         subject: Subject { agent: "agent".into(), public_key: agent.public_key() },
         contract_digest: contract.digest().unwrap(),
         contract,
-        evidence: Evidence { digest: Digest::of_json(&projection).unwrap(), projection, observed_at_ms: now, tolerance: BTreeMap::new() },
+        evidence: Evidence {
+            digest: Digest::of_json(&projection).unwrap(),
+            projection,
+            observed_at_ms: now,
+            tolerance: BTreeMap::new(),
+        },
         validity: Validity { not_before: now / 1000 - 5, not_after: now / 1000 + 295 },
         policy_epoch: 0,
         revocation_epoch: 0,
@@ -67,7 +72,8 @@ fn presentation(i: usize, issuer: &SigningKey, agent: &SigningKey) -> Vec<u8> {
         t_exec_ms: now,
     };
     let proof = sign_request(&request, agent).unwrap();
-    json::canonical(&Presentation { certificate: cert.sign(issuer).unwrap(), request, proof }).unwrap()
+    json::canonical(&Presentation { certificate: cert.sign(issuer).unwrap(), request, proof })
+        .unwrap()
 }
 
 fn pct(v: &mut [u64], p: f64) -> u64 {
@@ -81,13 +87,16 @@ fn pct(v: &mut [u64], p: f64) -> u64 {
 
 #[tokio::main]
 async fn main() {
-    let scale: f64 = std::env::var("SEB_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    let scale: f64 =
+        std::env::var("SEB_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("bench.db"), Default::default()).unwrap());
+    let store =
+        Arc::new(SqliteStore::open(&dir.path().join("bench.db"), Default::default()).unwrap());
     let target = Arc::new(TestTarget::in_memory());
     let issuer = SigningKey::from_seed(&[1; 32]);
     let agent = SigningKey::from_seed(&[2; 32]);
-    let trust = TrustRoots { issuers: [issuer.public_key()].into_iter().collect(), ..Default::default() };
+    let trust =
+        TrustRoots { issuers: [issuer.public_key()].into_iter().collect(), ..Default::default() };
     let broker = Arc::new(Broker::new(
         store,
         vec![target.clone()],
@@ -101,8 +110,18 @@ async fn main() {
     let url = format!("http://{}/v1/executions", listener.local_addr().unwrap());
     tokio::spawn(seb_broker::serve(listener, router(state, None), None, std::future::pending()));
 
-    println!("SEB broker over HTTP: test double (in memory) + SQLite (WAL, synchronous=FULL), 2 cores");
-    println!("{:>7} {:>7} {:>10} | {:>26} | {:>26} | {:>26}", "clients", "n", "exec/s", "client latency p50/p95/p99 ms", "broker overhead p50/p95/p99", "reserve p50/p95/p99");
+    println!(
+        "SEB broker over HTTP: test double (in memory) + SQLite (WAL, synchronous=FULL), 2 cores"
+    );
+    println!(
+        "{:>7} {:>7} {:>10} | {:>26} | {:>26} | {:>26}",
+        "clients",
+        "n",
+        "exec/s",
+        "client latency p50/p95/p99 ms",
+        "broker overhead p50/p95/p99",
+        "reserve p50/p95/p99"
+    );
     let mut next_obj = 0usize;
     let mut all_steps: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for (clients, n) in [(1usize, 400usize), (8, 3000), (64, 6000)] {
@@ -110,7 +129,8 @@ async fn main() {
         for i in next_obj..next_obj + n {
             target.insecure_direct_write(&format!("obj-{i}"), json!({"v": 0})).unwrap();
         }
-        let bodies: VecDeque<Vec<u8>> = (next_obj..next_obj + n).map(|i| presentation(i, &issuer, &agent)).collect();
+        let bodies: VecDeque<Vec<u8>> =
+            (next_obj..next_obj + n).map(|i| presentation(i, &issuer, &agent)).collect();
         next_obj += n;
         // Warm-up request outside the measurement.
         let queue = Arc::new(Mutex::new(bodies));
@@ -119,18 +139,26 @@ async fn main() {
         let start = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..clients {
-            let (queue, client, url, results) = (queue.clone(), client.clone(), url.clone(), results.clone());
+            let (queue, client, url, results) =
+                (queue.clone(), client.clone(), url.clone(), results.clone());
             tasks.push(tokio::spawn(async move {
                 loop {
                     let Some(body) = queue.lock().unwrap().pop_front() else { break };
                     let t = Instant::now();
-                    let resp = client.post(&url).header("content-type", "application/json").body(body).send().await.unwrap();
+                    let resp = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await
+                        .unwrap();
                     let status = resp.status();
                     let v: Value = resp.json().await.unwrap();
                     let lat = t.elapsed().as_micros() as u64;
                     assert!(status.is_success(), "{v}");
                     assert_eq!(v["outcome"]["status"], "applied", "{v}");
-                    let timings: BTreeMap<String, u64> = serde_json::from_value(v["timings_us"].clone()).unwrap();
+                    let timings: BTreeMap<String, u64> =
+                        serde_json::from_value(v["timings_us"].clone()).unwrap();
                     results.lock().unwrap().push((lat, timings));
                 }
             }));
@@ -144,7 +172,10 @@ async fn main() {
         let platform = ["observe", "mint", "mutate", "retire"];
         let mut overhead: Vec<u64> = results
             .iter()
-            .map(|(_, t)| t["total"].saturating_sub(platform.iter().map(|p| t.get(*p).copied().unwrap_or(0)).sum()))
+            .map(|(_, t)| {
+                t["total"]
+                    .saturating_sub(platform.iter().map(|p| t.get(*p).copied().unwrap_or(0)).sum())
+            })
             .collect();
         let mut reserve: Vec<u64> = results.iter().map(|r| r.1["reserve"]).collect();
         for (_, t) in &results {
@@ -158,15 +189,28 @@ async fn main() {
             clients,
             n,
             n as f64 / wall.as_secs_f64(),
-            ms(pct(&mut lat, 0.5)), ms(pct(&mut lat, 0.95)), ms(pct(&mut lat, 0.99)),
-            ms(pct(&mut overhead, 0.5)), ms(pct(&mut overhead, 0.95)), ms(pct(&mut overhead, 0.99)),
-            ms(pct(&mut reserve, 0.5)), ms(pct(&mut reserve, 0.95)), ms(pct(&mut reserve, 0.99)),
+            ms(pct(&mut lat, 0.5)),
+            ms(pct(&mut lat, 0.95)),
+            ms(pct(&mut lat, 0.99)),
+            ms(pct(&mut overhead, 0.5)),
+            ms(pct(&mut overhead, 0.95)),
+            ms(pct(&mut overhead, 0.99)),
+            ms(pct(&mut reserve, 0.5)),
+            ms(pct(&mut reserve, 0.95)),
+            ms(pct(&mut reserve, 0.99)),
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     println!("\nper step over all runs (ms): p50 / p95 / p99");
     for (k, mut v) in all_steps {
-        println!("{k:>14}: {:>8.3} {:>8.3} {:>8.3}", pct(&mut v, 0.5) as f64 / 1e3, pct(&mut v, 0.95) as f64 / 1e3, pct(&mut v, 0.99) as f64 / 1e3);
+        println!(
+            "{k:>14}: {:>8.3} {:>8.3} {:>8.3}",
+            pct(&mut v, 0.5) as f64 / 1e3,
+            pct(&mut v, 0.95) as f64 / 1e3,
+            pct(&mut v, 0.99) as f64 / 1e3
+        );
     }
-    println!("\npaper (PostgreSQL, EKS): nonce reservation 3.20 ms p50, ledger write 3.50 ms p50, 820 req/s");
+    println!(
+        "\npaper (PostgreSQL, EKS): nonce reservation 3.20 ms p50, ledger write 3.50 ms p50, 820 req/s"
+    );
 }

@@ -21,7 +21,8 @@ const MAX_BACKSTEP_MS: u64 = 1_000;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> Option<u64> {
-        let now = u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()?;
+        let now =
+            u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()?;
         let prev = self.high_water.fetch_max(now, Ordering::Relaxed);
         if now.saturating_add(MAX_BACKSTEP_MS) < prev { None } else { Some(now) }
     }

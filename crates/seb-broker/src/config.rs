@@ -237,7 +237,8 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        let mut cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let mut cfg: Config =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         cfg.resolve_paths(base);
         cfg.validate()?;
@@ -284,7 +285,9 @@ impl Config {
             return Err(ConfigError::Invalid("body_limit must be within 1 KiB..16 MiB".into()));
         }
         if self.trust.issuers.is_empty() {
-            return Err(ConfigError::Invalid("trust.issuers is empty: nothing could be executed".into()));
+            return Err(ConfigError::Invalid(
+                "trust.issuers is empty: nothing could be executed".into(),
+            ));
         }
         self.issuer_keys()?;
         self.break_glass_keys()?;
@@ -300,10 +303,17 @@ impl Config {
                 }
                 Self::keys(&self.trust.admission_keys, "admission")?;
             }
-            other => return Err(ConfigError::Invalid(format!("epoch_source `{other}` is not `store` or `statement`"))),
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "epoch_source `{other}` is not `store` or `statement`"
+                )));
+            }
         }
         if !seb_ledger::checkpoint::is_valid_key_name(&b.origin) {
-            return Err(ConfigError::Invalid(format!("origin `{}` is not a valid signed-note key name", b.origin)));
+            return Err(ConfigError::Invalid(format!(
+                "origin `{}` is not a valid signed-note key name",
+                b.origin
+            )));
         }
         if !self.trust.break_glass.is_empty() && self.trust.break_glass_quorum < 2 {
             return Err(ConfigError::Invalid("break_glass_quorum must be at least 2".into()));
@@ -313,7 +323,10 @@ impl Config {
 
     fn keys(list: &[String], what: &str) -> Result<TrustedKeys, ConfigError> {
         list.iter()
-            .map(|k| PublicKey::from_base64(k).map_err(|e| ConfigError::Invalid(format!("{what} key `{k}`: {e}"))))
+            .map(|k| {
+                PublicKey::from_base64(k)
+                    .map_err(|e| ConfigError::Invalid(format!("{what} key `{k}`: {e}")))
+            })
             .collect()
     }
 
@@ -342,14 +355,20 @@ impl Config {
         let Some(entries) = &self.path_rules else { return Ok(PathRules::default()) };
         let mut rules = PathRules { levels: [None; 6] };
         for e in entries {
-            let slot = rules
-                .levels
-                .get_mut(usize::from(e.level))
-                .ok_or_else(|| ConfigError::Invalid(format!("path_rules: level {} is outside 0..5", e.level)))?;
+            let slot = rules.levels.get_mut(usize::from(e.level)).ok_or_else(|| {
+                ConfigError::Invalid(format!("path_rules: level {} is outside 0..5", e.level))
+            })?;
             if slot.is_some() {
-                return Err(ConfigError::Invalid(format!("path_rules: level {} listed twice", e.level)));
+                return Err(ConfigError::Invalid(format!(
+                    "path_rules: level {} listed twice",
+                    e.level
+                )));
             }
-            *slot = Some(seb_core::pipeline::PathRule { path: e.path, validators: e.validators, humans: e.humans });
+            *slot = Some(seb_core::pipeline::PathRule {
+                path: e.path,
+                validators: e.validators,
+                humans: e.humans,
+            });
         }
         Ok(rules)
     }

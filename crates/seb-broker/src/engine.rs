@@ -22,7 +22,9 @@ use seb_core::keys::TrustedKeys;
 use seb_core::pipeline::{
     self, ApproverRegistry, Authenticated, BrokerPolicy, EpochView, PathRules, Presented, Rejection,
 };
-use seb_core::types::{Decision, EpochStatement, FailedCheck, OutcomeRecord, OutcomeStatus, Platform};
+use seb_core::types::{
+    Decision, EpochStatement, FailedCheck, OutcomeRecord, OutcomeStatus, Platform,
+};
 use seb_ledger::checkpoint::Checkpoint;
 use seb_store::{Reservation, ReserveResult, Revocation, Store, StoreError, StoredCheckpoint};
 use seb_target::{Execution, Identity, MutationResult, MutationStatus, Reconciled, Target};
@@ -327,28 +329,36 @@ impl Broker {
         let reserved = match self.store.is_reserved(&c.cid, &c.nonce).await {
             Ok(r) => r,
             Err(e) => {
-                let rej = auth.reject(FailedCheck::Replay, Decision::FailClosed, format!("store: {e}"));
+                let rej =
+                    auth.reject(FailedCheck::Replay, Decision::FailClosed, format!("store: {e}"));
                 return Err(self.refuse(rej, client, now_ms).await);
             }
         };
-        if let Err(rej) = pipeline::check_state(&auth, epochs.as_ref(), now_ms, target.as_ref(), reserved) {
+        if let Err(rej) =
+            pipeline::check_state(&auth, epochs.as_ref(), now_ms, target.as_ref(), reserved)
+        {
             return Err(self.refuse(rej, client, now_ms).await);
         }
         timings.record(&self.metrics, "state", t);
         // Check 11.
         let mut exec = execution_of(&auth);
         let t = Instant::now();
-        let observed = tokio::time::timeout(self.settings.target_timeout, target.observe(&exec.observe_request())).await;
+        let observed = tokio::time::timeout(
+            self.settings.target_timeout,
+            target.observe(&exec.observe_request()),
+        )
+        .await;
         timings.record(&self.metrics, "observe", t);
         let observation = match observed {
             Ok(Ok(o)) => Ok(o),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err("timed out".to_owned()),
         };
-        let observed_digest = match pipeline::check_drift(&auth, observation.as_ref().map_err(String::as_str)) {
-            Ok(d) => d,
-            Err(rej) => return Err(self.refuse(rej, client, now_ms).await),
-        };
+        let observed_digest =
+            match pipeline::check_drift(&auth, observation.as_ref().map_err(String::as_str)) {
+                Ok(d) => d,
+                Err(rej) => return Err(self.refuse(rej, client, now_ms).await),
+            };
         exec.observed_version = observation.ok().and_then(|o| o.version);
         let mut presented = auth.presented().clone();
         presented.observed_digest = Some(observed_digest);
@@ -357,7 +367,8 @@ impl Broker {
         let reserved = self.reserve(&auth, &presented, exec, client, now_ms).await?;
         timings.record(&self.metrics, "reserve", t);
         crash_point("after_reserve");
-        let unpinned = target.profile(&reserved.exec.op).map(|p| p.precondition.is_none()).unwrap_or(true);
+        let unpinned =
+            target.profile(&reserved.exec.op).map(|p| p.precondition.is_none()).unwrap_or(true);
         let mut out = self.run_reserved(target.as_ref(), reserved, unpinned, &mut timings).await;
         timings.record(&self.metrics, "total", total);
         out.timings_us = timings.0;
@@ -381,8 +392,16 @@ impl Broker {
             Ok(ec) => Some(EpochView {
                 policy_epoch: ec.epochs.policy_epoch,
                 revocation_epoch: ec.epochs.revocation_epoch,
-                revoked_cids: if ec.cid_revoked { [cid.to_owned()].into() } else { Default::default() },
-                revoked_agents: if ec.agent_revoked { [agent.to_owned()].into() } else { Default::default() },
+                revoked_cids: if ec.cid_revoked {
+                    [cid.to_owned()].into()
+                } else {
+                    Default::default()
+                },
+                revoked_agents: if ec.agent_revoked {
+                    [agent.to_owned()].into()
+                } else {
+                    Default::default()
+                },
                 as_of_ms,
                 max_staleness_ms,
             }),
@@ -402,11 +421,16 @@ impl Broker {
         now_ms: u64,
     ) -> Result<Reserved, Refusal> {
         let c = auth.certificate().payload();
-        let record = self.signer.decision(Decision::Admit, None, "admitted", presented, None, now_ms);
+        let record =
+            self.signer.decision(Decision::Admit, None, "admitted", presented, None, now_ms);
         let intent = json::canonical(&exec);
         let signed = self.signer.sign_decision(&record);
         let (Ok(signed), Ok(intent)) = (signed, intent) else {
-            let rej = auth.reject(FailedCheck::Reserve, Decision::FailClosed, "cannot encode the admit record");
+            let rej = auth.reject(
+                FailedCheck::Reserve,
+                Decision::FailClosed,
+                "cannot encode the admit record",
+            );
             return Err(self.refuse(rej, client, now_ms).await);
         };
         let res = self
@@ -457,7 +481,13 @@ impl Broker {
     }
 
     /// Steps 14–17 for a committed reservation.
-    async fn run_reserved(&self, target: &dyn Target, r: Reserved, unpinned: bool, timings: &mut Timings) -> Executed {
+    async fn run_reserved(
+        &self,
+        target: &dyn Target,
+        r: Reserved,
+        unpinned: bool,
+        timings: &mut Timings,
+    ) -> Executed {
         let exec = &r.exec;
         let started_ms = self.clock.now_ms().unwrap_or(0);
         let t = Instant::now();
@@ -465,8 +495,16 @@ impl Broker {
         timings.record(&self.metrics, "mint", t);
         let identity = match minted {
             Ok(Ok(id)) => id,
-            Ok(Err(e)) => return self.finish(r, started_ms, None, failed(format!("mint: {e}")), unpinned).await,
-            Err(_) => return self.finish(r, started_ms, None, failed("mint: timed out".into()), unpinned).await,
+            Ok(Err(e)) => {
+                return self
+                    .finish(r, started_ms, None, failed(format!("mint: {e}")), unpinned)
+                    .await;
+            }
+            Err(_) => {
+                return self
+                    .finish(r, started_ms, None, failed("mint: timed out".into()), unpinned)
+                    .await;
+            }
         };
         crash_point("after_mint");
         self.live.insert(&identity.name, exec);
@@ -479,12 +517,20 @@ impl Broker {
         if let Err(e) = dispatched {
             self.retire(target, exec, identity).await;
             return self
-                .finish(r, started_ms, Some(identity_name), failed(format!("not dispatched: store: {e}")), unpinned)
+                .finish(
+                    r,
+                    started_ms,
+                    Some(identity_name),
+                    failed(format!("not dispatched: store: {e}")),
+                    unpinned,
+                )
                 .await;
         }
         crash_point("after_dispatch");
         let t = Instant::now();
-        let mutated = tokio::time::timeout(self.settings.target_timeout, target.mutate(exec, &identity)).await;
+        let mutated =
+            tokio::time::timeout(self.settings.target_timeout, target.mutate(exec, &identity))
+                .await;
         timings.record(&self.metrics, "mutate", t);
         crash_point("after_mutate");
         let t = Instant::now();
@@ -506,11 +552,25 @@ impl Broker {
                     Ok(Reconciled::Uncertain) | Err(_) => {
                         error!(cid = %exec.cid, nonce = %exec.nonce, error = %e, "outcome uncertain");
                         return self
-                            .finish_status(r, started_ms, Some(identity_name), OutcomeStatus::Uncertain, None, Some(e), unpinned)
+                            .finish_status(
+                                r,
+                                started_ms,
+                                Some(identity_name),
+                                OutcomeStatus::Uncertain,
+                                None,
+                                Some(e),
+                                unpinned,
+                            )
                             .await;
                     }
                 };
-                MutationResult { status, target_request_id: None, result: None, post_state: None, error: Some(e) }
+                MutationResult {
+                    status,
+                    target_request_id: None,
+                    result: None,
+                    post_state: None,
+                    error: Some(e),
+                }
             }
         };
         let t = Instant::now();
@@ -521,10 +581,16 @@ impl Broker {
 
     async fn retire(&self, target: &dyn Target, exec: &Execution, identity: Identity) {
         let name = identity.name.clone();
-        match tokio::time::timeout(self.settings.target_timeout, target.retire(exec, identity)).await {
+        match tokio::time::timeout(self.settings.target_timeout, target.retire(exec, identity))
+            .await
+        {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => error!(cid = %exec.cid, nonce = %exec.nonce, identity = %name, error = %e, "retire failed"),
-            Err(_) => error!(cid = %exec.cid, nonce = %exec.nonce, identity = %name, "retire timed out"),
+            Ok(Err(e)) => {
+                error!(cid = %exec.cid, nonce = %exec.nonce, identity = %name, error = %e, "retire failed")
+            }
+            Err(_) => {
+                error!(cid = %exec.cid, nonce = %exec.nonce, identity = %name, "retire timed out")
+            }
         }
         self.live.remove(&name);
     }
@@ -599,7 +665,11 @@ impl Broker {
         match self.signer.sign_outcome(&outcome) {
             Ok(signed) => {
                 for attempt in 0..3u32 {
-                    match self.store.complete(&r.exec.cid, &r.exec.nonce, signed.entry.clone()).await {
+                    match self
+                        .store
+                        .complete(&r.exec.cid, &r.exec.nonce, signed.entry.clone())
+                        .await
+                    {
                         Ok(i) => {
                             outcome_index = Some(i);
                             break;
@@ -613,7 +683,9 @@ impl Broker {
                     }
                 }
             }
-            Err(e) => error!(cid = %outcome.cid, nonce = %outcome.nonce, error = %e, "cannot sign outcome"),
+            Err(e) => {
+                error!(cid = %outcome.cid, nonce = %outcome.nonce, error = %e, "cannot sign outcome")
+            }
         }
         info!(cid = %outcome.cid, nonce = %outcome.nonce, status = %outcome.status, "execution finished");
         Executed {
@@ -653,13 +725,26 @@ impl Broker {
         }
         // Before authentication the caller is unknown: identify the transport peer instead.
         let identity = preauth.then(|| format!("client:{client}"));
-        let record = self.signer.decision(rej.decision, Some(rej.check), &rej.reason, &rej.presented, identity, now_ms);
+        let record = self.signer.decision(
+            rej.decision,
+            Some(rej.check),
+            &rej.reason,
+            &rej.presented,
+            identity,
+            now_ms,
+        );
         let id = record.id.clone();
         match self.signer.sign_decision(&record) {
             Ok(signed) => self.append_or_backlog(signed).await,
             Err(e) => error!(error = %e, "cannot sign decision record"),
         }
-        Refusal { failed_check: rej.check, decision: rej.decision, reason: rej.reason, record_id: id, recorded: true }
+        Refusal {
+            failed_check: rej.check,
+            decision: rej.decision,
+            reason: rej.reason,
+            record_id: id,
+            recorded: true,
+        }
     }
 
     async fn append_or_backlog(&self, signed: SignedRecord) {
@@ -737,19 +822,26 @@ impl Broker {
     /// Statement mode: verify a signed epoch statement from admission and apply it to the
     /// local store. Epochs only move forward; a statement older than the newest applied one
     /// is refused (no rollback by replaying an old statement).
-    pub async fn apply_statement(&self, envelope: &seb_core::envelope::Envelope) -> Result<EpochStatement, String> {
+    pub async fn apply_statement(
+        &self,
+        envelope: &seb_core::envelope::Envelope,
+    ) -> Result<EpochStatement, String> {
         let EpochSource::Statement { admission_keys } = &self.settings.epoch_source else {
             return Err("this broker reads epochs from its store, not from statements".into());
         };
         let verified = envelope
             .verify(seb_core::envelope::PayloadType::Epoch, admission_keys)
             .map_err(|e| format!("statement: {e}"))?;
-        let st: EpochStatement = verified.parse(self.settings.body_limit).map_err(|e| format!("statement: {e}"))?;
+        let st: EpochStatement =
+            verified.parse(self.settings.body_limit).map_err(|e| format!("statement: {e}"))?;
         if let Ok(g) = self.statement.lock()
             && let Some((newest, _)) = *g
             && st.issued_at_ms < newest
         {
-            return Err(format!("statement issued at {} is older than the applied one ({newest})", st.issued_at_ms));
+            return Err(format!(
+                "statement issued at {} is older than the applied one ({newest})",
+                st.issued_at_ms
+            ));
         }
         let now_ms = self.clock.now_ms().unwrap_or(0);
         let store_err = |e: StoreError| format!("store: {e}");
@@ -769,12 +861,19 @@ impl Broker {
             self.store.revoke(Revocation::Cid(c.clone()), now_ms, None).await.map_err(store_err)?;
         }
         for a in st.revoked_agents.iter().filter(|a| !agents.contains(a)) {
-            self.store.revoke(Revocation::Agent(a.clone()), now_ms, None).await.map_err(store_err)?;
+            self.store
+                .revoke(Revocation::Agent(a.clone()), now_ms, None)
+                .await
+                .map_err(store_err)?;
         }
         if let Ok(mut g) = self.statement.lock() {
             *g = Some((st.issued_at_ms, st.ttl_ms));
         }
-        info!(policy_epoch = st.policy_epoch, revocation_epoch = st.revocation_epoch, "epoch statement applied");
+        info!(
+            policy_epoch = st.policy_epoch,
+            revocation_epoch = st.revocation_epoch,
+            "epoch statement applied"
+        );
         Ok(st)
     }
 
@@ -790,11 +889,17 @@ impl Broker {
                 (None, true) => OutcomeStatus::Uncertain,
                 (Some(e), true) => match self.targets.get(&e.platform) {
                     None => OutcomeStatus::Uncertain,
-                    Some(t) => match tokio::time::timeout(self.settings.target_timeout, t.reconcile(e)).await {
-                        Ok(Ok(Reconciled::Applied)) => OutcomeStatus::Applied,
-                        Ok(Ok(Reconciled::NotApplied)) => OutcomeStatus::NotApplied,
-                        Ok(Ok(Reconciled::Uncertain)) | Ok(Err(_)) | Err(_) => OutcomeStatus::Uncertain,
-                    },
+                    Some(t) => {
+                        match tokio::time::timeout(self.settings.target_timeout, t.reconcile(e))
+                            .await
+                        {
+                            Ok(Ok(Reconciled::Applied)) => OutcomeStatus::Applied,
+                            Ok(Ok(Reconciled::NotApplied)) => OutcomeStatus::NotApplied,
+                            Ok(Ok(Reconciled::Uncertain)) | Ok(Err(_)) | Err(_) => {
+                                OutcomeStatus::Uncertain
+                            }
+                        }
+                    }
                 },
             };
             if status == OutcomeStatus::Uncertain {
@@ -815,7 +920,10 @@ impl Broker {
                 broker_kid: self.signer.kid().clone(),
                 break_glass: exec.as_ref().is_some_and(|e| e.break_glass),
             };
-            let signed = self.signer.sign_outcome(&outcome).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let signed = self
+                .signer
+                .sign_outcome(&outcome)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
             match self.store.complete(&p.cid, &p.nonce, signed.entry).await {
                 Ok(_) | Err(StoreError::AlreadyCompleted { .. }) => {}
                 Err(e) => return Err(e),
@@ -829,7 +937,13 @@ impl Broker {
 }
 
 fn failed(error: String) -> MutationResult {
-    MutationResult { status: MutationStatus::Failed, target_request_id: None, result: None, post_state: None, error: Some(error) }
+    MutationResult {
+        status: MutationStatus::Failed,
+        target_request_id: None,
+        result: None,
+        post_state: None,
+        error: Some(error),
+    }
 }
 
 fn execution_of(auth: &Authenticated) -> Execution {

@@ -67,8 +67,10 @@ pub fn router(state: AppState, extra: Option<ExtraRoutes>) -> Router {
     r.layer(DefaultBodyLimit::max(limit.saturating_add(1).saturating_mul(2)))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            Duration::from_millis(state.broker.settings().target_timeout.as_millis().try_into().unwrap_or(u64::MAX))
-                .saturating_mul(4),
+            Duration::from_millis(
+                state.broker.settings().target_timeout.as_millis().try_into().unwrap_or(u64::MAX),
+            )
+            .saturating_mul(4),
         ))
         .with_state(state)
 }
@@ -84,8 +86,9 @@ pub fn problem(status: u16, title: &str, detail: &str, extra: Value) -> Response
     if let (Some(b), Value::Object(e)) = (body.as_object_mut(), extra) {
         b.extend(e);
     }
-    let mut resp = (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), Json(body))
-        .into_response();
+    let mut resp =
+        (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), Json(body))
+            .into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
     resp
@@ -130,9 +133,13 @@ fn store_error(e: impl std::fmt::Display) -> Response {
 
 async fn get_checkpoint(State(st): State<AppState>) -> Response {
     match st.broker.store().latest_checkpoint().await {
-        Ok(Some(cp)) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], cp.note).into_response(),
+        Ok(Some(cp)) => {
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], cp.note).into_response()
+        }
         Ok(None) => match st.broker.checkpoint().await {
-            Ok(Some(cp)) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], cp.note).into_response(),
+            Ok(Some(cp)) => {
+                ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], cp.note).into_response()
+            }
             Ok(None) => problem(404, "no checkpoint", "no checkpoint yet", json!({})),
             Err(e) => store_error(e),
         },
@@ -142,7 +149,9 @@ async fn get_checkpoint(State(st): State<AppState>) -> Response {
 
 async fn post_checkpoint(State(st): State<AppState>) -> Response {
     match st.broker.checkpoint().await {
-        Ok(Some(cp)) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], cp.note).into_response(),
+        Ok(Some(cp)) => {
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], cp.note).into_response()
+        }
         Ok(None) => problem(404, "no checkpoint", "no checkpoint yet", json!({})),
         Err(e) => store_error(e),
     }
@@ -247,7 +256,10 @@ async fn keys(State(st): State<AppState>) -> Response {
 }
 
 async fn push_statement(State(st): State<AppState>, body: Bytes) -> Response {
-    let env = match seb_core::json::parse::<seb_core::envelope::Envelope>(&body, st.broker.settings().body_limit) {
+    let env = match seb_core::json::parse::<seb_core::envelope::Envelope>(
+        &body,
+        st.broker.settings().body_limit,
+    ) {
         Ok(e) => e,
         Err(e) => return problem(400, "bad statement", &e.to_string(), json!({})),
     };

@@ -65,18 +65,20 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let app = app.clone();
         tokio::spawn(async move {
-            let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    warn!(client = %peer, error = %e, "tls handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
-            let svc = app.map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req
-            });
+            let stream =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        warn!(client = %peer, error = %e, "tls handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+            let svc =
+                app.map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    req
+                });
             let svc = hyper_util::service::TowerToHyperService::new(svc);
             if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), svc)
@@ -102,7 +104,8 @@ pub async fn run_background(state: http::AppState, checkpoint_interval: Duration
         }
     }
     state.ready.store(true, Ordering::Release);
-    let tick = if checkpoint_interval.is_zero() { Duration::from_secs(10) } else { checkpoint_interval };
+    let tick =
+        if checkpoint_interval.is_zero() { Duration::from_secs(10) } else { checkpoint_interval };
     let mut iv = tokio::time::interval(tick);
     loop {
         iv.tick().await;

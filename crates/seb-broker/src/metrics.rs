@@ -52,11 +52,17 @@ impl Metrics {
         let mut registry = Registry::with_prefix("seb");
         let decisions = Family::<DecisionLabels, Counter>::default();
         let outcomes = Family::<OutcomeLabels, Counter>::default();
-        let steps = Family::<StepLabels, Histogram, fn() -> Histogram>::new_with_constructor(step_histogram);
+        let steps = Family::<StepLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            step_histogram,
+        );
         let preauth_dropped = Counter::default();
         let ledger_size = Gauge::default();
         let pending_records = Gauge::default();
-        registry.register("decisions", "Broker decisions by decision and failed check", decisions.clone());
+        registry.register(
+            "decisions",
+            "Broker decisions by decision and failed check",
+            decisions.clone(),
+        );
         registry.register("outcomes", "Execution outcomes by status", outcomes.clone());
         registry.register("step_duration_seconds", "Latency of each pipeline step", steps.clone());
         registry.register(

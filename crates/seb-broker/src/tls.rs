@@ -21,7 +21,9 @@ pub enum TlsError {
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let err = |d: String| TlsError::Read { path: path.display().to_string(), detail: d };
     let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    rustls_pemfile::certs(&mut bytes.as_slice()).collect::<Result<Vec<_>, _>>().map_err(|e| err(e.to_string()))
+    rustls_pemfile::certs(&mut bytes.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(e.to_string()))
 }
 
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
@@ -38,7 +40,11 @@ pub fn install_crypto_provider() {
 }
 
 /// A server config from PEM files; with `client_ca`, client certificates are required.
-pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<Arc<ServerConfig>, TlsError> {
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<ServerConfig>, TlsError> {
     install_crypto_provider();
     let certs = read_certs(cert)?;
     let key = read_key(key)?;
@@ -56,7 +62,8 @@ pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Resul
         }
         None => builder.with_no_client_auth(),
     };
-    let mut cfg = builder.with_single_cert(certs, key).map_err(|e| TlsError::Rustls(e.to_string()))?;
+    let mut cfg =
+        builder.with_single_cert(certs, key).map_err(|e| TlsError::Rustls(e.to_string()))?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }

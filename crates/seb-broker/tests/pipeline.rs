@@ -56,7 +56,9 @@ async fn certified_change_is_applied_once_with_admit_before_outcome() {
 #[tokio::test]
 async fn parse_failures_are_400_and_recorded_with_the_client() {
     let env = env();
-    for body in [b"not json".to_vec(), br#"{"certificate":1,"certificate":2}"#.to_vec(), vec![b' '; 70_000]] {
+    for body in
+        [b"not json".to_vec(), br#"{"certificate":1,"certificate":2}"#.to_vec(), vec![b' '; 70_000]]
+    {
         let r = env.broker.execute(&body, "192.0.2.7").await;
         assert_eq!(refusal(&r), (FailedCheck::Parse, Decision::Reject, 400));
         assert_recorded(&env, &r).await;
@@ -101,14 +103,23 @@ async fn path_requires_the_brokers_own_quorum() {
     assert_recorded(&env, &r).await;
     // The same approval twice is still one approver.
     let mut dup = cert.clone();
-    dup.payload.attestations = vec![cert.approve(&validator(0), "validator-0"), cert.approve(&validator(0), "validator-0")];
+    dup.payload.attestations = vec![
+        cert.approve(&validator(0), "validator-0"),
+        cert.approve(&validator(0), "validator-0"),
+    ];
     assert_eq!(refusal(&env.broker.execute(&dup.present(), "c").await).0, FailedCheck::Path);
     // An approval naming someone else than its signer.
     let mut lie = cert.clone();
-    lie.payload.attestations = vec![cert.approve(&validator(0), "validator-0"), cert.approve(&validator(2), "validator-1")];
+    lie.payload.attestations = vec![
+        cert.approve(&validator(0), "validator-0"),
+        cert.approve(&validator(2), "validator-1"),
+    ];
     assert_eq!(refusal(&env.broker.execute(&lie.present(), "c").await).0, FailedCheck::Path);
     let mut two = cert.clone();
-    two.payload.attestations = vec![cert.approve(&validator(0), "validator-0"), cert.approve(&validator(1), "validator-1")];
+    two.payload.attestations = vec![
+        cert.approve(&validator(0), "validator-0"),
+        cert.approve(&validator(1), "validator-1"),
+    ];
     let done = env.broker.execute(&two.present(), "c").await.expect("quorum met");
     assert_eq!(done.outcome.status, OutcomeStatus::Applied);
 }
@@ -123,7 +134,10 @@ async fn an_approval_for_another_contract_does_not_count() {
     other.payload.cert_path = CertPath::Quorum;
     let other = other.fix();
     let mut c = cert.clone();
-    c.payload.attestations = vec![other.approve(&validator(0), "validator-0"), other.approve(&validator(1), "validator-1")];
+    c.payload.attestations = vec![
+        other.approve(&validator(0), "validator-0"),
+        other.approve(&validator(1), "validator-1"),
+    ];
     assert_eq!(refusal(&env.broker.execute(&c.present(), "c").await).0, FailedCheck::Path);
 }
 
@@ -144,11 +158,25 @@ async fn break_glass_needs_the_operator_quorum_and_is_flagged() {
     cert.payload.contract.risk_level = seb_core::types::RiskLevel::L5;
     cert.payload.issuer.kid = operator(0).kid();
     let cert = cert.fix();
-    let one = seb_core::envelope::Envelope::sign_multi(seb_core::envelope::PayloadType::Certificate, &cert.payload, &[&operator(0)]).unwrap();
+    let one = seb_core::envelope::Envelope::sign_multi(
+        seb_core::envelope::PayloadType::Certificate,
+        &cert.payload,
+        &[&operator(0)],
+    )
+    .unwrap();
     let r = env.broker.execute(&cert.present_with(one, cert.request(), &agent()), "c").await;
     assert_eq!(refusal(&r), (FailedCheck::Signature, Decision::FailClosed, 503));
-    let two = seb_core::envelope::Envelope::sign_multi(seb_core::envelope::PayloadType::Certificate, &cert.payload, &[&operator(0), &operator(1)]).unwrap();
-    let done = env.broker.execute(&cert.present_with(two, cert.request(), &agent()), "c").await.expect("break-glass");
+    let two = seb_core::envelope::Envelope::sign_multi(
+        seb_core::envelope::PayloadType::Certificate,
+        &cert.payload,
+        &[&operator(0), &operator(1)],
+    )
+    .unwrap();
+    let done = env
+        .broker
+        .execute(&cert.present_with(two, cert.request(), &agent()), "c")
+        .await
+        .expect("break-glass");
     assert!(done.outcome.break_glass);
     let l = ledger(env.store.as_ref()).await;
     assert!(l.iter().rev().take(2).all(|(_, r)| r["break_glass"] == json!(true)));
@@ -158,14 +186,25 @@ async fn break_glass_needs_the_operator_quorum_and_is_flagged() {
 async fn caller_must_hold_the_subject_key_and_be_the_subject() {
     let env = env();
     let cert = Cert::new(10);
-    let r = env.broker.execute(&cert.present_with(cert.envelope(), cert.request(), &key(77)), "c").await;
+    let r = env
+        .broker
+        .execute(&cert.present_with(cert.envelope(), cert.request(), &key(77)), "c")
+        .await;
     assert_eq!(refusal(&r), (FailedCheck::Caller, Decision::Reject, 403));
     let mut req = cert.request();
     req.caller = "agent-b".into();
-    assert_eq!(refusal(&env.broker.execute(&cert.present_with(cert.envelope(), req, &agent()), "c").await).0, FailedCheck::Caller);
+    assert_eq!(
+        refusal(&env.broker.execute(&cert.present_with(cert.envelope(), req, &agent()), "c").await)
+            .0,
+        FailedCheck::Caller
+    );
     let mut req = cert.request();
     req.t_exec_ms = NOW_MS - 31_000;
-    assert_eq!(refusal(&env.broker.execute(&cert.present_with(cert.envelope(), req, &agent()), "c").await).0, FailedCheck::Caller);
+    assert_eq!(
+        refusal(&env.broker.execute(&cert.present_with(cert.envelope(), req, &agent()), "c").await)
+            .0,
+        FailedCheck::Caller
+    );
     // None of this consumed the nonce: the real caller still executes.
     assert!(env.broker.execute(&cert.present(), "c").await.is_ok());
 }
@@ -175,7 +214,9 @@ async fn request_must_match_the_contract() {
     let env = env();
     let cert = Cert::new(11);
     for edit in [
-        |r: &mut seb_core::types::ExecRequest| r.params = json!({"value": {"replicas": 6, "image": "nginx:1"}}),
+        |r: &mut seb_core::types::ExecRequest| {
+            r.params = json!({"value": {"replicas": 6, "image": "nginx:1"}})
+        },
         |r: &mut seb_core::types::ExecRequest| r.op = "delete".into(),
         |r: &mut seb_core::types::ExecRequest| r.target = json!({"name": "other"}),
         |r: &mut seb_core::types::ExecRequest| r.nonce = "AAAAAAAAAAAAAAAAAAAAAAAA".into(),
@@ -194,16 +235,27 @@ async fn constrained_params_may_vary_within_the_constraint_only() {
     let env = env();
     let c = contract(
         json!({"value": {"replicas": 3, "image": "nginx:1"}}),
-        vec![Constraint { path: "/value/replicas".into(), check: CheckKind::Range, value: json!({"min": 1, "max": 5}) }],
+        vec![Constraint {
+            path: "/value/replicas".into(),
+            check: CheckKind::Range,
+            value: json!({"min": 1, "max": 5}),
+        }],
         1,
     );
     let cert = Cert::with_contract(12, c);
     let mut req = cert.request();
     req.params = json!({"value": {"replicas": 9, "image": "nginx:1"}});
-    assert_eq!(refusal(&env.broker.execute(&cert.present_with(cert.envelope(), req, &agent()), "c").await).0, FailedCheck::Match);
+    assert_eq!(
+        refusal(&env.broker.execute(&cert.present_with(cert.envelope(), req, &agent()), "c").await)
+            .0,
+        FailedCheck::Match
+    );
     let mut req = cert.request();
     req.params = json!({"value": {"replicas": 4, "image": "nginx:1"}});
-    env.broker.execute(&cert.present_with(cert.envelope(), req, &agent()), "c").await.expect("within constraint");
+    env.broker
+        .execute(&cert.present_with(cert.envelope(), req, &agent()), "c")
+        .await
+        .expect("within constraint");
     assert_eq!(env.target.get("cfg").unwrap(), Some(json!({"replicas": 4, "image": "nginx:1"})));
 }
 
@@ -219,7 +271,11 @@ async fn validity_window_is_enforced() {
     env.clock.set((cert.payload.validity.not_before - 31) * 1000);
     let mut req = cert.request();
     req.t_exec_ms = (cert.payload.validity.not_before - 31) * 1000;
-    assert_eq!(refusal(&env.broker.execute(&cert.present_with(cert.envelope(), req, &agent()), "c").await).0, FailedCheck::Time);
+    assert_eq!(
+        refusal(&env.broker.execute(&cert.present_with(cert.envelope(), req, &agent()), "c").await)
+            .0,
+        FailedCheck::Time
+    );
 }
 
 #[tokio::test]
@@ -236,7 +292,10 @@ async fn revocations_fail_closed() {
     let env = env();
     let a = Cert::new(15);
     env.store.revoke(Revocation::Cid(a.payload.cid.clone()), NOW_MS, None).await.unwrap();
-    assert_eq!(refusal(&env.broker.execute(&a.present(), "c").await), (FailedCheck::Revocation, Decision::FailClosed, 503));
+    assert_eq!(
+        refusal(&env.broker.execute(&a.present(), "c").await),
+        (FailedCheck::Revocation, Decision::FailClosed, 503)
+    );
     let b = Cert::new(16);
     env.store.revoke(Revocation::Agent("agent-a".into()), NOW_MS, None).await.unwrap();
     assert_eq!(refusal(&env.broker.execute(&b.present(), "c").await).0, FailedCheck::Revocation);
@@ -252,7 +311,11 @@ async fn unenforceable_constraint_is_out_of_scope() {
     let env = env();
     let c = contract(
         json!({"value": {"cidr": "10.0.0.0/24"}}),
-        vec![Constraint { path: "/value/cidr".into(), check: CheckKind::CidrWithin, value: json!("10.0.0.0/8") }],
+        vec![Constraint {
+            path: "/value/cidr".into(),
+            check: CheckKind::CidrWithin,
+            value: json!("10.0.0.0/8"),
+        }],
         1,
     );
     let r = env.broker.execute(&Cert::with_contract(18, c).present(), "c").await;
@@ -350,7 +413,10 @@ async fn sixty_four_concurrent_presentations_admit_exactly_once() {
         match t.await.unwrap() {
             Ok(_) => admitted += 1,
             Err(f) => assert!(
-                matches!(f.failed_check, FailedCheck::Replay | FailedCheck::Reserve | FailedCheck::Drift),
+                matches!(
+                    f.failed_check,
+                    FailedCheck::Replay | FailedCheck::Reserve | FailedCheck::Drift
+                ),
                 "{f:?}"
             ),
         }
@@ -414,7 +480,12 @@ async fn checkpoints_sign_the_current_root() {
     env.broker.execute(&Cert::new(27).present(), "c").await.unwrap();
     let cp = env.broker.checkpoint().await.unwrap().unwrap();
     assert_eq!(cp.size, 2);
-    let parsed = seb_ledger::checkpoint::Checkpoint::parse_and_verify(&cp.note, "seb.local/ledger", &broker_key().public_key()).unwrap();
+    let parsed = seb_ledger::checkpoint::Checkpoint::parse_and_verify(
+        &cp.note,
+        "seb.local/ledger",
+        &broker_key().public_key(),
+    )
+    .unwrap();
     assert_eq!(parsed.root, env.store.root(2).await.unwrap());
     let _: Value = json!(parsed.size);
 }

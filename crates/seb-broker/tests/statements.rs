@@ -20,7 +20,9 @@ fn admission() -> SigningKey {
 fn statement_env(env_dir: tempfile::TempDir) -> Env {
     let mut e = env_in(env_dir);
     let settings = EngineSettings {
-        epoch_source: EpochSource::Statement { admission_keys: [admission().public_key()].into_iter().collect() },
+        epoch_source: EpochSource::Statement {
+            admission_keys: [admission().public_key()].into_iter().collect(),
+        },
         ..EngineSettings::default()
     };
     e.broker = Arc::new(Broker::new(
@@ -34,7 +36,13 @@ fn statement_env(env_dir: tempfile::TempDir) -> Env {
     e
 }
 
-fn statement(policy: u64, revocation: u64, cids: Vec<String>, issued_at_ms: u64, signer: &SigningKey) -> Envelope {
+fn statement(
+    policy: u64,
+    revocation: u64,
+    cids: Vec<String>,
+    issued_at_ms: u64,
+    signer: &SigningKey,
+) -> Envelope {
     Envelope::sign(
         PayloadType::Epoch,
         &EpochStatement {
@@ -73,9 +81,15 @@ async fn fresh_statement_admits_and_expiry_fails_closed() {
     req.t_exec_ms = NOW_MS + 10_001;
     c.payload.validity.not_after += 60;
     let body = c.present_with(c.envelope(), req, &agent());
-    assert_eq!(check(&env.broker.execute(&body, "c").await), Some((FailedCheck::Revocation, Decision::FailClosed)));
+    assert_eq!(
+        check(&env.broker.execute(&body, "c").await),
+        Some((FailedCheck::Revocation, Decision::FailClosed))
+    );
     // A newer statement restores service.
-    env.broker.apply_statement(&statement(0, 0, vec![], NOW_MS + 10_000, &admission())).await.unwrap();
+    env.broker
+        .apply_statement(&statement(0, 0, vec![], NOW_MS + 10_000, &admission()))
+        .await
+        .unwrap();
     assert!(env.broker.execute(&body, "c").await.is_ok());
 }
 
@@ -83,13 +97,31 @@ async fn fresh_statement_admits_and_expiry_fails_closed() {
 async fn statements_carry_revocations_and_epochs_forward_only() {
     let env = statement_env(tempfile::tempdir().unwrap());
     let c = Cert::new(63);
-    env.broker.apply_statement(&statement(0, 0, vec![c.payload.cid.clone()], NOW_MS, &admission())).await.unwrap();
-    assert_eq!(check(&env.broker.execute(&c.present(), "c").await), Some((FailedCheck::Revocation, Decision::FailClosed)));
+    env.broker
+        .apply_statement(&statement(0, 0, vec![c.payload.cid.clone()], NOW_MS, &admission()))
+        .await
+        .unwrap();
+    assert_eq!(
+        check(&env.broker.execute(&c.present(), "c").await),
+        Some((FailedCheck::Revocation, Decision::FailClosed))
+    );
     env.broker.apply_statement(&statement(1, 0, vec![], NOW_MS + 1, &admission())).await.unwrap();
-    assert_eq!(check(&env.broker.execute(&Cert::new(64).present(), "c").await), Some((FailedCheck::PolicyEpoch, Decision::Readmit)));
+    assert_eq!(
+        check(&env.broker.execute(&Cert::new(64).present(), "c").await),
+        Some((FailedCheck::PolicyEpoch, Decision::Readmit))
+    );
     // Replaying the older statement cannot roll the epoch back.
-    assert!(env.broker.apply_statement(&statement(0, 0, vec![], NOW_MS, &admission())).await.is_err());
-    assert!(env.broker.apply_statement(&statement(0, 0, vec![], NOW_MS + 2, &admission())).await.is_err());
+    assert!(
+        env.broker.apply_statement(&statement(0, 0, vec![], NOW_MS, &admission())).await.is_err()
+    );
+    assert!(
+        env.broker
+            .apply_statement(&statement(0, 0, vec![], NOW_MS + 2, &admission()))
+            .await
+            .is_err()
+    );
     // Only admission's key signs statements.
-    assert!(env.broker.apply_statement(&statement(2, 0, vec![], NOW_MS + 3, &key(51))).await.is_err());
+    assert!(
+        env.broker.apply_statement(&statement(2, 0, vec![], NOW_MS + 3, &key(51))).await.is_err()
+    );
 }

@@ -63,8 +63,10 @@ fn now_ms() -> u64 {
 
 /// `seb execute`: exit 0 when applied, 3 when admitted but not applied, 2 when refused.
 pub async fn execute(a: ExecuteArgs) -> Result<ExitCode> {
-    let env_bytes = std::fs::read(&a.certificate).with_context(|| format!("reading `{}`", a.certificate.display()))?;
-    let envelope: Envelope = json::parse(&env_bytes, 1 << 20).context("certificate is not an envelope")?;
+    let env_bytes = std::fs::read(&a.certificate)
+        .with_context(|| format!("reading `{}`", a.certificate.display()))?;
+    let envelope: Envelope =
+        json::parse(&env_bytes, 1 << 20).context("certificate is not an envelope")?;
     // The agent reads its own certificate to build the request; the broker verifies it.
     let cert = UnverifiedCertificate::new(envelope.clone()).insecure_payload(1 << 20)?;
     let agent = keyfile::read(&a.agent_key)?;
@@ -167,10 +169,13 @@ pub struct IssueArgs {
 /// `seb insecure-issue`.
 pub fn issue(a: IssueArgs) -> Result<()> {
     let issuer = keyfile::read(&a.issuer_key)?;
-    let platform: Platform = serde_json::from_value(Value::String(a.platform.clone())).context("--platform")?;
-    let cert_path: CertPath = serde_json::from_value(Value::String(a.path.clone())).context("--path")?;
+    let platform: Platform =
+        serde_json::from_value(Value::String(a.platform.clone())).context("--platform")?;
+    let cert_path: CertPath =
+        serde_json::from_value(Value::String(a.path.clone())).context("--path")?;
     let risk = RiskLevel::new(a.risk).context("--risk must be 0..5")?;
-    let constraints: Vec<Constraint> = serde_json::from_str(&a.constraints).context("--constraints")?;
+    let constraints: Vec<Constraint> =
+        serde_json::from_str(&a.constraints).context("--constraints")?;
     let contract = Contract {
         platform,
         op: a.op.clone(),
@@ -179,8 +184,10 @@ pub fn issue(a: IssueArgs) -> Result<()> {
         constraints,
         risk_level: risk,
     };
-    let projection: BTreeMap<String, Value> = serde_json::from_str(&a.evidence).context("--evidence")?;
-    let tolerance: BTreeMap<String, Tolerance> = serde_json::from_str(&a.tolerance).context("--tolerance")?;
+    let projection: BTreeMap<String, Value> =
+        serde_json::from_str(&a.evidence).context("--evidence")?;
+    let tolerance: BTreeMap<String, Tolerance> =
+        serde_json::from_str(&a.tolerance).context("--tolerance")?;
     let mut attestations = Vec::new();
     for p in &a.attest {
         let bytes = std::fs::read(p).with_context(|| format!("reading `{}`", p.display()))?;
@@ -189,7 +196,8 @@ pub fn issue(a: IssueArgs) -> Result<()> {
     let mut random = [0u8; 24];
     getrandom::fill(&mut random).map_err(|e| anyhow::anyhow!("random source: {e}"))?;
     let now_s = now_ms() / 1000;
-    let not_before = now_s.checked_add_signed(a.not_before_offset_s).context("--not-before-offset-s")?;
+    let not_before =
+        now_s.checked_add_signed(a.not_before_offset_s).context("--not-before-offset-s")?;
     if a.validity_s == 0 {
         bail!("--validity-s must be positive");
     }
@@ -204,7 +212,12 @@ pub fn issue(a: IssueArgs) -> Result<()> {
         },
         contract_digest: contract.digest()?,
         contract,
-        evidence: Evidence { digest: Digest::of_json(&projection)?, projection, observed_at_ms: now_ms(), tolerance },
+        evidence: Evidence {
+            digest: Digest::of_json(&projection)?,
+            projection,
+            observed_at_ms: now_ms(),
+            tolerance,
+        },
         validity: Validity { not_before, not_after: not_before + a.validity_s },
         policy_epoch: a.policy_epoch,
         revocation_epoch: a.revocation_epoch,
@@ -215,7 +228,9 @@ pub fn issue(a: IssueArgs) -> Result<()> {
     let env = payload.sign(&issuer)?;
     let text = serde_json::to_string_pretty(&env)?;
     match a.out {
-        Some(p) => std::fs::write(&p, text).with_context(|| format!("writing `{}`", p.display()))?,
+        Some(p) => {
+            std::fs::write(&p, text).with_context(|| format!("writing `{}`", p.display()))?
+        }
         None => println!("{text}"),
     }
     Ok(())

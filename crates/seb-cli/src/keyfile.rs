@@ -33,7 +33,8 @@ pub fn write(path: &Path, key: &SigningKey) -> Result<()> {
 /// Read a key file.
 pub fn read(path: &Path) -> Result<SigningKey> {
     let text = Zeroizing::new(
-        std::fs::read_to_string(path).with_context(|| format!("reading key file `{}`", path.display()))?,
+        std::fs::read_to_string(path)
+            .with_context(|| format!("reading key file `{}`", path.display()))?,
     );
     let raw = Zeroizing::new(STANDARD.decode(text.trim()).context("key file is not base64")?);
     if raw.len() != 32 {

@@ -60,15 +60,20 @@ pub enum LedgerCmd {
 pub async fn run(cmd: LedgerCmd) -> Result<ExitCode> {
     match cmd {
         LedgerCmd::Verify { export, broker_key, key_name, trusted_checkpoint, skew_ms } => {
-            let bytes = std::fs::read(&export).with_context(|| format!("reading `{}`", export.display()))?;
+            let bytes = std::fs::read(&export)
+                .with_context(|| format!("reading `{}`", export.display()))?;
             let x = LedgerExport::from_json(&bytes, usize::MAX)?;
             let pk = PublicKey::from_base64(&broker_key).context("--broker-key")?;
             let keys: TrustedKeys = [pk].into_iter().collect();
             let name = key_name.unwrap_or_else(|| x.origin.clone());
             let trusted = match trusted_checkpoint {
                 Some(p) => {
-                    let note = std::fs::read_to_string(&p).with_context(|| format!("reading `{}`", p.display()))?;
-                    Some(Checkpoint::parse_and_verify(&note, &name, &pk).context("trusted checkpoint")?)
+                    let note = std::fs::read_to_string(&p)
+                        .with_context(|| format!("reading `{}`", p.display()))?;
+                    Some(
+                        Checkpoint::parse_and_verify(&note, &name, &pk)
+                            .context("trusted checkpoint")?,
+                    )
                 }
                 None => None,
             };
@@ -86,7 +91,11 @@ pub async fn run(cmd: LedgerCmd) -> Result<ExitCode> {
         }
         LedgerCmd::Export { broker, out, ca } => {
             let url = format!("{}/v1/ledger/export", broker.trim_end_matches('/'));
-            let resp = http_client(ca.as_deref())?.get(&url).send().await.with_context(|| format!("GET {url}"))?;
+            let resp = http_client(ca.as_deref())?
+                .get(&url)
+                .send()
+                .await
+                .with_context(|| format!("GET {url}"))?;
             let status = resp.status();
             let bytes = resp.bytes().await?;
             if !status.is_success() {
@@ -94,12 +103,19 @@ pub async fn run(cmd: LedgerCmd) -> Result<ExitCode> {
             }
             std::fs::write(&out, &bytes).with_context(|| format!("writing `{}`", out.display()))?;
             let x = LedgerExport::from_json(&bytes, usize::MAX)?;
-            println!("{}", serde_json::json!({ "entries": x.entries.len(), "checkpoints": x.checkpoints.len(), "out": out }));
+            println!(
+                "{}",
+                serde_json::json!({ "entries": x.entries.len(), "checkpoints": x.checkpoints.len(), "out": out })
+            );
             Ok(ExitCode::SUCCESS)
         }
         LedgerCmd::Checkpoint { broker, ca } => {
             let url = format!("{}/v1/ledger/checkpoint", broker.trim_end_matches('/'));
-            let resp = http_client(ca.as_deref())?.post(&url).send().await.with_context(|| format!("POST {url}"))?;
+            let resp = http_client(ca.as_deref())?
+                .post(&url)
+                .send()
+                .await
+                .with_context(|| format!("POST {url}"))?;
             let status = resp.status();
             let text = resp.text().await?;
             if !status.is_success() {

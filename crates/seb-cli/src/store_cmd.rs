@@ -68,7 +68,10 @@ pub async fn epoch(cmd: EpochCmd) -> Result<()> {
             let s = open_store(&store).await?;
             let e = s.epochs().await?;
             let (cids, agents) = s.revocations().await?;
-            println!("{}", serde_json::json!({ "epochs": e, "revoked_cids": cids, "revoked_agents": agents }));
+            println!(
+                "{}",
+                serde_json::json!({ "epochs": e, "revoked_cids": cids, "revoked_agents": agents })
+            );
         }
         EpochCmd::BumpPolicy { store } => {
             let s = open_store(&store).await?;

@@ -27,7 +27,8 @@ fn now_ms() -> u64 {
 
 fn write_key(dir: &Path, name: &str, key: &SigningKey) -> PathBuf {
     let p = dir.join(name);
-    std::fs::write(&p, base64::engine::general_purpose::STANDARD.encode(key.seed().as_ref())).unwrap();
+    std::fs::write(&p, base64::engine::general_purpose::STANDARD.encode(key.seed().as_ref()))
+        .unwrap();
     p
 }
 
@@ -69,7 +70,11 @@ fn start(dir: &Path, crash_at: Option<&str>) -> Broker {
         .unwrap();
     }
     let mut cmd = Command::new(SEB);
-    cmd.args(["serve", "--config"]).arg(&cfg).env("SEB_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::null());
+    cmd.args(["serve", "--config"])
+        .arg(&cfg)
+        .env("SEB_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
     match crash_at {
         Some(c) => cmd.env("SEB_CRASH_AT", c),
         None => cmd.env_remove("SEB_CRASH_AT"),
@@ -82,7 +87,10 @@ fn start(dir: &Path, crash_at: Option<&str>) -> Broker {
     // Wait for readiness (recovery done).
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let ok = Command::new("curl").args(["-sf", &format!("{url}/readyz")]).output().map(|o| o.status.success());
+        let ok = Command::new("curl")
+            .args(["-sf", &format!("{url}/readyz")])
+            .output()
+            .map(|o| o.status.success());
         if ok.unwrap_or(false) {
             break;
         }
@@ -94,7 +102,11 @@ fn start(dir: &Path, crash_at: Option<&str>) -> Broker {
 
 fn seb(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(SEB).args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Issue a real-time certificate for the test double through the CLI.
@@ -105,10 +117,23 @@ fn issue(dir: &Path, name: &str, value: Value, extra: &[&str]) -> PathBuf {
     let target = json!({"name": "cfg"}).to_string();
     let agent_pk = common::agent().public_key().to_base64();
     let mut args = vec![
-        "insecure-issue", "--issuer-key", issuer.to_str().unwrap(), "--agent", "agent-a",
-        "--agent-public-key", &agent_pk,
-        "--platform", "test", "--op", "set", "--target", &target, "--params", &params,
-        "--out", out.to_str().unwrap(),
+        "insecure-issue",
+        "--issuer-key",
+        issuer.to_str().unwrap(),
+        "--agent",
+        "agent-a",
+        "--agent-public-key",
+        &agent_pk,
+        "--platform",
+        "test",
+        "--op",
+        "set",
+        "--target",
+        &target,
+        "--params",
+        &params,
+        "--out",
+        out.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
     let (code, _, err) = seb(&args);
@@ -118,19 +143,34 @@ fn issue(dir: &Path, name: &str, value: Value, extra: &[&str]) -> PathBuf {
 
 fn execute(b: &Broker, cert: &Path) -> (i32, Value) {
     let agent = write_key(&b.dir, "agent.seed", &common::agent());
-    let (code, out, _) = seb(&["execute", "--broker", &b.url, "--certificate", cert.to_str().unwrap(), "--agent-key", agent.to_str().unwrap()]);
+    let (code, out, _) = seb(&[
+        "execute",
+        "--broker",
+        &b.url,
+        "--certificate",
+        cert.to_str().unwrap(),
+        "--agent-key",
+        agent.to_str().unwrap(),
+    ]);
     (code, serde_json::from_str(&out).unwrap_or(Value::Null))
 }
 
 fn export(b: &Broker) -> PathBuf {
     let out = b.dir.join("export.json");
-    let (code, _, err) = seb(&["ledger", "export", "--broker", &b.url, "--out", out.to_str().unwrap()]);
+    let (code, _, err) =
+        seb(&["ledger", "export", "--broker", &b.url, "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     out
 }
 
 fn verify(export: &Path) -> (i32, String) {
-    let (code, out, err) = seb(&["ledger", "verify", export.to_str().unwrap(), "--broker-key", &common::broker_key().public_key().to_base64()]);
+    let (code, out, err) = seb(&[
+        "ledger",
+        "verify",
+        export.to_str().unwrap(),
+        "--broker-key",
+        &common::broker_key().public_key().to_base64(),
+    ]);
     (code, format!("{out}{err}"))
 }
 
@@ -148,7 +188,12 @@ fn execute_through_the_cli_then_verify_the_ledger_offline() {
     let dir = tempfile::tempdir().unwrap();
     set_target(dir.path(), json!({"replicas": 3}));
     let b = start(dir.path(), None);
-    let cert = issue(dir.path(), "c1.json", json!({"replicas": 5}), &["--evidence", r#"{"/replicas": 3}"#]);
+    let cert = issue(
+        dir.path(),
+        "c1.json",
+        json!({"replicas": 5}),
+        &["--evidence", r#"{"/replicas": 3}"#],
+    );
     let (code, body) = execute(&b, &cert);
     assert_eq!(code, 0, "{body}");
     assert_eq!(body["outcome"]["status"], "applied");
@@ -174,7 +219,12 @@ fn tampered_exports_are_caught() {
     let b = start(dir.path(), None);
     for i in 1..=3 {
         let prev = json!({"n": i - 1});
-        let cert = issue(dir.path(), &format!("c{i}.json"), json!({"n": i}), &["--evidence", &json!({"": prev}).to_string()]);
+        let cert = issue(
+            dir.path(),
+            &format!("c{i}.json"),
+            json!({"n": i}),
+            &["--evidence", &json!({"": prev}).to_string()],
+        );
         assert_eq!(execute(&b, &cert).0, 0);
     }
     let x = export(&b);
@@ -209,8 +259,12 @@ fn tampered_exports_are_caught() {
     tampered("forked.json", &|v| {
         // An equivocating checkpoint: same size, another root, validly signed.
         let size = v["entries"].as_array().unwrap().len() as u64;
-        let fork = seb_ledger::checkpoint::Checkpoint { origin: "seb.local/ledger".into(), size, root: [7u8; 32] }
-            .sign("seb.local/ledger", &common::broker_key());
+        let fork = seb_ledger::checkpoint::Checkpoint {
+            origin: "seb.local/ledger".into(),
+            size,
+            root: [7u8; 32],
+        }
+        .sign("seb.local/ledger", &common::broker_key());
         v["checkpoints"].as_array_mut().unwrap().push(json!(fork));
     });
 }
@@ -222,9 +276,18 @@ fn every_failure_row_has_its_status_problem_and_record_over_http() {
     let b = start(dir.path(), None);
     let client = reqwest::blocking::Client::new();
     let post = |body: Vec<u8>| {
-        let r = client.post(format!("{}/v1/executions", b.url)).header("content-type", "application/json").body(body).send().unwrap();
+        let r = client
+            .post(format!("{}/v1/executions", b.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .unwrap();
         let status = r.status().as_u16();
-        let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        let ct = r
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
         (status, ct, r.json::<Value>().unwrap())
     };
     let now = now_ms();
@@ -243,18 +306,36 @@ fn every_failure_row_has_its_status_problem_and_record_over_http() {
     let mut cases: Vec<(&str, Vec<u8>, u16, &str, &str)> = Vec::new();
     cases.push(("parse", b"{".to_vec(), 400, "parse", "reject"));
     let c = live(40);
-    cases.push(("signature", c.present_with(c.payload.sign(&common::key(99)).unwrap(), req(&c), &common::agent()), 503, "signature", "fail_closed"));
+    cases.push((
+        "signature",
+        c.present_with(c.payload.sign(&common::key(99)).unwrap(), req(&c), &common::agent()),
+        503,
+        "signature",
+        "fail_closed",
+    ));
     let mut c = live(41);
     c.payload.contract.risk_level = seb_core::types::RiskLevel::L3;
     c.payload.cert_path = CertPath::Quorum;
     let c = c.fix();
     cases.push(("path", present(&c), 403, "path", "reject"));
     let c = live(42);
-    cases.push(("caller", c.present_with(c.envelope(), req(&c), &common::key(98)), 403, "caller", "reject"));
+    cases.push((
+        "caller",
+        c.present_with(c.envelope(), req(&c), &common::key(98)),
+        403,
+        "caller",
+        "reject",
+    ));
     let c = live(43);
     let mut r = req(&c);
     r.params = json!({"value": 1});
-    cases.push(("match", c.present_with(c.envelope(), r, &common::agent()), 403, "match", "reject"));
+    cases.push((
+        "match",
+        c.present_with(c.envelope(), r, &common::agent()),
+        403,
+        "match",
+        "reject",
+    ));
     let mut c = live(44);
     c.payload.validity.not_after = now / 1000 - 1;
     c.payload.validity.not_before = now / 1000 - 100;
@@ -267,7 +348,11 @@ fn every_failure_row_has_its_status_problem_and_record_over_http() {
     cases.push(("revocation", present(&c), 503, "revocation", "fail_closed"));
     let mut c = live(47);
     c.payload.contract.params = json!({"value": {"cidr": "10.0.0.0/24"}});
-    c.payload.contract.constraints = vec![Constraint { path: "/value/cidr".into(), check: CheckKind::CidrWithin, value: json!("10.0.0.0/8") }];
+    c.payload.contract.constraints = vec![Constraint {
+        path: "/value/cidr".into(),
+        check: CheckKind::CidrWithin,
+        value: json!("10.0.0.0/8"),
+    }];
     let c = c.fix();
     cases.push(("scope", present(&c), 403, "scope", "reject"));
     let mut c = live(48);
@@ -295,7 +380,11 @@ fn every_failure_row_has_its_status_problem_and_record_over_http() {
 
 #[test]
 fn crash_at_every_step_leaves_no_duplicate_and_a_verifiable_ledger() {
-    for (i, point) in ["after_reserve", "after_mint", "after_dispatch", "after_mutate", "after_retire"].iter().enumerate() {
+    for (i, point) in
+        ["after_reserve", "after_mint", "after_dispatch", "after_mutate", "after_retire"]
+            .iter()
+            .enumerate()
+    {
         let dir = tempfile::tempdir().unwrap();
         set_target(dir.path(), json!({"v": 0}));
         let cert = issue(dir.path(), "c.json", json!({"v": 1}), &["--evidence", r#"{"/v": 0}"#]);
@@ -313,7 +402,11 @@ fn crash_at_every_step_leaves_no_duplicate_and_a_verifiable_ledger() {
         let (code, body) = execute(&b, &cert);
         assert_eq!(code, 2, "{point}: {body}");
         assert_eq!(body["failed_check"], "replay");
-        assert_eq!(target(dir.path()).mutations().unwrap().len(), mutations_before, "{point}: re-executed");
+        assert_eq!(
+            target(dir.path()).mutations().unwrap().len(),
+            mutations_before,
+            "{point}: re-executed"
+        );
         let x = export(&b);
         let (code, report) = verify(&x);
         assert_eq!(code, 0, "{point}: {report}");
@@ -326,8 +419,10 @@ fn crash_at_every_step_leaves_no_duplicate_and_a_verifiable_ledger() {
             .unwrap()
             .iter()
             .map(|e| {
-                let env: seb_core::envelope::Envelope =
-                    serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(e.as_str().unwrap()).unwrap()).unwrap();
+                let env: seb_core::envelope::Envelope = serde_json::from_slice(
+                    &base64::engine::general_purpose::STANDARD.decode(e.as_str().unwrap()).unwrap(),
+                )
+                .unwrap();
                 serde_json::from_slice::<Value>(&env.insecure_payload_bytes().unwrap()).unwrap()
             })
             .find(|p| p.get("status").is_some())

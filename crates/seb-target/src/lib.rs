@@ -167,7 +167,12 @@ pub trait PlatformProfile: Send + Sync {
     /// Which platform.
     fn platform(&self) -> Platform;
     /// Validate `op`/`target`/`params` against the platform and return them normalised.
-    fn compile(&self, op: &str, target: &Value, params: &Value) -> Result<(Value, Value), TargetError>;
+    fn compile(
+        &self,
+        op: &str,
+        target: &Value,
+        params: &Value,
+    ) -> Result<(Value, Value), TargetError>;
     /// The evidence pointers this operation depends on by default.
     fn default_pointers(&self, op: &str, target: &Value, params: &Value) -> Vec<String>;
     /// Documented per-platform consequence rules.
@@ -202,7 +207,11 @@ pub trait Target: ScopeCheck + Send + Sync + 'static {
     /// Perform the mutation with `identity` and the precondition from `exec.observed_version`
     /// (step 15). Platform refusals are a [`MutationResult`] with `Failed`, not an error;
     /// an error means the call's fate is unknown.
-    fn mutate<'a>(&'a self, exec: &'a Execution, identity: &'a Identity) -> TargetFuture<'a, MutationResult>;
+    fn mutate<'a>(
+        &'a self,
+        exec: &'a Execution,
+        identity: &'a Identity,
+    ) -> TargetFuture<'a, MutationResult>;
 
     /// Revoke or delete the credential (step 16).
     fn retire<'a>(&'a self, exec: &'a Execution, identity: Identity) -> TargetFuture<'a, ()>;

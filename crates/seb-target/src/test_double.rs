@@ -98,7 +98,9 @@ impl TestTarget {
     }
 
     fn fail_point(&self, step: &str) -> bool {
-        let env = std::env::var("SEB_TEST_TARGET_FAIL").map(|v| v.split(',').any(|s| s == step)).unwrap_or(false);
+        let env = std::env::var("SEB_TEST_TARGET_FAIL")
+            .map(|v| v.split(',').any(|s| s == step))
+            .unwrap_or(false);
         env || self.fail.lock().map(|f| f.iter().any(|s| s == step)).unwrap_or(true)
     }
 
@@ -122,15 +124,20 @@ impl TestTarget {
 
     fn read<T>(&self, f: impl FnOnce(&State) -> T) -> Result<T, TargetError> {
         if self.path.is_none() {
-            let m = self.memory.lock().map_err(|_| TargetError::Unavailable("lock poisoned".into()))?;
+            let m =
+                self.memory.lock().map_err(|_| TargetError::Unavailable("lock poisoned".into()))?;
             return Ok(f(&m));
         }
         Ok(f(&self.load()?))
     }
 
-    fn with_state<T>(&self, f: impl FnOnce(&mut State) -> Result<T, TargetError>) -> Result<T, TargetError> {
+    fn with_state<T>(
+        &self,
+        f: impl FnOnce(&mut State) -> Result<T, TargetError>,
+    ) -> Result<T, TargetError> {
         if self.path.is_none() {
-            let mut m = self.memory.lock().map_err(|_| TargetError::Unavailable("lock poisoned".into()))?;
+            let mut m =
+                self.memory.lock().map_err(|_| TargetError::Unavailable("lock poisoned".into()))?;
             return f(&mut m);
         }
         let _g = self.lock.lock().map_err(|_| TargetError::Unavailable("lock poisoned".into()))?;
@@ -243,7 +250,11 @@ impl Target for TestTarget {
         })
     }
 
-    fn mutate<'a>(&'a self, exec: &'a Execution, identity: &'a Identity) -> TargetFuture<'a, MutationResult> {
+    fn mutate<'a>(
+        &'a self,
+        exec: &'a Execution,
+        identity: &'a Identity,
+    ) -> TargetFuture<'a, MutationResult> {
         Box::pin(async move {
             if self.fail_point("mutate") {
                 return Err(TargetError::Unavailable("injected mutate failure".into()));
@@ -340,7 +351,12 @@ impl PlatformProfile for TestTarget {
         Platform::Test
     }
 
-    fn compile(&self, op: &str, target: &Value, params: &Value) -> Result<(Value, Value), TargetError> {
+    fn compile(
+        &self,
+        op: &str,
+        target: &Value,
+        params: &Value,
+    ) -> Result<(Value, Value), TargetError> {
         self.profile(op)?;
         let name = name_of(target)?;
         if op == "set" && params.get("value").is_none() {

@@ -96,7 +96,11 @@ pub fn free_port() -> Result<u16, InfraError> {
 }
 
 /// Wait until something accepts TCP connections on `127.0.0.1:port`.
-pub fn wait_for_port(service: &'static str, port: u16, timeout: Duration) -> Result<(), InfraError> {
+pub fn wait_for_port(
+    service: &'static str,
+    port: u16,
+    timeout: Duration,
+) -> Result<(), InfraError> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     wait_until(service, timeout, || {
         TcpStream::connect_timeout(&addr, Duration::from_millis(200))
@@ -126,11 +130,15 @@ pub fn wait_until(
 /// Run a command to completion, failing with its stderr.
 pub fn run(program: &str, args: &[&str]) -> Result<String, InfraError> {
     let out = Command::new(program).args(args).stdin(Stdio::null()).output().map_err(|e| {
-        InfraError::Command { command: format!("{program} {}", args.join(" ")), detail: e.to_string() }
+        InfraError::Command {
+            command: format!("{program} {}", args.join(" ")),
+            detail: e.to_string(),
+        }
     })?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: String = stderr.chars().rev().take(2000).collect::<Vec<_>>().into_iter().rev().collect();
+        let tail: String =
+            stderr.chars().rev().take(2000).collect::<Vec<_>>().into_iter().rev().collect();
         return Err(InfraError::Command {
             command: format!("{program} {}", args.join(" ")),
             detail: format!("{}: {tail}", out.status),

@@ -1,6 +1,12 @@
 //! Fixtures for the broker's tests: keys, certificates, presentations, a broker on a real
 //! SQLite store with the file-backed test double.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -58,8 +64,16 @@ pub struct Env {
 pub fn trust() -> TrustRoots {
     let mut approvers = ApproverRegistry::default();
     for i in 0..3 {
-        approvers.insert(Approver { name: format!("validator-{i}"), role: ApproverRole::Validator, key: validator(i).public_key() });
-        approvers.insert(Approver { name: format!("human-{i}"), role: ApproverRole::Human, key: human(i).public_key() });
+        approvers.insert(Approver {
+            name: format!("validator-{i}"),
+            role: ApproverRole::Validator,
+            key: validator(i).public_key(),
+        });
+        approvers.insert(Approver {
+            name: format!("human-{i}"),
+            role: ApproverRole::Human,
+            key: human(i).public_key(),
+        });
     }
     TrustRoots {
         issuers: [issuer().public_key()].into_iter().collect(),
@@ -75,7 +89,8 @@ pub fn env() -> Env {
 }
 
 pub fn env_in(dir: tempfile::TempDir) -> Env {
-    let store = Arc::new(SqliteStore::open(&dir.path().join("seb.db"), Default::default()).unwrap());
+    let store =
+        Arc::new(SqliteStore::open(&dir.path().join("seb.db"), Default::default()).unwrap());
     let target = Arc::new(TestTarget::open(&dir.path().join("target.json")).unwrap());
     target.insecure_direct_write("cfg", json!({"replicas": 3, "image": "nginx:1"})).unwrap();
     let clock = Arc::new(ManualClock::new(NOW_MS));
@@ -109,11 +124,15 @@ pub fn contract(params: Value, constraints: Vec<Constraint>, risk: u8) -> Contra
 
 impl Cert {
     pub fn new(nonce_seed: u8) -> Self {
-        Self::with_contract(nonce_seed, contract(json!({"value": {"replicas": 5, "image": "nginx:1"}}), vec![], 1))
+        Self::with_contract(
+            nonce_seed,
+            contract(json!({"value": {"replicas": 5, "image": "nginx:1"}}), vec![], 1),
+        )
     }
 
     pub fn with_contract(nonce_seed: u8, contract: Contract) -> Self {
-        let projection: BTreeMap<String, Value> = [("".to_owned(), json!({"replicas": 3, "image": "nginx:1"}))].into();
+        let projection: BTreeMap<String, Value> =
+            [("".to_owned(), json!({"replicas": 3, "image": "nginx:1"}))].into();
         let payload = CertificatePayload {
             version: 1,
             cid: uuid::Uuid::from_bytes([nonce_seed; 16]).to_string(),
@@ -178,7 +197,12 @@ impl Cert {
         }
     }
 
-    pub fn present_with(&self, env: Envelope, request: ExecRequest, signer: &SigningKey) -> Vec<u8> {
+    pub fn present_with(
+        &self,
+        env: Envelope,
+        request: ExecRequest,
+        signer: &SigningKey,
+    ) -> Vec<u8> {
         let proof = sign_request(&request, signer).unwrap();
         json::canonical(&Presentation { certificate: env, request, proof }).unwrap()
     }
@@ -198,7 +222,8 @@ pub async fn ledger(store: &dyn seb_store::Store) -> Vec<(String, Value)> {
         .iter()
         .map(|e| {
             let env: Envelope = json::parse(e, usize::MAX).unwrap();
-            let payload: Value = serde_json::from_slice(&env.insecure_payload_bytes().unwrap()).unwrap();
+            let payload: Value =
+                serde_json::from_slice(&env.insecure_payload_bytes().unwrap()).unwrap();
             (env.payload_type, payload)
         })
         .collect()
