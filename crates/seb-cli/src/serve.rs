@@ -40,7 +40,15 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn Store>> {
             .with_context(|| format!("opening store `{url}`"))?;
         return Ok(Arc::new(s));
     }
-    bail!("unsupported store `{url}`: use sqlite:<path>")
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        // Several replicas may share it; migrations run here. Never echo the URL: it may
+        // hold a password.
+        let s = seb_store_postgres::PostgresStore::connect(url, Default::default())
+            .await
+            .context("opening the postgres store")?;
+        return Ok(Arc::new(s));
+    }
+    bail!("unsupported store `{url}`: use sqlite:<path> or postgres://…")
 }
 
 fn targets(cfg: &Config) -> Result<Vec<Arc<dyn Target>>> {
