@@ -22,7 +22,7 @@ fn refusal(r: &seb_broker::engine::ExecResult) -> (FailedCheck, Decision, u16) {
 
 /// The last ledger entry is a decision record for this refusal.
 async fn assert_recorded(env: &Env, r: &seb_broker::engine::ExecResult) {
-    let f = r.as_ref().err().expect("refusal");
+    let f = r.as_ref().expect_err("refusal");
     let l = ledger(env.store.as_ref()).await;
     let (ty, rec) = l.last().expect("a record");
     assert_eq!(ty, "application/vnd.seb.decision+json;v=1");
