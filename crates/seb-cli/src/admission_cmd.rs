@@ -28,7 +28,10 @@ use crate::client::http_client;
 use crate::keyfile;
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| u64::try_from(d.as_millis()).unwrap_or(0)).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(0))
+        .unwrap_or(0)
 }
 
 /// Where admission is.
@@ -50,7 +53,13 @@ impl Endpoint {
         format!("{}/v1/admission{path}", self.admission.trim_end_matches('/'))
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>, admin_sig: Option<&str>) -> Result<(u16, Value)> {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        admin_sig: Option<&str>,
+    ) -> Result<(u16, Value)> {
         let url = self.url(path);
         let mut req = http_client(self.ca.as_deref())?.request(method.clone(), &url);
         if let Some(b) = body {
@@ -69,7 +78,12 @@ impl Endpoint {
         self.send(reqwest::Method::GET, path, None, None).await
     }
 
-    async fn post(&self, path: &str, body: Vec<u8>, admin_sig: Option<&str>) -> Result<(u16, Value)> {
+    async fn post(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        admin_sig: Option<&str>,
+    ) -> Result<(u16, Value)> {
         self.send(reqwest::Method::POST, path, Some(body), admin_sig).await
     }
 }
@@ -105,7 +119,12 @@ fn show_proposal(v: &Value) {
     println!("agent      {}", s(v, "/agent"));
     println!("rationale  {}", s(v, "/proposal/rationale"));
     if let Some(c) = v.get("contract").filter(|c| !c.is_null()) {
-        println!("contract   {} {} on {}", s(c, "/platform"), s(c, "/op"), c.get("target").map(Value::to_string).unwrap_or_default());
+        println!(
+            "contract   {} {} on {}",
+            s(c, "/platform"),
+            s(c, "/op"),
+            c.get("target").map(Value::to_string).unwrap_or_default()
+        );
         println!("params     {}", c.get("params").map(Value::to_string).unwrap_or_default());
         if let Some(cs) = c.get("constraints").and_then(Value::as_array).filter(|a| !a.is_empty()) {
             println!("constraints {}", Value::Array(cs.clone()));
@@ -138,7 +157,11 @@ fn show_proposal(v: &Value) {
         }
     }
     if let Some(p) = v.get("policy").filter(|x| !x.is_null()) {
-        println!("policy     epoch {}  permitted {}", p.get("policy_epoch").unwrap_or(&Value::Null), p.get("permitted").unwrap_or(&Value::Null));
+        println!(
+            "policy     epoch {}  permitted {}",
+            p.get("policy_epoch").unwrap_or(&Value::Null),
+            p.get("permitted").unwrap_or(&Value::Null)
+        );
         for r in p.get("reasons").and_then(Value::as_array).into_iter().flatten() {
             println!("  - {}", r.as_str().unwrap_or_default());
         }
@@ -152,7 +175,13 @@ fn show_proposal(v: &Value) {
         );
     }
     for a in v.get("approvals").and_then(Value::as_array).into_iter().flatten() {
-        println!("approval   {} ({}) {}: {}", s(a, "/approver"), s(a, "/role"), s(a, "/decision"), s(a, "/comment"));
+        println!(
+            "approval   {} ({}) {}: {}",
+            s(a, "/approver"),
+            s(a, "/role"),
+            s(a, "/decision"),
+            s(a, "/comment")
+        );
     }
     if let Some(r) = v.get("reason").and_then(Value::as_str) {
         println!("reason     {r}");
@@ -214,8 +243,10 @@ pub struct ProposeArgs {
 /// `seb propose`: exit 0 certified, 2 denied/refused/advisory, 3 still pending.
 pub async fn propose(a: ProposeArgs) -> Result<ExitCode> {
     let key = keyfile::read(&a.agent_key)?;
-    let platform: Platform = serde_json::from_value(Value::String(a.platform.clone())).context("--platform")?;
-    let constraints: Vec<Constraint> = serde_json::from_str(&a.constraints).context("--constraints")?;
+    let platform: Platform =
+        serde_json::from_value(Value::String(a.platform.clone())).context("--platform")?;
+    let constraints: Vec<Constraint> =
+        serde_json::from_str(&a.constraints).context("--constraints")?;
     let p = Proposal {
         proposal_id: a.id.clone().unwrap_or_else(new_proposal_id),
         agent: a.agent.clone(),
@@ -253,7 +284,8 @@ pub async fn propose(a: ProposeArgs) -> Result<ExitCode> {
         if st != 200 {
             return refused(&a.ep, st, &cert);
         }
-        std::fs::write(out, serde_json::to_string_pretty(&cert)?).with_context(|| format!("writing `{}`", out.display()))?;
+        std::fs::write(out, serde_json::to_string_pretty(&cert)?)
+            .with_context(|| format!("writing `{}`", out.display()))?;
         if !a.ep.json {
             eprintln!("certificate written to {}", out.display());
         }
@@ -311,12 +343,18 @@ pub async fn approve(a: ApproveArgs) -> Result<ExitCode> {
         eprintln!("proposal is {}: nothing to approve", s(&v, "/status"));
         return Ok(ExitCode::from(2));
     }
-    let contract_digest = s(&v, "/contract_digest").parse().context("proposal has no contract digest")?;
-    let evidence_digest = s(&v, "/evidence/digest").parse().context("proposal has no evidence digest")?;
+    let contract_digest =
+        s(&v, "/contract_digest").parse().context("proposal has no contract digest")?;
+    let evidence_digest =
+        s(&v, "/evidence/digest").parse().context("proposal has no evidence digest")?;
     let decision = if a.deny { ApprovalDecision::Deny } else { ApprovalDecision::Approve };
     if !a.yes {
         use std::io::Write as _;
-        eprint!("{} this contract and evidence as `{}`? [y/N] ", if a.deny { "Deny" } else { "Approve" }, a.approver);
+        eprint!(
+            "{} this contract and evidence as `{}`? [y/N] ",
+            if a.deny { "Deny" } else { "Approve" },
+            a.approver
+        );
         std::io::stderr().flush()?;
         let mut line = String::new();
         std::io::stdin().read_line(&mut line)?;
@@ -385,7 +423,8 @@ pub async fn proposals(a: ProposalsArgs) -> Result<ExitCode> {
     if let Some(g) = &a.agent {
         q.push(format!("agent={g}"));
     }
-    let path = if q.is_empty() { "/proposals".to_owned() } else { format!("/proposals?{}", q.join("&")) };
+    let path =
+        if q.is_empty() { "/proposals".to_owned() } else { format!("/proposals?{}", q.join("&")) };
     let (st, v) = a.ep.get(&path).await?;
     if st != 200 {
         return refused(&a.ep, st, &v);
@@ -394,10 +433,21 @@ pub async fn proposals(a: ProposalsArgs) -> Result<ExitCode> {
         print_json(&v)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<40} {:<16} {:<10} {:<6} {:<12} {:>5} {:<8} {:>3}", "PROPOSAL", "AGENT", "STATUS", "LEVEL", "OP", "SCORE", "PATH", "APR");
+    println!(
+        "{:<40} {:<16} {:<10} {:<6} {:<12} {:>5} {:<8} {:>3}",
+        "PROPOSAL", "AGENT", "STATUS", "LEVEL", "OP", "SCORE", "PATH", "APR"
+    );
     for p in v.get("proposals").and_then(Value::as_array).into_iter().flatten() {
-        let level = p.get("risk_level").and_then(Value::as_u64).map(|l| format!("L{l}")).unwrap_or_else(|| "-".into());
-        let score = p.get("score_milli").and_then(Value::as_u64).map(|m| format!("{:.2}", m as f64 / 1000.0)).unwrap_or_else(|| "-".into());
+        let level = p
+            .get("risk_level")
+            .and_then(Value::as_u64)
+            .map(|l| format!("L{l}"))
+            .unwrap_or_else(|| "-".into());
+        let score = p
+            .get("score_milli")
+            .and_then(Value::as_u64)
+            .map(|m| format!("{:.2}", m as f64 / 1000.0))
+            .unwrap_or_else(|| "-".into());
         println!(
             "{:<40} {:<16} {:<10} {:<6} {:<12} {:>5} {:<8} {:>3}",
             s(p, "/proposal_id"),
@@ -426,9 +476,19 @@ pub struct AdminId {
     pub admin_key: PathBuf,
 }
 
-fn admin_request(id: &AdminId, revoke: Option<Revocation>, load_policy: Option<String>) -> Result<(Vec<u8>, String)> {
+fn admin_request(
+    id: &AdminId,
+    revoke: Option<Revocation>,
+    load_policy: Option<String>,
+) -> Result<(Vec<u8>, String)> {
     let key = keyfile::read(&id.admin_key)?;
-    let r = AdminRequest { request_id: uuid::Uuid::new_v4().to_string(), admin: id.admin.clone(), at_ms: now_ms(), revoke, load_policy };
+    let r = AdminRequest {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        admin: id.admin.clone(),
+        at_ms: now_ms(),
+        revoke,
+        load_policy,
+    };
     Ok(sign_admin(&r, &key)?)
 }
 
@@ -537,7 +597,9 @@ pub async fn admission(cmd: AdmissionCmd) -> Result<ExitCode> {
             // Scripts get the envelope to hand to a broker; people get its signed content.
             print_json(&if ep.json { v } else { statement_payload(&v) }).map(|()| ExitCode::SUCCESS)
         }
-        AdmissionCmd::BreakGlass { ep, proposal, key, out, yes } => break_glass(ep, &proposal, &key, out.as_deref(), yes).await,
+        AdmissionCmd::BreakGlass { ep, proposal, key, out, yes } => {
+            break_glass(ep, &proposal, &key, out.as_deref(), yes).await
+        }
     }
 }
 
@@ -550,9 +612,16 @@ fn statement_payload(env: &Value) -> Value {
         .unwrap_or(Value::Null)
 }
 
-async fn break_glass(ep: Endpoint, proposal: &str, key: &Path, out: Option<&Path>, yes: bool) -> Result<ExitCode> {
+async fn break_glass(
+    ep: Endpoint,
+    proposal: &str,
+    key: &Path,
+    out: Option<&Path>,
+    yes: bool,
+) -> Result<ExitCode> {
     let key = keyfile::read(key)?;
-    let (st, draft) = ep.post(&format!("/proposals/{proposal}/break-glass"), b"{}".to_vec(), None).await?;
+    let (st, draft) =
+        ep.post(&format!("/proposals/{proposal}/break-glass"), b"{}".to_vec(), None).await?;
     if st != 200 {
         return refused(&ep, st, &draft);
     }
@@ -571,8 +640,15 @@ async fn break_glass(ep: Endpoint, proposal: &str, key: &Path, out: Option<&Path
             return Ok(ExitCode::from(2));
         }
     }
-    let sig = sign_break_glass(s(&draft, "/payload"), &key).context("draft payload is not base64")?;
-    let (st, v) = ep.post(&format!("/proposals/{proposal}/break-glass/signatures"), serde_json::to_vec(&sig)?, None).await?;
+    let sig =
+        sign_break_glass(s(&draft, "/payload"), &key).context("draft payload is not base64")?;
+    let (st, v) = ep
+        .post(
+            &format!("/proposals/{proposal}/break-glass/signatures"),
+            serde_json::to_vec(&sig)?,
+            None,
+        )
+        .await?;
     if st != 200 {
         return refused(&ep, st, &v);
     }
@@ -582,12 +658,16 @@ async fn break_glass(ep: Endpoint, proposal: &str, key: &Path, out: Option<&Path
             if st != 200 {
                 return refused(&ep, st, &cert);
             }
-            std::fs::write(out, serde_json::to_string_pretty(&cert)?).with_context(|| format!("writing `{}`", out.display()))?;
+            std::fs::write(out, serde_json::to_string_pretty(&cert)?)
+                .with_context(|| format!("writing `{}`", out.display()))?;
         }
         println!("break-glass quorum reached: certified");
     } else {
         let signers = v.pointer("/break_glass/signers").cloned().unwrap_or(Value::Null);
-        println!("signed; signers so far {signers}, quorum {}", v.pointer("/break_glass/quorum").unwrap_or(&Value::Null));
+        println!(
+            "signed; signers so far {signers}, quorum {}",
+            v.pointer("/break_glass/quorum").unwrap_or(&Value::Null)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -596,7 +676,8 @@ async fn break_glass(ep: Endpoint, proposal: &str, key: &Path, out: Option<&Path
 pub async fn policy(cmd: PolicyCmd) -> Result<ExitCode> {
     match cmd {
         PolicyCmd::Load { file, ep, id } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading `{}`", file.display()))?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading `{}`", file.display()))?;
             let (body, sig) = admin_request(&id, None, Some(text))?;
             let (st, v) = ep.post("/policy", body, Some(&sig)).await?;
             if st != 200 {
@@ -605,7 +686,10 @@ pub async fn policy(cmd: PolicyCmd) -> Result<ExitCode> {
             if ep.json {
                 print_json(&v)?;
             } else {
-                println!("policy loaded: policy_epoch {}", v.get("policy_epoch").unwrap_or(&Value::Null));
+                println!(
+                    "policy loaded: policy_epoch {}",
+                    v.get("policy_epoch").unwrap_or(&Value::Null)
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -617,7 +701,11 @@ pub async fn policy(cmd: PolicyCmd) -> Result<ExitCode> {
             if ep.json {
                 print_json(&v)?;
             } else {
-                println!("policy_epoch {}  digest {}", v.get("policy_epoch").unwrap_or(&Value::Null), s(&v, "/digest"));
+                println!(
+                    "policy_epoch {}  digest {}",
+                    v.get("policy_epoch").unwrap_or(&Value::Null),
+                    s(&v, "/digest")
+                );
                 println!("{}", s(&v, "/text"));
             }
             Ok(ExitCode::SUCCESS)
@@ -629,7 +717,11 @@ pub async fn policy(cmd: PolicyCmd) -> Result<ExitCode> {
 
 /// Build the admission API when the configuration has an `[admission]` section: it shares
 /// the broker's store (embedded mode) and observes through its own read-only adapters.
-pub async fn mount(cfg: &Config, config_path: &Path, store: Arc<dyn Store>) -> Result<Option<axum::Router<AppState>>> {
+pub async fn mount(
+    cfg: &Config,
+    config_path: &Path,
+    store: Arc<dyn Store>,
+) -> Result<Option<axum::Router<AppState>>> {
     let Some(table) = cfg.admission.clone() else { return Ok(None) };
     let base = config_path.parent().unwrap_or(Path::new("."));
     let acfg = seb_admission::AdmissionConfig::from_table(table, base)?;
@@ -641,7 +733,13 @@ pub async fn mount(cfg: &Config, config_path: &Path, store: Arc<dyn Store>) -> R
         #[cfg(not(feature = "test-double"))]
         let _ = t;
     }
-    let admission = seb_admission::Admission::open(&acfg, store, platforms, Arc::new(seb_admission::clock::SystemClock)).await?;
+    let admission = seb_admission::Admission::open(
+        &acfg,
+        store,
+        platforms,
+        Arc::new(seb_admission::clock::SystemClock),
+    )
+    .await?;
     let issuer = admission.issuer_key();
     if !cfg.trust.issuers.iter().any(|k| *k == issuer.to_base64()) {
         tracing::warn!(kid = %issuer.kid(), "the admission issuer key is not in [trust].issuers: this broker will refuse its certificates");

@@ -21,7 +21,8 @@ fn key(n: u8) -> SigningKey {
 
 fn write_key(dir: &Path, name: &str, n: u8) -> PathBuf {
     let p = dir.join(name);
-    std::fs::write(&p, base64::engine::general_purpose::STANDARD.encode(key(n).seed().as_ref())).unwrap();
+    std::fs::write(&p, base64::engine::general_purpose::STANDARD.encode(key(n).seed().as_ref()))
+        .unwrap();
     p
 }
 
@@ -106,7 +107,11 @@ public_key = "{ops}"
     let v: Value = serde_json::from_str(&first).unwrap();
     let url = format!("http://{}", v["listening"].as_str().unwrap());
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !Command::new("curl").args(["-sf", &format!("{url}/readyz")]).output().is_ok_and(|o| o.status.success()) {
+    while !Command::new("curl")
+        .args(["-sf", &format!("{url}/readyz")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
         assert!(Instant::now() < deadline, "server not ready");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -115,7 +120,11 @@ public_key = "{ops}"
 
 fn seb(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(SEB).args(args).stdin(Stdio::null()).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// `seb propose --wait` in the background, approved by `seb approve` meanwhile.
@@ -126,10 +135,30 @@ fn propose_and_approve(s: &Server, dir: &Path, id: &str, replicas: u64) -> PathB
     let params = json!({"value": {"replicas": replicas}, "risk": 0.1}).to_string();
     let mut waiter = Command::new(SEB)
         .args([
-            "propose", "--admission", &s.url, "--agent", "agent-a", "--agent-key", agent.to_str().unwrap(),
-            "--platform", "test", "--op", "set", "--target", r#"{"name":"cfg"}"#, "--params", &params,
-            "--rationale", "scale out before the sale", "--id", id, "--wait", "--timeout-s", "60",
-            "--out", cert.to_str().unwrap(),
+            "propose",
+            "--admission",
+            &s.url,
+            "--agent",
+            "agent-a",
+            "--agent-key",
+            agent.to_str().unwrap(),
+            "--platform",
+            "test",
+            "--op",
+            "set",
+            "--target",
+            r#"{"name":"cfg"}"#,
+            "--params",
+            &params,
+            "--rationale",
+            "scale out before the sale",
+            "--id",
+            id,
+            "--wait",
+            "--timeout-s",
+            "60",
+            "--out",
+            cert.to_str().unwrap(),
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -138,7 +167,8 @@ fn propose_and_approve(s: &Server, dir: &Path, id: &str, replicas: u64) -> PathB
     // The proposal shows up as pending, in the table and in JSON.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (code, out, _) = seb(&["proposals", "--admission", &s.url, "--status", "pending", "--json"]);
+        let (code, out, _) =
+            seb(&["proposals", "--admission", &s.url, "--status", "pending", "--json"]);
         assert_eq!(code, 0);
         let v: Value = serde_json::from_str(&out).unwrap();
         if v["proposals"].as_array().unwrap().iter().any(|p| p["proposal_id"] == id) {
@@ -152,11 +182,25 @@ fn propose_and_approve(s: &Server, dir: &Path, id: &str, replicas: u64) -> PathB
     assert!(table.contains(id) && table.contains("pending") && table.contains("L1"), "{table}");
     // The human sees the contract, the evidence digest and the consequence, then approves.
     let (code, out, err) = seb(&[
-        "approve", id, "--admission", &s.url, "--approver", "alice", "--key", alice.to_str().unwrap(), "--yes",
-        "--comment", "ok for the sale",
+        "approve",
+        id,
+        "--admission",
+        &s.url,
+        "--approver",
+        "alice",
+        "--key",
+        alice.to_str().unwrap(),
+        "--yes",
+        "--comment",
+        "ok for the sale",
     ]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("evidence_digest") && out.contains("consequence L1") && out.contains("rationale"), "{out}");
+    assert!(
+        out.contains("evidence_digest")
+            && out.contains("consequence L1")
+            && out.contains("rationale"),
+        "{out}"
+    );
     assert!(out.contains("certified"), "{out}");
     let status = waiter.wait().unwrap();
     assert!(status.success(), "seb propose --wait exited {status:?}");
@@ -166,7 +210,15 @@ fn propose_and_approve(s: &Server, dir: &Path, id: &str, replicas: u64) -> PathB
 
 fn execute(s: &Server, dir: &Path, cert: &Path) -> (i32, Value) {
     let agent = dir.join("agent.seed");
-    let (code, out, _) = seb(&["execute", "--broker", &s.url, "--certificate", cert.to_str().unwrap(), "--agent-key", agent.to_str().unwrap()]);
+    let (code, out, _) = seb(&[
+        "execute",
+        "--broker",
+        &s.url,
+        "--certificate",
+        cert.to_str().unwrap(),
+        "--agent-key",
+        agent.to_str().unwrap(),
+    ]);
     (code, serde_json::from_str(&out).unwrap_or(Value::Null))
 }
 
@@ -188,12 +240,23 @@ fn propose_approve_execute_then_a_revocation_stops_the_next_one() {
     // Revoke the second certificate through the admission API; the broker refuses it.
     let cert: Value = serde_json::from_str(&std::fs::read_to_string(&second).unwrap()).unwrap();
     let payload: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::STANDARD.decode(cert["payload"].as_str().unwrap()).unwrap(),
+        &base64::engine::general_purpose::STANDARD
+            .decode(cert["payload"].as_str().unwrap())
+            .unwrap(),
     )
     .unwrap();
     let cid = payload["cid"].as_str().unwrap();
     let (code, out, err) = seb(&[
-        "admission", "revoke", "--admission", &s.url, "--admin", "ops", "--admin-key", ops.to_str().unwrap(), "--cid", cid,
+        "admission",
+        "revoke",
+        "--admission",
+        &s.url,
+        "--admin",
+        "ops",
+        "--admin-key",
+        ops.to_str().unwrap(),
+        "--cid",
+        cid,
     ]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(cid), "{out}");
@@ -203,7 +266,17 @@ fn propose_approve_execute_then_a_revocation_stops_the_next_one() {
     assert_eq!(v["decision"], "fail_closed");
 
     // A forged admin request is refused; the signed statement is served.
-    let (code, _, _) = seb(&["admission", "revoke", "--admission", &s.url, "--admin", "ops", "--admin-key", d.join("agent.seed").to_str().unwrap(), "--all"]);
+    let (code, _, _) = seb(&[
+        "admission",
+        "revoke",
+        "--admission",
+        &s.url,
+        "--admin",
+        "ops",
+        "--admin-key",
+        d.join("agent.seed").to_str().unwrap(),
+        "--all",
+    ]);
     assert_eq!(code, 2);
     let (code, out, _) = seb(&["admission", "statement", "--admission", &s.url]);
     assert_eq!(code, 0);
@@ -213,8 +286,16 @@ fn propose_approve_execute_then_a_revocation_stops_the_next_one() {
 
     // A policy load bumps the epoch.
     let (code, out, err) = seb(&[
-        "policy", "load", d.join("admission.cedar").to_str().unwrap(), "--admission", &s.url, "--admin", "ops",
-        "--admin-key", ops.to_str().unwrap(), "--json",
+        "policy",
+        "load",
+        d.join("admission.cedar").to_str().unwrap(),
+        "--admission",
+        &s.url,
+        "--admin",
+        "ops",
+        "--admin-key",
+        ops.to_str().unwrap(),
+        "--json",
     ]);
     assert_eq!(code, 0, "{out}{err}");
     let before = payload["policy_epoch"].as_u64().unwrap();
