@@ -36,8 +36,9 @@ pub struct ServeArgs {
 /// Open the store named by a `sqlite:<path>` URL.
 pub async fn open_store(url: &str) -> Result<Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite:") {
-        let s = seb_store::sqlite::SqliteStore::open(std::path::Path::new(path), Default::default())
-            .with_context(|| format!("opening store `{url}`"))?;
+        let s =
+            seb_store::sqlite::SqliteStore::open(std::path::Path::new(path), Default::default())
+                .with_context(|| format!("opening store `{url}`"))?;
         return Ok(Arc::new(s));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -73,11 +74,16 @@ fn targets(cfg: &Config) -> Result<Vec<Arc<dyn Target>>> {
 
 /// Run the broker until SIGINT/SIGTERM.
 pub async fn run(a: ServeArgs) -> Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SEB_LOG").unwrap_or_else(|_| "info".into());
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("SEB_LOG").unwrap_or_else(|_| "info".into());
     if a.log_format == "pretty" {
         tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).init();
     } else {
-        tracing_subscriber::fmt().json().with_writer(std::io::stderr).with_env_filter(filter).init();
+        tracing_subscriber::fmt()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter)
+            .init();
     }
     let mut cfg = Config::load(&a.config)?;
     if let Some(l) = a.listen {
@@ -119,15 +125,25 @@ pub async fn run(a: ServeArgs) -> Result<()> {
     let state = AppState { broker: broker.clone(), ready: Arc::new(AtomicBool::new(false)) };
     // Recovery runs before anything is served as ready; executions wait for it too.
     broker.recover().await.context("crash recovery")?;
-    let bg = tokio::spawn(seb_broker::run_background(state.clone(), Duration::from_secs(b.checkpoint_interval_s)));
-    let poller = b.epoch_statement_url.clone().filter(|_| b.epoch_source == "statement").map(|url| {
-        tokio::spawn(poll_statements(broker.clone(), url, Duration::from_millis(b.epoch_poll_interval_ms)))
-    });
+    let bg = tokio::spawn(seb_broker::run_background(
+        state.clone(),
+        Duration::from_secs(b.checkpoint_interval_s),
+    ));
+    let poller =
+        b.epoch_statement_url.clone().filter(|_| b.epoch_source == "statement").map(|url| {
+            tokio::spawn(poll_statements(
+                broker.clone(),
+                url,
+                Duration::from_millis(b.epoch_poll_interval_ms),
+            ))
+        });
     let tls = match (&b.tls_cert, &b.tls_key) {
         (Some(c), Some(k)) => Some(seb_broker::tls::server_config(c, k, b.client_ca.as_deref())?),
         _ => None,
     };
-    let listener = tokio::net::TcpListener::bind(b.listen).await.with_context(|| format!("binding {}", b.listen))?;
+    let listener = tokio::net::TcpListener::bind(b.listen)
+        .await
+        .with_context(|| format!("binding {}", b.listen))?;
     let addr = listener.local_addr()?;
     info!(listen = %addr, tls = tls.is_some(), kid = %broker.signer().kid(), store = broker.store().backend(), "broker listening");
     // A line on stdout that scripts and tests can wait for.
@@ -160,7 +176,10 @@ async fn poll_statements(broker: Arc<Broker>, url: String, every: Duration) {
         iv.tick().await;
         let fetched = async {
             let bytes = client.get(&url).send().await?.error_for_status()?.bytes().await?;
-            Ok::<_, anyhow::Error>(seb_core::json::parse::<seb_core::envelope::Envelope>(&bytes, 1 << 20)?)
+            Ok::<_, anyhow::Error>(seb_core::json::parse::<seb_core::envelope::Envelope>(
+                &bytes,
+                1 << 20,
+            )?)
         }
         .await;
         match fetched {
