@@ -6,7 +6,9 @@
 //! - replicas writing concurrently build one ledger that `seb ledger verify` accepts, and
 //!   the checkpoints each replica signs are consistent with each other;
 //! - a replica killed mid-execution (`SEB_CRASH_AT`) leaves no duplicate mutation, and the
-//!   next replica to start reconciles it while the others keep serving.
+//!   next replica to start reconciles it while the others keep serving;
+//! - with the database stopped every replica fails closed, and once it is back they serve
+//!   again without a restart and the refusals they could not record reach the ledger.
 //!
 //! The test double's state file is locked per process only, so each replica gets its own
 //! state file (and its own objects), except where a crashed replica and the one that
@@ -515,5 +517,64 @@ fn a_replica_killed_mid_execution_is_reconciled_by_the_next_replica_to_start() {
         assert_eq!(outcomes.len(), 1, "{point}: {outcomes:?} ({report})");
         assert_eq!(outcomes[0]["status"], expected, "{point}");
         assert_eq!(outcomes[0]["error"], "resolved by crash recovery", "{point}");
+    }
+}
+
+#[test]
+fn with_the_database_down_replicas_fail_closed_and_record_it_when_it_is_back() {
+    // A server of its own: this test stops it.
+    let mut server = Postgres::start().unwrap();
+    let db = server.fresh_database().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let objects: Vec<String> = (0..3).map(|i| format!("o{i}")).collect();
+    let replicas: Vec<Replica> = (0..2)
+        .map(|k| {
+            let d = dir.path().join(format!("r{k}"));
+            std::fs::create_dir_all(&d).unwrap();
+            let t = target_file(&d.join("target.json"), &objects);
+            start(&d, &db, &t, None)
+        })
+        .collect();
+    let client = reqwest::blocking::Client::new();
+    let (s, b) = post(&client, &replicas[0].url, presentation(&cert("before", "n", "o0")));
+    assert_eq!(s, 200, "{b}");
+    server.stop_server().unwrap();
+    // Every replica refuses, fail closed, while the database is gone; nothing executes.
+    let down = cert("while-down", "n", "o1");
+    for r in &replicas {
+        let t = Instant::now();
+        let (s, b) = post(&client, &r.url, presentation(&down));
+        assert_eq!((s, b["decision"].as_str()), (503, Some("fail_closed")), "{b}");
+        assert!(t.elapsed() < Duration::from_secs(30), "refusing took {:?}", t.elapsed());
+    }
+    for k in 0..2 {
+        assert!(mutations(&dir.path().join(format!("r{k}/target.json"))).len() <= 1);
+    }
+    server.restart().unwrap();
+    // Back: the replicas serve again without a restart, and the refusals they could not
+    // record are in the ledger (the broker's backlog is flushed once the store answers).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (s, b) = post(&client, &replicas[1].url, presentation(&cert("after", "n", "o2")));
+        if s == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the replica did not come back: {s} {b}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let x = export(&replicas[0]);
+        let refusals = payloads(&x)
+            .into_iter()
+            .filter(|p| p["cid"] == cid_for("while-down") && p["decision"] == "fail_closed")
+            .count();
+        if refusals == 2 {
+            let report = verify(&x);
+            assert_eq!(report["outcomes"], 2, "{report}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "refusals recorded: {refusals} of 2");
+        std::thread::sleep(Duration::from_millis(300));
     }
 }
