@@ -62,8 +62,12 @@ fn run_pg(program: &str, args: &[&str]) -> Result<String, InfraError> {
     }
 }
 
-/// Make sure the PostgreSQL 15 server binaries are installed.
+/// Make sure the PostgreSQL 15 server binaries (and `openssl`) are installed.
 pub fn ensure_postgres() -> Result<(), InfraError> {
+    if !crate::process::have("openssl") {
+        // The test certificates are made with it.
+        apt_install(&["openssl"])?;
+    }
     if Path::new(&bin("postgres")).exists() && Path::new(&bin("initdb")).exists() {
         return Ok(());
     }
