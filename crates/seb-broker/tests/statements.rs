@@ -76,16 +76,19 @@ async fn fresh_statement_admits_and_expiry_fails_closed() {
     assert!(env.broker.execute(&Cert::new(61).present(), "c").await.is_ok());
     // 10 s TTL: one millisecond past it, the broker fails closed.
     env.clock.set(NOW_MS + 10_001);
-    let mut c = Cert::new(62);
+    let c = Cert::new(62);
     let mut req = c.request();
     req.t_exec_ms = NOW_MS + 10_001;
-    c.payload.validity.not_after += 60;
     let body = c.present_with(c.envelope(), req, &agent());
     assert_eq!(
         check(&env.broker.execute(&body, "c").await),
         Some((FailedCheck::Revocation, Decision::FailClosed))
     );
-    // A newer statement restores service.
+    // A newer statement restores service (the object is put back to the admitted state,
+    // which the first execution changed).
+    env.target
+        .insecure_direct_write("cfg", serde_json::json!({"replicas": 3, "image": "nginx:1"}))
+        .unwrap();
     env.broker
         .apply_statement(&statement(0, 0, vec![], NOW_MS + 10_000, &admission()))
         .await
