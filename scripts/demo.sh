@@ -82,7 +82,7 @@ rows+=("revoked agent|$(field revoked 'd["decision"]') ($(field revoked 'd["fail
 say "5. The ledger, verified offline"
 "$seb" ledger export --broker "$url" --out "$work/ledger.json" > /dev/null
 "$seb" ledger verify "$work/ledger.json" --broker-key "$(pub broker)" > "$work/verify.json"
-note "$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(f"{r["size"]} entries, {r["admits"]} admit, {r["outcomes"]} outcome, {r["decisions"]} decisions, root {r["root"][:16]}…: VERIFIED")' "$work/verify.json")"
+note "$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("%d entries, %d admit, %d outcome, %d decisions, root %s...: VERIFIED" % (r["size"], r["admits"], r["outcomes"], r["decisions"], r["root"][:16]))' "$work/verify.json")"
 rows+=("ledger verification|ok")
 
 say "Summary"
