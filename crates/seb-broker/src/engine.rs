@@ -552,13 +552,12 @@ impl Broker {
                     Ok(Reconciled::Uncertain) | Err(_) => {
                         error!(cid = %exec.cid, nonce = %exec.nonce, error = %e, "outcome uncertain");
                         return self
-                            .finish_status(
+                            .finish_as(
                                 r,
                                 started_ms,
                                 Some(identity_name),
                                 OutcomeStatus::Uncertain,
-                                None,
-                                Some(e),
+                                failed(e),
                                 unpinned,
                             )
                             .await;
@@ -608,6 +607,19 @@ impl Broker {
             MutationStatus::Failed => OutcomeStatus::Failed,
             MutationStatus::Conflict => OutcomeStatus::Conflict,
         };
+        self.finish_as(r, started_ms, identity, status, m, unpinned).await
+    }
+
+    /// Build, sign and store the outcome record with an explicit status.
+    async fn finish_as(
+        &self,
+        r: Reserved,
+        started_ms: u64,
+        identity: Option<String>,
+        status: OutcomeStatus,
+        m: MutationResult,
+        unpinned: bool,
+    ) -> Executed {
         let mut error = m.error;
         if unpinned && status == OutcomeStatus::Applied {
             error = Some("applied without a precondition: the operation's profile has none".into());
@@ -623,35 +635,6 @@ impl Broker {
             target_request_id: m.target_request_id,
             result_digest: digest_opt(m.result.as_ref()),
             post_state_digest: digest_opt(m.post_state.as_ref()),
-            error,
-            broker_kid: self.signer.kid().clone(),
-            break_glass: r.exec.break_glass,
-        };
-        self.complete(r, outcome, unpinned).await
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn finish_status(
-        &self,
-        r: Reserved,
-        started_ms: u64,
-        identity: Option<String>,
-        status: OutcomeStatus,
-        post: Option<&serde_json::Value>,
-        error: Option<String>,
-        unpinned: bool,
-    ) -> Executed {
-        let outcome = OutcomeRecord {
-            id: new_record_id(),
-            cid: r.exec.cid.clone(),
-            nonce: r.exec.nonce.clone(),
-            status,
-            started_ms,
-            ended_ms: self.clock.now_ms().unwrap_or(started_ms),
-            identity,
-            target_request_id: None,
-            result_digest: None,
-            post_state_digest: digest_opt(post),
             error,
             broker_kid: self.signer.kid().clone(),
             break_glass: r.exec.break_glass,
