@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result};
 use clap::Subcommand;
 use seb_core::keys::{PublicKey, TrustedKeys};
 use seb_ledger::checkpoint::Checkpoint;
-use seb_ledger::verify::{LedgerExport, VerifyOptions, verify_export_with};
+use seb_ledger::verify::{LedgerExport, RecordKeys, VerifyOptions, verify_ledger};
 
 use crate::client::http_client;
 
@@ -20,9 +20,17 @@ pub enum LedgerCmd {
     Verify {
         /// The export (JSON, from `seb ledger export`).
         export: PathBuf,
-        /// The broker's public key (base64), from a trusted source.
+        /// A broker public key (base64), from a trusted source; repeat for several brokers.
+        /// The first one also verifies the checkpoints unless `--checkpoint-key` is given.
+        #[arg(long, required = true)]
+        broker_key: Vec<String>,
+        /// An admission issuer public key (base64); repeat for several. Needed when the
+        /// ledger holds admission's issuance and denial records (embedded mode).
         #[arg(long)]
-        broker_key: String,
+        admission_key: Vec<String>,
+        /// The key that signs checkpoints (base64; defaults to the first `--broker-key`).
+        #[arg(long)]
+        checkpoint_key: Option<String>,
         /// Checkpoint key name (defaults to the export's origin).
         #[arg(long)]
         key_name: Option<String>,
@@ -59,12 +67,35 @@ pub enum LedgerCmd {
 /// Run a ledger subcommand.
 pub async fn run(cmd: LedgerCmd) -> Result<ExitCode> {
     match cmd {
-        LedgerCmd::Verify { export, broker_key, key_name, trusted_checkpoint, skew_ms } => {
+        LedgerCmd::Verify {
+            export,
+            broker_key,
+            admission_key,
+            checkpoint_key,
+            key_name,
+            trusted_checkpoint,
+            skew_ms,
+        } => {
             let bytes = std::fs::read(&export)
                 .with_context(|| format!("reading `{}`", export.display()))?;
             let x = LedgerExport::from_json(&bytes, usize::MAX)?;
-            let pk = PublicKey::from_base64(&broker_key).context("--broker-key")?;
-            let keys: TrustedKeys = [pk].into_iter().collect();
+            let parse = |flag: &str, keys: &[String]| -> Result<Vec<PublicKey>> {
+                keys.iter()
+                    .map(|k| PublicKey::from_base64(k).with_context(|| format!("--{flag} `{k}`")))
+                    .collect()
+            };
+            let brokers = parse("broker-key", &broker_key)?;
+            let admission = parse("admission-key", &admission_key)?;
+            let pk = match &checkpoint_key {
+                Some(k) => PublicKey::from_base64(k).context("--checkpoint-key")?,
+                None => *brokers.first().context("--broker-key is required")?,
+            };
+            let broker_keys: TrustedKeys = brokers.into_iter().collect();
+            let admission_keys: TrustedKeys = admission.into_iter().collect();
+            let keys = RecordKeys {
+                broker: &broker_keys,
+                admission: (!admission_key.is_empty()).then_some(&admission_keys as _),
+            };
             let name = key_name.unwrap_or_else(|| x.origin.clone());
             let trusted = match trusted_checkpoint {
                 Some(p) => {
@@ -78,7 +109,7 @@ pub async fn run(cmd: LedgerCmd) -> Result<ExitCode> {
                 None => None,
             };
             let opts = VerifyOptions { skew_ms, ..VerifyOptions::default() };
-            match verify_export_with(&x, &keys, &name, &pk, trusted.as_ref(), &opts) {
+            match verify_ledger(&x, &keys, &name, &pk, trusted.as_ref(), &opts) {
                 Ok(report) => {
                     println!("{}", serde_json::to_string_pretty(&report)?);
                     Ok(ExitCode::SUCCESS)

@@ -300,4 +300,30 @@ fn propose_approve_execute_then_a_revocation_stops_the_next_one() {
     assert_eq!(code, 0, "{out}{err}");
     let before = payload["policy_epoch"].as_u64().unwrap();
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["policy_epoch"], before + 1);
+
+    // The shared ledger holds admission's issuance records next to the broker's; an auditor
+    // verifies it offline with both keys, and each key only for its own role.
+    let export = d.join("ledger.json");
+    let (code, out, err) =
+        seb(&["ledger", "export", "--broker", &s.url, "--out", export.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["ledger", "verify", export.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        seb(&args)
+    };
+    let (code, out, err) = verify(&["--broker-key", &pk(3), "--admission-key", &pk(1)]);
+    assert_eq!(code, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["issued"], 2, "{report}");
+    assert_eq!(report["admits"], 1, "{report}");
+    assert_eq!(report["fail_closed"], 1, "{report}");
+    assert!(report["epochs"].as_u64().unwrap() >= 3, "{report}");
+    // Without the admission key, or with the issuer key passed as the broker's, it fails.
+    let (code, _, err) = verify(&["--broker-key", &pk(3)]);
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) =
+        verify(&["--broker-key", &pk(3), "--broker-key", &pk(1), "--admission-key", &pk(3)]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("admission record must be signed"), "{err}");
 }

@@ -136,6 +136,17 @@ pub enum LedgerError {
         claimed: String,
     },
 
+    /// A record is not signed by a key trusted for its role: broker records (decisions of the
+    /// broker, outcomes) by a broker key, admission records (`stage: "admission"`) by an
+    /// admission issuer key named in `issuer_kid`.
+    #[error("entry {index}: a {role} record must be signed by a trusted {role} key")]
+    EntrySignerRole {
+        /// The entry's leaf index.
+        index: u64,
+        /// `broker` or `admission`.
+        role: &'static str,
+    },
+
     // ----- Checkpoints against the entries -----
     /// A checkpoint in the export does not parse or verify.
     #[error("checkpoint {position} of the export: {source}")]

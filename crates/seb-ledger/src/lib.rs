@@ -40,4 +40,7 @@ pub use merkle::{
     Frontier, Hash, MemoryTree, NodeReader, StoredNode, consistency_proof, empty_root,
     inclusion_proof, leaf_hash, node_hash, root_at, verify_consistency, verify_inclusion,
 };
-pub use verify::{LedgerExport, VerifyOptions, VerifyReport, verify_export, verify_export_with};
+pub use verify::{
+    LedgerExport, RecordKeys, VerifyOptions, VerifyReport, verify_export, verify_export_with,
+    verify_ledger,
+};

@@ -16,6 +16,11 @@
 //!    root of a prefix of the export. Because the whole tree is recomputed, this is exactly
 //!    what a verified RFC 9162 consistency proof from it to the export's latest checkpoint
 //!    would establish.
+//! Records have roles: the broker's decisions and outcomes must be signed by a broker key;
+//! admission's issuance and denial records (`stage: "admission"`, decision `issue` or `deny`)
+//! by an admission issuer key, which their `issuer_kid` names; epoch statements by either.
+//! A key trusted for one role cannot forge a record of the other.
+//!
 //! 5. **Semantics**: every outcome follows an `admit` for the same (cid, nonce); no (cid,
 //!    nonce) has two outcomes or two admits; every `admit` lies inside its certificate's
 //!    validity window: `not_before * 1000 - skew_ms <= at_ms < not_after * 1000`.
@@ -127,6 +132,10 @@ pub struct VerifyReport {
     pub fail_closed: u64,
     /// Epoch statements.
     pub epochs: u64,
+    /// Admission `issue` records (certificates issued).
+    pub issued: u64,
+    /// Admission `deny` records (proposals denied).
+    pub denied: u64,
     /// Outcomes with status `uncertain` (each one is an alert).
     pub uncertain_outcomes: u64,
     /// Admits without an outcome yet (executions in flight or awaiting crash recovery).
@@ -173,6 +182,42 @@ pub fn verify_export(
 pub fn verify_export_with(
     export: &LedgerExport,
     broker_keys: &dyn KeyResolver,
+    note_key_name: &str,
+    note_key: &PublicKey,
+    trusted: Option<&Checkpoint>,
+    options: &VerifyOptions,
+) -> Result<VerifyReport, LedgerError> {
+    let keys = RecordKeys { broker: broker_keys, admission: None };
+    verify_ledger(export, &keys, note_key_name, note_key, trusted, options)
+}
+
+/// The keys trusted to sign records, by role.
+#[derive(Clone, Copy)]
+pub struct RecordKeys<'a> {
+    /// Keys of the broker(s): their decisions, outcomes and epoch records.
+    pub broker: &'a dyn KeyResolver,
+    /// Keys of the admission issuer(s): issuance and denial records and epoch statements.
+    /// `None`: the ledger must hold no admission record.
+    pub admission: Option<&'a dyn KeyResolver>,
+}
+
+impl std::fmt::Debug for RecordKeys<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordKeys").field("admission", &self.admission.is_some()).finish()
+    }
+}
+
+impl KeyResolver for RecordKeys<'_> {
+    /// Any key of either role (the signature check); the role check comes after.
+    fn resolve(&self, kid: &seb_core::keys::KeyId) -> Option<PublicKey> {
+        self.broker.resolve(kid).or_else(|| self.admission.and_then(|a| a.resolve(kid)))
+    }
+}
+
+/// Verify a ledger that may hold admission records as well as the broker's.
+pub fn verify_ledger(
+    export: &LedgerExport,
+    keys: &RecordKeys<'_>,
     note_key_name: &str,
     note_key: &PublicKey,
     trusted: Option<&Checkpoint>,
@@ -240,7 +285,7 @@ pub fn verify_export_with(
     check_at(&frontier, &mut pending)?;
     let mut records = Vec::with_capacity(export.entries.len());
     for (index, entry) in (0u64..).zip(&export.entries) {
-        records.push(check_entry(index, entry, broker_keys, options)?);
+        records.push(check_entry(index, entry, keys, options)?);
         frontier.try_push(leaf_hash(entry))?;
         check_at(&frontier, &mut pending)?;
     }
@@ -274,6 +319,8 @@ pub fn verify_export_with(
         readmits: 0,
         fail_closed: 0,
         epochs: 0,
+        issued: 0,
+        denied: 0,
         uncertain_outcomes: 0,
         open_admits: 0,
         checkpoints: u64::try_from(checkpoints.len()).unwrap_or(u64::MAX),
@@ -299,6 +346,10 @@ enum Record {
         uncertain: bool,
     },
     Epoch,
+    Admission {
+        issued: bool,
+        break_glass: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,7 +366,7 @@ const OUTCOME_STATUSES: [&str; 6] =
 fn check_entry(
     index: u64,
     entry: &[u8],
-    broker_keys: &dyn KeyResolver,
+    keys: &RecordKeys<'_>,
     options: &VerifyOptions,
 ) -> Result<Record, LedgerError> {
     let envelope: Envelope = json::parse(entry, options.max_entry_bytes)
@@ -332,7 +383,7 @@ fn check_entry(
             index,
             found: short(&envelope.payload_type),
         })?;
-    let verified = envelope.verify(payload_type, broker_keys).map_err(|e| match e {
+    let verified = envelope.verify(payload_type, keys).map_err(|e| match e {
         EnvelopeError::UntrustedKey(kid) => LedgerError::EntryUntrustedKey { index, kid },
         EnvelopeError::PayloadEncoding | EnvelopeError::Payload(_) => {
             LedgerError::EntryMalformed { index, reason: e.to_string() }
@@ -348,17 +399,68 @@ fn check_entry(
     let Value::Object(obj) = &value else {
         return Err(bad("payload is not a JSON object".into()));
     };
-    if payload_type != PayloadType::Epoch
-        && let Some(claimed) = obj.get("broker_kid").and_then(Value::as_str)
-        && !verified.signers.iter().any(|k| k.as_str() == claimed)
-    {
-        return Err(LedgerError::EntryBrokerKid { index, claimed: short(claimed) });
+    let admission_record = payload_type == PayloadType::Decision
+        && obj.get("stage").and_then(Value::as_str) == Some(ADMISSION_STAGE);
+    if admission_record {
+        // Signed by the admission key its `issuer_kid` names, and that key is trusted as one.
+        let role = LedgerError::EntrySignerRole { index, role: "admission" };
+        let claimed = req_str(obj, "issuer_kid").map_err(bad)?;
+        let trusted_issuer = keys.admission.is_some_and(|a| {
+            verified.signers.iter().any(|k| k.as_str() == claimed && a.resolve(k).is_some())
+        });
+        if !trusted_issuer {
+            return Err(role);
+        }
+        return parse_admission(obj).map_err(bad);
+    }
+    if payload_type != PayloadType::Epoch {
+        if let Some(claimed) = obj.get("broker_kid").and_then(Value::as_str)
+            && !verified.signers.iter().any(|k| k.as_str() == claimed)
+        {
+            return Err(LedgerError::EntryBrokerKid { index, claimed: short(claimed) });
+        }
+        if !verified.signers.iter().any(|k| keys.broker.resolve(k).is_some()) {
+            return Err(LedgerError::EntrySignerRole { index, role: "broker" });
+        }
     }
     match payload_type {
         PayloadType::Decision => parse_decision(obj).map_err(bad),
         PayloadType::Outcome => parse_outcome(obj).map_err(bad),
         _ => Ok(Record::Epoch),
     }
+}
+
+/// The `stage` of admission's records.
+const ADMISSION_STAGE: &str = "admission";
+
+fn parse_admission(obj: &Map<String, Value>) -> Result<Record, String> {
+    let issued = match req_str(obj, "decision")? {
+        "issue" => true,
+        "deny" => false,
+        other => return Err(format!("unknown admission decision `{}`", short(other))),
+    };
+    req_u64(obj, "at_ms")?;
+    let break_glass = match obj.get("break_glass") {
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err("`break_glass` is not a boolean".into()),
+        None => return Err("missing field `break_glass`".into()),
+    };
+    // Never confusable with the broker's records of the same certificate.
+    for field in ["broker_kid", "nonce"] {
+        if obj.get(field).is_some_and(|v| !v.is_null()) {
+            return Err(format!("an admission record carries `{field}`"));
+        }
+    }
+    if issued {
+        req_str(obj, "cid")?;
+        req_str(obj, "certificate_digest")?;
+        let not_before = req_u64(obj, "not_before")?;
+        let not_after = req_u64(obj, "not_after")?;
+        if not_after <= not_before {
+            return Err("issued with an empty validity window".into());
+        }
+    }
+    Ok(Record::Admission { issued, break_glass })
 }
 
 fn req_str<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a str, String> {
@@ -494,6 +596,14 @@ fn check_semantics(
                 }
             }
             Record::Epoch => report.epochs += 1,
+            Record::Admission { issued, break_glass } => {
+                report.break_glass += u64::from(*break_glass);
+                if *issued {
+                    report.issued += 1;
+                } else {
+                    report.denied += 1;
+                }
+            }
         }
     }
     report.open_admits = u64::try_from(admitted.len().saturating_sub(finished.len())).unwrap_or(0);

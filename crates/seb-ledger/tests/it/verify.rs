@@ -6,7 +6,8 @@ use seb_ledger::LedgerError;
 use seb_ledger::checkpoint::Checkpoint;
 use seb_ledger::merkle::MemoryTree;
 use seb_ledger::verify::{
-    LedgerExport, VerifyOptions, VerifyReport, verify_export, verify_export_with,
+    LedgerExport, RecordKeys, VerifyOptions, VerifyReport, verify_export, verify_export_with,
+    verify_ledger,
 };
 use serde_json::{Value, json};
 
@@ -190,6 +191,8 @@ fn an_intact_ledger_verifies_and_is_counted() {
             readmits: 1,
             fail_closed: 1,
             epochs: 1,
+            issued: 0,
+            denied: 0,
             uncertain_outcomes: 1,
             open_admits: 1,
             checkpoints: 2,
@@ -558,4 +561,144 @@ fn entries_must_be_canonical_typed_and_well_formed_records() {
     assert!(
         matches!(&err, LedgerError::EntryPayload { index: 10, reason } if reason.contains("canonical"))
     );
+}
+
+// ----- Admission records (stage "admission", signed by the issuer key) -----
+
+fn issuer() -> SigningKey {
+    SigningKey::from_seed(&[9; 32])
+}
+
+fn admission_json(key: &SigningKey, decision: &str, cid: Option<&str>) -> Value {
+    let issued = decision == "issue";
+    json!({
+        "id": "adm-1", "stage": "admission", "decision": decision,
+        "proposal_id": "p-1", "agent": "agent-a",
+        "cid": cid, "certificate_digest": if issued { json!(D) } else { Value::Null },
+        "contract_digest": D, "evidence_digest": D,
+        "risk_level": "L2", "score_milli": 300, "factors": null, "cert_path": "human",
+        "approvers": ["alice"], "policy_epoch": 1, "revocation_epoch": 0, "policy_digest": D,
+        "not_before": if issued { json!(NB) } else { Value::Null },
+        "not_after": if issued { json!(NA) } else { Value::Null },
+        "reason": "approved", "issuer_kid": key.kid().to_string(),
+        "at_ms": NB * 1000, "break_glass": false,
+    })
+}
+
+fn push_signed(l: &mut Ledger, key: &SigningKey, pt: PayloadType, v: &Value) {
+    let env = Envelope::sign(pt, v, key).unwrap();
+    l.push_envelope(&env);
+}
+
+fn verify_roles(
+    export: &LedgerExport,
+    admission: Option<&TrustedKeys>,
+) -> Result<VerifyReport, LedgerError> {
+    let broker_keys = trusted();
+    let keys = RecordKeys { broker: &broker_keys, admission: admission.map(|a| a as _) };
+    verify_ledger(export, &keys, ORIGIN, &broker().public_key(), None, &VerifyOptions::default())
+}
+
+fn admission_keys() -> TrustedKeys {
+    [issuer().public_key()].into_iter().collect()
+}
+
+#[test]
+fn admission_records_verify_under_the_issuer_key_and_are_counted() {
+    let mut l = Ledger::new();
+    push_signed(
+        &mut l,
+        &issuer(),
+        PayloadType::Decision,
+        &admission_json(&issuer(), "issue", Some("c1")),
+    );
+    l.admit("c1", "n1");
+    l.outcome("c1", "n1", "applied");
+    push_signed(&mut l, &issuer(), PayloadType::Decision, &admission_json(&issuer(), "deny", None));
+    l.checkpoint();
+    let r = verify_roles(&l.export(), Some(&admission_keys())).unwrap();
+    assert_eq!((r.issued, r.denied, r.admits, r.outcomes, r.decisions), (1, 1, 1, 1, 1));
+    // Without the admission key the issuer's signature is untrusted.
+    let e = verify_roles(&l.export(), None).unwrap_err();
+    assert!(matches!(e, LedgerError::EntryUntrustedKey { index: 0, .. }), "{e}");
+    // The old entry point (broker keys only) refuses them the same way.
+    assert!(matches!(verify(&l.export()), Err(LedgerError::EntryUntrustedKey { index: 0, .. })));
+}
+
+#[test]
+fn a_key_trusted_for_one_role_cannot_sign_the_other() {
+    // The broker key forging an issuance record.
+    let mut l = Ledger::new();
+    push_signed(
+        &mut l,
+        &broker(),
+        PayloadType::Decision,
+        &admission_json(&broker(), "issue", Some("c1")),
+    );
+    l.checkpoint();
+    let e = verify_roles(&l.export(), Some(&admission_keys())).unwrap_err();
+    assert!(matches!(e, LedgerError::EntrySignerRole { index: 0, role: "admission" }), "{e}");
+
+    // The issuer key forging a broker admit (no stage field).
+    let mut l = Ledger::new();
+    let mut admit = l.decision_json("admit", Some("c1"), Some("n1"), NB * 1000 + 5_000);
+    admit["broker_kid"] = json!(issuer().kid().to_string());
+    push_signed(&mut l, &issuer(), PayloadType::Decision, &admit);
+    l.checkpoint();
+    let e = verify_roles(&l.export(), Some(&admission_keys())).unwrap_err();
+    assert!(matches!(e, LedgerError::EntrySignerRole { index: 0, role: "broker" }), "{e}");
+
+    // The issuer key forging an outcome.
+    let mut l = Ledger::new();
+    l.admit("c1", "n1");
+    let mut out = l.outcome_json("c1", "n1", "applied");
+    out["broker_kid"] = json!(issuer().kid().to_string());
+    push_signed(&mut l, &issuer(), PayloadType::Outcome, &out);
+    l.checkpoint();
+    let e = verify_roles(&l.export(), Some(&admission_keys())).unwrap_err();
+    assert!(matches!(e, LedgerError::EntrySignerRole { index: 1, role: "broker" }), "{e}");
+
+    // An issuance naming another issuer than the one that signed it.
+    let mut l = Ledger::new();
+    let mut v = admission_json(&issuer(), "issue", Some("c1"));
+    v["issuer_kid"] = json!(broker().kid().to_string());
+    push_signed(&mut l, &issuer(), PayloadType::Decision, &v);
+    l.checkpoint();
+    let e = verify_roles(&l.export(), Some(&admission_keys())).unwrap_err();
+    assert!(matches!(e, LedgerError::EntrySignerRole { index: 0, role: "admission" }), "{e}");
+}
+
+#[test]
+fn admission_records_must_be_well_formed() {
+    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+        ("unknown decision", Box::new(|v| v["decision"] = json!("admit"))),
+        ("issue without cid", Box::new(|v| v["cid"] = Value::Null)),
+        ("issue without digest", Box::new(|v| v["certificate_digest"] = Value::Null)),
+        ("issue without validity", Box::new(|v| v["not_after"] = Value::Null)),
+        ("empty validity", Box::new(|v| v["not_after"] = json!(NB))),
+        ("carries a nonce", Box::new(|v| v["nonce"] = json!("n1"))),
+        ("carries a broker_kid", Box::new(|v| v["broker_kid"] = json!(issuer().kid().to_string()))),
+        (
+            "break_glass missing",
+            Box::new(|v| {
+                v.as_object_mut().unwrap().remove("break_glass");
+            }),
+        ),
+        ("at_ms negative", Box::new(|v| v["at_ms"] = json!(-1))),
+    ];
+    for (name, mutate) in cases {
+        let mut l = Ledger::new();
+        let mut v = admission_json(&issuer(), "issue", Some("c1"));
+        mutate(&mut v);
+        push_signed(&mut l, &issuer(), PayloadType::Decision, &v);
+        l.checkpoint();
+        let e = verify_roles(&l.export(), Some(&admission_keys())).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                LedgerError::EntryPayload { index: 0, .. } | LedgerError::EntryBrokerKid { .. }
+            ),
+            "{name}: {e}"
+        );
+    }
 }
