@@ -159,6 +159,13 @@ impl LiveExecutions {
             g.insert(identity.to_owned(), exec.clone());
         }
     }
+    /// Register `names` for `exec` until the guard drops (every return path, cancellation).
+    fn register<'a>(&'a self, names: Vec<String>, exec: &Execution) -> LiveGuard<'a> {
+        for n in &names {
+            self.insert(n, exec);
+        }
+        LiveGuard { live: self, names }
+    }
     fn remove(&self, identity: &str) {
         if let Ok(mut g) = self.inner.lock() {
             g.remove(identity);
@@ -171,6 +178,29 @@ impl LiveExecutions {
     /// Whether none is live.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Keeps identities registered as live; unregisters them when dropped.
+struct LiveGuard<'a> {
+    live: &'a LiveExecutions,
+    names: Vec<String>,
+}
+
+impl LiveGuard<'_> {
+    fn add(&mut self, name: &str, exec: &Execution) {
+        if !self.names.iter().any(|n| n == name) {
+            self.live.insert(name, exec);
+            self.names.push(name.to_owned());
+        }
+    }
+}
+
+impl Drop for LiveGuard<'_> {
+    fn drop(&mut self) {
+        for n in &self.names {
+            self.live.remove(n);
+        }
     }
 }
 
@@ -490,6 +520,9 @@ impl Broker {
     ) -> Executed {
         let exec = &r.exec;
         let started_ms = self.clock.now_ms().unwrap_or(0);
+        // Live from before the identity exists: a platform hook that sees the identity's
+        // first request must already find its execution.
+        let mut live = self.live.register(target.identity_name(exec).into_iter().collect(), exec);
         let t = Instant::now();
         let minted = tokio::time::timeout(self.settings.target_timeout, target.mint(exec)).await;
         timings.record(&self.metrics, "mint", t);
@@ -507,7 +540,7 @@ impl Broker {
             }
         };
         crash_point("after_mint");
-        self.live.insert(&identity.name, exec);
+        live.add(&identity.name, exec);
         let identity_name = identity.name.clone();
         // Durably note the call is about to happen: without this mark, recovery can prove it
         // never did.
@@ -536,6 +569,7 @@ impl Broker {
         let t = Instant::now();
         self.retire(target, exec, identity).await;
         timings.record(&self.metrics, "retire", t);
+        drop(live);
         crash_point("after_retire");
         let result = match mutated {
             Ok(Ok(m)) => Ok(m),
@@ -591,7 +625,6 @@ impl Broker {
                 error!(cid = %exec.cid, nonce = %exec.nonce, identity = %name, "retire timed out")
             }
         }
-        self.live.remove(&name);
     }
 
     async fn finish(

@@ -721,17 +721,14 @@ pub async fn mount(
     cfg: &Config,
     config_path: &Path,
     store: Arc<dyn Store>,
+    profiles: &[crate::platforms::ProfiledTarget],
 ) -> Result<Option<axum::Router<AppState>>> {
     let Some(table) = cfg.admission.clone() else { return Ok(None) };
     let base = config_path.parent().unwrap_or(Path::new("."));
     let acfg = seb_admission::AdmissionConfig::from_table(table, base)?;
-    #[allow(unused_mut)]
     let mut platforms = seb_admission::Platforms::default();
-    if let Some(t) = &cfg.targets.test {
-        #[cfg(feature = "test-double")]
-        platforms.insert(Arc::new(seb_target::test_double::TestTarget::open(&t.state_file)?));
-        #[cfg(not(feature = "test-double"))]
-        let _ = t;
+    for (profile, target) in profiles {
+        platforms.insert_parts(profile.clone(), target.clone());
     }
     let admission = seb_admission::Admission::open(
         &acfg,

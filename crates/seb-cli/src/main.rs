@@ -2,8 +2,10 @@
 
 mod admission_cmd;
 mod client;
+mod deploy_cmd;
 mod keyfile;
 mod ledger_cmd;
+mod platforms;
 mod serve;
 mod store_cmd;
 
@@ -68,6 +70,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: admission_cmd::PolicyCmd,
     },
+    /// The platform artefacts that make bypassing the broker impossible (Kubernetes RBAC,
+    /// webhook and policy; AWS trust policy, SCP/RCP, permission boundary).
+    Deploy {
+        #[command(subcommand)]
+        cmd: deploy_cmd::DeployCmd,
+    },
 }
 
 fn main() -> ExitCode {
@@ -102,6 +110,7 @@ fn main() -> ExitCode {
             Cmd::Proposals(a) => admission_cmd::proposals(a).await,
             Cmd::Admission { cmd } => admission_cmd::admission(cmd).await,
             Cmd::Policy { cmd } => admission_cmd::policy(cmd).await,
+            Cmd::Deploy { cmd } => deploy_cmd::run(cmd).await,
         }
     });
     match result {

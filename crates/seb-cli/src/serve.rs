@@ -13,7 +13,6 @@ use seb_broker::engine::{Broker, EngineSettings, TrustRoots};
 use seb_broker::http::{AppState, router};
 use seb_broker::records::RecordSigner;
 use seb_store::Store;
-use seb_target::Target;
 use tracing::info;
 
 /// Arguments of `seb serve`.
@@ -52,26 +51,6 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn Store>> {
     bail!("unsupported store `{url}`: use sqlite:<path> or postgres://…")
 }
 
-fn targets(cfg: &Config) -> Result<Vec<Arc<dyn Target>>> {
-    let mut out: Vec<Arc<dyn Target>> = Vec::new();
-    if let Some(t) = &cfg.targets.test {
-        #[cfg(feature = "test-double")]
-        {
-            tracing::warn!("the TEST DOUBLE target is enabled: this broker is not for production");
-            out.push(Arc::new(seb_target::test_double::TestTarget::open(&t.state_file)?));
-        }
-        #[cfg(not(feature = "test-double"))]
-        {
-            let _ = t;
-            bail!("[targets.test] needs a build with the `test-double` feature");
-        }
-    }
-    if cfg.targets.kubernetes.is_some() || cfg.targets.aws.is_some() {
-        bail!("the kubernetes and aws targets are not part of this build yet");
-    }
-    Ok(out)
-}
-
 /// Run the broker until SIGINT/SIGTERM.
 pub async fn run(a: ServeArgs) -> Result<()> {
     let filter =
@@ -96,7 +75,10 @@ pub async fn run(a: ServeArgs) -> Result<()> {
     let b = &cfg.broker;
     let key = crate::keyfile::read(&b.key_file)?;
     let store = open_store(&b.store).await?;
-    let admission = crate::admission_cmd::mount(&cfg, &a.config, store.clone()).await?;
+    let base = a.config.parent().unwrap_or(std::path::Path::new("."));
+    let platforms = crate::platforms::Platforms::build(&cfg, base).await?;
+    let admission =
+        crate::admission_cmd::mount(&cfg, &a.config, store.clone(), &platforms.profiles).await?;
     let trust = TrustRoots {
         issuers: cfg.issuer_keys()?,
         break_glass: cfg.break_glass_keys()?,
@@ -116,7 +98,7 @@ pub async fn run(a: ServeArgs) -> Result<()> {
     };
     let broker = Arc::new(Broker::new(
         store,
-        targets(&cfg)?,
+        platforms.targets.clone(),
         RecordSigner::new(key),
         trust,
         settings,
@@ -148,7 +130,21 @@ pub async fn run(a: ServeArgs) -> Result<()> {
     info!(listen = %addr, tls = tls.is_some(), kid = %broker.signer().kid(), store = broker.store().backend(), "broker listening");
     // A line on stdout that scripts and tests can wait for.
     println!("{}", serde_json::json!({ "listening": addr.to_string(), "tls": tls.is_some() }));
-    let app = router(state, admission);
+    let mut extra = admission;
+    if let Some(policy) = platforms.kube_webhook.clone() {
+        if tls.is_none() {
+            bail!(
+                "[targets.kubernetes] webhook = true needs TLS (broker.tls_cert, broker.tls_key): the API server calls webhooks over HTTPS only"
+            );
+        }
+        let hook = crate::platforms::webhook_routes(broker.clone(), policy);
+        extra = Some(match extra {
+            Some(r) => r.merge(hook),
+            None => hook,
+        });
+        info!(path = seb_kube::deploy::ADMISSION_PATH, "kubernetes admission webhook mounted");
+    }
+    let app = router(state, extra);
     seb_broker::serve(listener, app, tls, shutdown_signal()).await?;
     bg.abort();
     if let Some(p) = poller {

@@ -73,6 +73,29 @@ impl KubeTargetConfig {
     }
 }
 
+/// The client configuration of a kubeconfig file (its current context).
+pub async fn kubeconfig(path: &std::path::Path) -> Result<Config, KubeError> {
+    install_crypto_provider();
+    let kc = kube::config::Kubeconfig::read_from(path)
+        .map_err(|e| KubeError::Invalid(format!("kubeconfig `{}`: {e}", path.display())))?;
+    Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await
+        .map_err(|e| KubeError::Invalid(format!("kubeconfig `{}`: {e}", path.display())))
+}
+
+/// A client for a kubeconfig file, or for the inferred configuration (in-cluster, then
+/// `$KUBECONFIG` / `~/.kube/config`) when `path` is `None`.
+pub async fn client(path: Option<&std::path::Path>) -> Result<Client, KubeError> {
+    install_crypto_provider();
+    let cfg = match path {
+        Some(p) => kubeconfig(p).await?,
+        None => {
+            Config::infer().await.map_err(|e| KubeError::Invalid(format!("kube config: {e}")))?
+        }
+    };
+    Client::try_from(cfg).map_err(|e| KubeError::Invalid(format!("kube client: {e}")))
+}
+
 /// A discovered resource.
 #[derive(Debug, Clone)]
 struct Resolved {
@@ -144,6 +167,14 @@ impl KubeTarget {
         let base =
             Config::infer().await.map_err(|e| KubeError::Invalid(format!("kube config: {e}")))?;
         Self::new(cfg, base)
+    }
+
+    /// A target with the credentials of a kubeconfig file (its current context).
+    pub async fn from_kubeconfig(
+        cfg: KubeTargetConfig,
+        path: &std::path::Path,
+    ) -> Result<Self, KubeError> {
+        Self::new(cfg, kubeconfig(path).await?)
     }
 
     /// The configuration.
@@ -660,6 +691,13 @@ impl Target for KubeTarget {
 
     fn observe<'a>(&'a self, req: &'a ObserveRequest) -> TargetFuture<'a, Observation> {
         Box::pin(async move { Ok(self.observe_inner(req).await?) })
+    }
+
+    fn identity_name(&self, exec: &Execution) -> Option<String> {
+        Some(service_account_username(
+            &self.cfg.exec_namespace,
+            &identity_name(&exec.cid, &exec.nonce),
+        ))
     }
 
     fn mint<'a>(&'a self, exec: &'a Execution) -> TargetFuture<'a, Identity> {

@@ -16,14 +16,14 @@
 //!    root of a prefix of the export. Because the whole tree is recomputed, this is exactly
 //!    what a verified RFC 9162 consistency proof from it to the export's latest checkpoint
 //!    would establish.
-//! Records have roles: the broker's decisions and outcomes must be signed by a broker key;
-//! admission's issuance and denial records (`stage: "admission"`, decision `issue` or `deny`)
-//! by an admission issuer key, which their `issuer_kid` names; epoch statements by either.
-//! A key trusted for one role cannot forge a record of the other.
-//!
 //! 5. **Semantics**: every outcome follows an `admit` for the same (cid, nonce); no (cid,
 //!    nonce) has two outcomes or two admits; every `admit` lies inside its certificate's
 //!    validity window: `not_before * 1000 - skew_ms <= at_ms < not_after * 1000`.
+//!
+//! Records have roles (checked in step 2): the broker's decisions and outcomes must be signed
+//! by a broker key; admission's issuance and denial records (`stage: "admission"`, decision
+//! `issue` or `deny`) by an admission issuer key, which their `issuer_kid` names; epoch
+//! statements by either. A key trusted for one role cannot forge a record of the other.
 //!
 //! Integrity comes before semantics: once steps 1-4 pass, the export is exactly what the broker
 //! signed, so a semantic error is evidence against the broker itself, not against the copy.

@@ -201,6 +201,15 @@ pub trait Target: ScopeCheck + Send + Sync + 'static {
     /// that does not exist is an observation (absent values, version `None`), not an error.
     fn observe<'a>(&'a self, req: &'a ObserveRequest) -> TargetFuture<'a, Observation>;
 
+    /// The name the platform will know this execution's identity by, known before it is
+    /// minted, for platforms whose admission hook must recognise the identity from the
+    /// moment it exists (Kubernetes). The broker registers the execution as live under
+    /// this name before [`Target::mint`] and removes it after [`Target::retire`].
+    fn identity_name(&self, exec: &Execution) -> Option<String> {
+        let _ = exec;
+        None
+    }
+
     /// Mint a credential scoped to exactly this operation on this target (step 14).
     fn mint<'a>(&'a self, exec: &'a Execution) -> TargetFuture<'a, Identity>;
 

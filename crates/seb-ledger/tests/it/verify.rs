@@ -670,7 +670,8 @@ fn a_key_trusted_for_one_role_cannot_sign_the_other() {
 
 #[test]
 fn admission_records_must_be_well_formed() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Mutation)> = vec![
         ("unknown decision", Box::new(|v| v["decision"] = json!("admit"))),
         ("issue without cid", Box::new(|v| v["cid"] = Value::Null)),
         ("issue without digest", Box::new(|v| v["certificate_digest"] = Value::Null)),

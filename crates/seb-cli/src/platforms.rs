@@ -1,0 +1,245 @@
+//! The platforms `seb serve` drives, built from `[targets.*]`: the broker's targets, the
+//! profiles admission compiles and observes with, and the Kubernetes admission webhook.
+//!
+//! ```toml
+//! [targets.kubernetes]
+//! cluster = "prod-eu"                  # a contract's target.cluster must equal it
+//! kubeconfig = "broker.kubeconfig"     # optional; default: in-cluster, then $KUBECONFIG
+//! exec_namespace = "seb-exec"
+//! protected_namespaces = ["production"]
+//! webhook = true                       # serve /v1/kubernetes/admission-review (needs TLS)
+//! broker_username = "system:serviceaccount:seb-system:seb-broker"
+//!
+//! [targets.aws]
+//! endpoint_url = "http://127.0.0.1:5000"   # optional (VPC endpoint, emulator)
+//! broker_credentials_file = "aws.json"     # optional; default: the SDK's default chain
+//! [targets.aws.accounts.123456789012]
+//! execution_role_arn = "arn:aws:iam::123456789012:role/seb-execution"
+//! ```
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use seb_broker::config::Config;
+use seb_broker::engine::Broker;
+use seb_broker::http::AppState;
+use seb_kube::webhook::{LiveExecutions, WebhookPolicy};
+use seb_target::{Execution, PlatformProfile, Target};
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+/// `[targets.kubernetes]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeSection {
+    pub cluster: String,
+    /// Credentials of the broker (its ServiceAccount token, or a user). Relative to the
+    /// configuration file. Default: in-cluster, then `$KUBECONFIG` / `~/.kube/config`.
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
+    #[serde(default = "default_exec_namespace")]
+    pub exec_namespace: String,
+    pub protected_namespaces: Vec<String>,
+    #[serde(default = "default_token_seconds")]
+    pub token_seconds: i64,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    #[serde(default = "default_rbac_settle_ms")]
+    pub rbac_settle_ms: u64,
+    #[serde(default = "default_call_timeout_ms")]
+    pub call_timeout_ms: u64,
+    /// Serve the validating admission webhook on the broker's listener.
+    #[serde(default)]
+    pub webhook: bool,
+    /// The broker's own Kubernetes username (required with `webhook`).
+    #[serde(default)]
+    pub broker_username: Option<String>,
+    /// Extra identities always allowed in protected namespaces, added to the control-plane
+    /// defaults (never `system:masters`).
+    #[serde(default)]
+    pub exempt_usernames: Vec<String>,
+    #[serde(default)]
+    pub exempt_username_prefixes: Vec<String>,
+    #[serde(default)]
+    pub exempt_groups: Vec<String>,
+}
+
+fn default_exec_namespace() -> String {
+    "seb-exec".into()
+}
+fn default_token_seconds() -> i64 {
+    600
+}
+fn default_rbac_settle_ms() -> u64 {
+    2_000
+}
+fn default_call_timeout_ms() -> u64 {
+    30_000
+}
+
+/// The broker's own AWS credentials, from a file (mode 0600): used to assume execution roles
+/// and to observe, never to mutate.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AwsCredentialsFile {
+    access_key_id: String,
+    /// Moved (not copied) into a `Zeroizing` right after parsing.
+    secret_access_key: String,
+    #[serde(default)]
+    session_token: Option<String>,
+}
+
+/// A platform's profile (contract compilation, consequence) and its observer, for admission.
+pub type ProfiledTarget = (Arc<dyn PlatformProfile>, Arc<dyn Target>);
+
+/// What `[targets.*]` built.
+#[derive(Default)]
+pub struct Platforms {
+    /// The broker's targets.
+    pub targets: Vec<Arc<dyn Target>>,
+    /// Profile and observer per platform, for admission.
+    pub profiles: Vec<ProfiledTarget>,
+    /// The Kubernetes webhook's policy, when it is served.
+    pub kube_webhook: Option<WebhookPolicy>,
+}
+
+impl Platforms {
+    /// Build every configured platform. `base` resolves relative paths.
+    pub async fn build(cfg: &Config, base: &Path) -> Result<Self> {
+        let mut out = Self::default();
+        if let Some(t) = &cfg.targets.test {
+            #[cfg(feature = "test-double")]
+            {
+                tracing::warn!(
+                    "the TEST DOUBLE target is enabled: this broker is not for production"
+                );
+                let target = Arc::new(seb_target::test_double::TestTarget::open(&t.state_file)?);
+                out.targets.push(target.clone());
+                out.profiles.push((target.clone(), target));
+            }
+            #[cfg(not(feature = "test-double"))]
+            {
+                let _ = t;
+                bail!("[targets.test] needs a build with the `test-double` feature");
+            }
+        }
+        if let Some(table) = &cfg.targets.kubernetes {
+            let k: KubeSection = table.clone().try_into().context("[targets.kubernetes]")?;
+            out.add_kube(k, base).await?;
+        }
+        if let Some(table) = &cfg.targets.aws {
+            out.add_aws(table.clone(), base).await?;
+        }
+        Ok(out)
+    }
+
+    async fn add_kube(&mut self, k: KubeSection, base: &Path) -> Result<()> {
+        if k.protected_namespaces.is_empty() {
+            bail!("[targets.kubernetes] protected_namespaces is empty");
+        }
+        let mut tcfg = seb_kube::KubeTargetConfig::new(
+            k.cluster.clone(),
+            k.exec_namespace.clone(),
+            seb_kube::ScopePolicy::new(k.protected_namespaces.iter().cloned()),
+        );
+        tcfg.token_seconds = k.token_seconds;
+        tcfg.audiences = k.audiences.clone();
+        tcfg.rbac_settle = Duration::from_millis(k.rbac_settle_ms);
+        tcfg.call_timeout = Duration::from_millis(k.call_timeout_ms);
+        let target = match &k.kubeconfig {
+            Some(p) => seb_kube::KubeTarget::from_kubeconfig(tcfg, &base.join(p)).await,
+            None => seb_kube::KubeTarget::infer(tcfg).await,
+        }
+        .context("[targets.kubernetes]")?;
+        let target = Arc::new(target);
+        self.targets.push(target.clone());
+        self.profiles.push((Arc::new(seb_kube::KubeProfile), target));
+        if k.webhook {
+            let Some(user) = k.broker_username.as_deref() else {
+                bail!("[targets.kubernetes] webhook = true needs broker_username");
+            };
+            let mut policy =
+                WebhookPolicy::new(k.protected_namespaces.iter().cloned(), user, &k.exec_namespace);
+            if k.exempt_groups.iter().any(|g| g == "system:masters") {
+                bail!("[targets.kubernetes] exempt_groups must not contain system:masters");
+            }
+            policy.exempt_usernames.extend(k.exempt_usernames);
+            policy.exempt_username_prefixes.extend(k.exempt_username_prefixes);
+            policy.exempt_groups.extend(k.exempt_groups);
+            self.kube_webhook = Some(policy);
+        }
+        tracing::info!(cluster = %k.cluster, protected = ?k.protected_namespaces, webhook = k.webhook, "kubernetes target ready");
+        Ok(())
+    }
+
+    async fn add_aws(&mut self, mut table: toml::Table, base: &Path) -> Result<()> {
+        let creds = match table.remove("broker_credentials_file") {
+            None => seb_aws::BrokerCredentials::DefaultChain,
+            Some(toml::Value::String(p)) => {
+                let path = base.join(p);
+                let bytes = Zeroizing::new(
+                    std::fs::read(&path)
+                        .with_context(|| format!("reading `{}`", path.display()))?,
+                );
+                let f: AwsCredentialsFile = seb_core::json::parse(&bytes, 64 * 1024)
+                    .with_context(|| format!("`{}`", path.display()))?;
+                seb_aws::BrokerCredentials::Static {
+                    access_key_id: f.access_key_id,
+                    secret_access_key: Zeroizing::new(f.secret_access_key),
+                    session_token: f.session_token.map(Zeroizing::new),
+                }
+            }
+            Some(_) => bail!("[targets.aws] broker_credentials_file must be a path"),
+        };
+        let acfg: seb_aws::AwsTargetConfig =
+            toml::Value::Table(table).try_into().context("[targets.aws]")?;
+        let accounts: BTreeSet<String> = acfg.accounts.keys().cloned().collect();
+        let target = Arc::new(seb_aws::AwsTarget::new(acfg, creds).await.context("[targets.aws]")?);
+        self.targets.push(target.clone());
+        self.profiles.push((Arc::new(seb_aws::AwsPlatform), target));
+        tracing::info!(accounts = ?accounts, "aws target ready");
+        Ok(())
+    }
+}
+
+/// The broker's live executions, as the webhook sees them.
+struct BrokerLive(Arc<Broker>);
+
+impl LiveExecutions for BrokerLive {
+    fn by_identity(&self, username: &str) -> Option<Execution> {
+        self.0.live().get(username)
+    }
+}
+
+#[derive(Clone)]
+struct WebhookState {
+    policy: Arc<WebhookPolicy>,
+    live: Arc<BrokerLive>,
+}
+
+/// The Kubernetes validating admission webhook at `seb_kube::deploy::ADMISSION_PATH`.
+/// Whatever the body, the answer is an AdmissionReview (denying what it cannot read), so the
+/// API server's `failurePolicy: Fail` is never the only guard.
+pub fn webhook_routes(broker: Arc<Broker>, policy: WebhookPolicy) -> axum::Router<AppState> {
+    let st = WebhookState { policy: Arc::new(policy), live: Arc::new(BrokerLive(broker)) };
+    axum::Router::new().route(seb_kube::deploy::ADMISSION_PATH, post(review)).with_state(st)
+}
+
+async fn review(State(st): State<WebhookState>, body: Body) -> Response {
+    let limit = seb_kube::webhook::MAX_REVIEW_BYTES;
+    // Read one byte past the limit so that an oversize review is answered (denied), not cut.
+    let bytes = match axum::body::to_bytes(body, limit.saturating_add(1)).await {
+        Ok(b) => b.to_vec(),
+        Err(_) => vec![0; limit.saturating_add(1)],
+    };
+    let out = seb_kube::webhook::review_bytes(&bytes, limit, &st.policy, st.live.as_ref());
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], out).into_response()
+}

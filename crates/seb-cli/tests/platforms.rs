@@ -1,0 +1,522 @@
+//! The walkthrough on real platforms, through the `seb` binary: `seb deploy` installs the
+//! bypass-prevention artefacts, `seb serve` drives the real target (kube-apiserver + etcd;
+//! moto_server with IAM enforcement), an agent proposes, admission certifies, the agent
+//! executes, and every way around the broker is refused by the platform itself.
+//! The services are started by seb-testinfra; nothing here is skipped.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use seb_core::keys::SigningKey;
+use serde_json::{Value, json};
+
+const SEB: &str = env!("CARGO_BIN_EXE_seb");
+
+fn key(n: u8) -> SigningKey {
+    SigningKey::from_seed(&[n; 32])
+}
+
+fn pk(n: u8) -> String {
+    key(n).public_key().to_base64()
+}
+
+fn write_key(dir: &Path, name: &str, n: u8) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, base64::engine::general_purpose::STANDARD.encode(key(n).seed().as_ref()))
+        .unwrap();
+    p
+}
+
+fn seb(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(SEB).args(args).stdin(Stdio::null()).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// `seb serve` with `seb.toml` in `dir`; waits for /readyz (over TLS with `ca` if given).
+fn serve(dir: &Path, ca: Option<&Path>) -> Server {
+    let log = dir.join("broker.log");
+    let mut child = Command::new(SEB)
+        .args(["serve", "--config"])
+        .arg(dir.join("seb.toml"))
+        .env("SEB_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let Some(Ok(first)) = lines.next() else {
+        panic!("seb serve printed nothing: {}", std::fs::read_to_string(&log).unwrap_or_default())
+    };
+    let v: Value = serde_json::from_str(&first).unwrap();
+    let scheme = if v["tls"] == true { "https" } else { "http" };
+    let url = format!("{scheme}://{}", v["listening"].as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut c = Command::new("curl");
+        c.args(["-sf", &format!("{url}/readyz")]);
+        if let Some(ca) = ca {
+            c.arg("--cacert").arg(ca);
+        }
+        if c.output().is_ok_and(|o| o.status.success()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "broker not ready: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Server { child, url, log }
+}
+
+/// The admission and trust parts of `seb.toml` every walkthrough shares: issuer key 1, agent
+/// `agent-a` (key 2), human approver `alice` (key 20), admin `ops` (key 40); Cedar permits
+/// every proposal, so the consequence level alone decides the path.
+fn admission_config(dir: &Path) -> String {
+    write_key(dir, "broker.seed", 3);
+    write_key(dir, "issuer.seed", 1);
+    write_key(dir, "agent.seed", 2);
+    write_key(dir, "alice.seed", 20);
+    write_key(dir, "ops.seed", 40);
+    std::fs::write(
+        dir.join("admission.cedar"),
+        "permit(principal, action == SEB::Action::\"propose\", resource);\n",
+    )
+    .unwrap();
+    format!(
+        r#"
+[trust]
+issuers = ["{issuer}"]
+
+[[approvers]]
+name = "alice"
+role = "human"
+public_key = "{alice}"
+
+[admission]
+issuer_key_file = "issuer.seed"
+policy_file = "admission.cedar"
+
+[[admission.agents]]
+name = "agent-a"
+public_keys = ["{agent}"]
+
+[[admission.approvers]]
+name = "alice"
+role = "human"
+public_key = "{alice}"
+
+[[admission.admins]]
+name = "ops"
+public_key = "{ops}"
+"#,
+        issuer = pk(1),
+        alice = pk(20),
+        agent = pk(2),
+        ops = pk(40),
+    )
+}
+
+/// What an agent proposes.
+struct Change<'a> {
+    platform: &'a str,
+    op: &'a str,
+    target: Value,
+    params: Value,
+}
+
+/// `seb propose --wait` for a change admission certifies by policy; returns the certificate.
+fn propose(s: &Server, dir: &Path, ca: Option<&Path>, id: &str, c: &Change<'_>) -> PathBuf {
+    let (platform, op, target, params) = (c.platform, c.op, &c.target, &c.params);
+    let cert = dir.join(format!("{id}.cert.json"));
+    let mut args = vec![
+        "propose".to_owned(),
+        "--admission".into(),
+        s.url.clone(),
+        "--agent".into(),
+        "agent-a".into(),
+        "--agent-key".into(),
+        dir.join("agent.seed").display().to_string(),
+        "--platform".into(),
+        platform.into(),
+        "--op".into(),
+        op.into(),
+        "--target".into(),
+        target.to_string(),
+        "--params".into(),
+        params.to_string(),
+        "--id".into(),
+        id.into(),
+        "--wait".into(),
+        "--timeout-s".into(),
+        "60".into(),
+        "--out".into(),
+        cert.display().to_string(),
+    ];
+    if let Some(ca) = ca {
+        args.push("--ca".into());
+        args.push(ca.display().to_string());
+    }
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out, err) = seb(&a);
+    assert_eq!(code, 0, "propose: {out}{err}\n{}", s.log());
+    cert
+}
+
+fn execute(s: &Server, dir: &Path, ca: Option<&Path>, cert: &Path) -> (i32, Value) {
+    let mut args = vec![
+        "execute".to_owned(),
+        "--broker".into(),
+        s.url.clone(),
+        "--certificate".into(),
+        cert.display().to_string(),
+        "--agent-key".into(),
+        dir.join("agent.seed").display().to_string(),
+    ];
+    if let Some(ca) = ca {
+        args.push("--ca".into());
+        args.push(ca.display().to_string());
+    }
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out, err) = seb(&a);
+    (code, serde_json::from_str(&out).unwrap_or_else(|_| json!({"stdout": out, "stderr": err})))
+}
+
+/// Export the ledger and verify it offline with the broker and admission keys.
+fn verify_ledger(s: &Server, dir: &Path, ca: Option<&Path>) -> Value {
+    let export = dir.join("ledger.json");
+    let mut args = vec!["ledger", "export", "--broker", &s.url, "--out", export.to_str().unwrap()];
+    if let Some(ca) = ca {
+        args.extend(["--ca", ca.to_str().unwrap()]);
+    }
+    let (code, out, err) = seb(&args);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = seb(&[
+        "ledger",
+        "verify",
+        export.to_str().unwrap(),
+        "--broker-key",
+        &pk(3),
+        "--admission-key",
+        &pk(1),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+// ------------------------------------------------------------------------------ Kubernetes
+
+mod kubernetes {
+    use super::*;
+    use seb_testinfra::kube::{KubeApiServer, unique_name};
+
+    /// A request to the API server as one of the test users.
+    fn kube(method: &str, path: &str, token: &str, body: Option<(&str, Value)>) -> (u16, Value) {
+        let s = KubeApiServer::shared().unwrap();
+        let ca = reqwest::Certificate::from_pem(s.ca_pem()).unwrap();
+        let c = reqwest::blocking::Client::builder().add_root_certificate(ca).build().unwrap();
+        let mut r =
+            c.request(method.parse().unwrap(), format!("{}{path}", s.url())).bearer_auth(token);
+        if let Some((ct, b)) = body {
+            r = r.header("content-type", ct).body(b.to_string());
+        }
+        let resp = r.send().unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().unwrap_or(Value::Null))
+    }
+
+    #[test]
+    fn a_certified_scale_is_applied_and_every_bypass_is_refused() {
+        let s = KubeApiServer::shared().unwrap_or_else(|e| panic!("kube-apiserver: {e}"));
+        let _iso = KubeApiServer::isolated();
+        let t = &s.tokens().clone();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let ns = unique_name("walk");
+
+        // The workload exists before SEB protects its namespace.
+        let (st, _) = kube(
+            "POST",
+            "/api/v1/namespaces",
+            &t.admin,
+            Some((
+                "application/json",
+                json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name": ns}}),
+            )),
+        );
+        assert_eq!(st, 201);
+        let deployment = json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","labels":{"app":"web"}},
+            "spec":{"replicas":2,"selector":{"matchLabels":{"app":"web"}},
+                    "template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":"registry.local/web:1"}]}}}});
+        let deps = format!("/apis/apps/v1/namespaces/{ns}/deployments");
+        let (st, _) = kube("POST", &deps, &t.admin, Some(("application/json", deployment)));
+        assert_eq!(st, 201);
+
+        // seb deploy kubernetes --apply: RBAC, execution namespace, webhook (Fail).
+        let port = free_port();
+        let ca = d.join("ca.pem");
+        std::fs::write(&ca, s.ca_pem()).unwrap();
+        let hook = format!("https://127.0.0.1:{port}/v1/kubernetes/admission-review");
+        let (code, out, err) = seb(&[
+            "deploy",
+            "kubernetes",
+            "--protected-namespace",
+            &ns,
+            "--broker-user",
+            "broker",
+            "--agent-user",
+            "agent",
+            "--webhook-url",
+            &hook,
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "--no-admission-policy",
+            "--apply",
+            "--kubeconfig",
+            s.kubeconfig().to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("ValidatingWebhookConfiguration"), "{out}");
+
+        // The broker: TLS (the API server calls webhooks over HTTPS), its own kubeconfig.
+        let (crt, k) = s.issue_cert("broker").unwrap();
+        std::fs::write(d.join("tls.crt"), crt).unwrap();
+        std::fs::write(d.join("tls.key"), k).unwrap();
+        std::fs::write(
+            d.join("broker.kubeconfig"),
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: broker\n  user:\n    token: {}\ncontexts:\n- name: broker\n  context:\n    cluster: test\n    user: broker\ncurrent-context: broker\n",
+                s.url(), ca.display(), t.broker
+            ),
+        )
+        .unwrap();
+        let cfg = format!(
+            r#"[broker]
+listen = "127.0.0.1:{port}"
+key_file = "broker.seed"
+store = "sqlite:seb.db"
+checkpoint_interval_s = 0
+tls_cert = "tls.crt"
+tls_key = "tls.key"
+
+[targets.kubernetes]
+cluster = "test"
+kubeconfig = "broker.kubeconfig"
+exec_namespace = "seb-exec"
+protected_namespaces = ["{ns}"]
+webhook = true
+broker_username = "broker"
+{admission}"#,
+            admission = admission_config(d)
+        );
+        std::fs::write(d.join("seb.toml"), cfg).unwrap();
+        let srv = serve(d, Some(&ca));
+
+        // Propose, certify (scaling by one replica is L2: the policy path), execute.
+        let target = json!({"cluster":"test","api_version":"apps/v1","kind":"Deployment","namespace": ns,"name":"web"});
+        let change =
+            Change { platform: "kubernetes", op: "scale", target, params: json!({"replicas": 3}) };
+        let cert = propose(&srv, d, Some(&ca), "scale-web", &change);
+        let (code, v) = execute(&srv, d, Some(&ca), &cert);
+        assert_eq!(code, 0, "{v}\n{}", srv.log());
+        assert_eq!(v["outcome"]["status"], "applied", "{v}");
+        let (_, dep) = kube("GET", &format!("{deps}/web"), &t.admin, None);
+        assert_eq!(dep["spec"]["replicas"], 3, "the change is visible");
+        // The execution identity was retired right after the call.
+        let (_, sas) = kube("GET", "/api/v1/namespaces/seb-exec/serviceaccounts", &t.admin, None);
+        let left: Vec<&Value> = sas["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["metadata"]["name"].as_str().unwrap_or("").starts_with("seb-exec-"))
+            .collect();
+        assert!(left.is_empty(), "execution ServiceAccounts left behind: {left:?}");
+
+        // A replay is refused.
+        let (code, v) = execute(&srv, d, Some(&ca), &cert);
+        assert_eq!(code, 2, "{v}");
+        assert_eq!(v["failed_check"], "replay");
+
+        // Bypass 1: the agent's own credentials are read-only (RBAC).
+        let patch = Some(("application/merge-patch+json", json!({"spec": {"replicas": 9}})));
+        let (st, body) = kube("PATCH", &format!("{deps}/web"), &t.agent, patch.clone());
+        assert_eq!(st, 403, "agent patch: {body}");
+        // Bypass 2: even a cluster administrator is denied by the webhook without a live
+        // execution identity.
+        let (st, body) = kube("PATCH", &format!("{deps}/web"), &t.admin, patch);
+        assert!(st >= 400, "admin patch went through: {body}");
+        let msg = body["message"].as_str().unwrap_or("");
+        assert!(msg.contains("not the identity of a live SEB execution"), "{body}");
+        let (_, dep) = kube("GET", &format!("{deps}/web"), &t.admin, None);
+        assert_eq!(dep["spec"]["replicas"], 3, "nothing changed");
+
+        // The shared ledger verifies offline: one issuance, one admit, one outcome, the replay.
+        let report = verify_ledger(&srv, d, Some(&ca));
+        assert_eq!(
+            (
+                report["issued"].as_u64(),
+                report["admits"].as_u64(),
+                report["outcomes"].as_u64(),
+                report["rejects"].as_u64()
+            ),
+            (Some(1), Some(1), Some(1), Some(1)),
+            "{report}"
+        );
+
+        // Leave the cluster as found for other tests in this process.
+        let (st, _) = kube(
+            "DELETE",
+            "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/seb-broker",
+            &t.admin,
+            None,
+        );
+        assert!(st == 200 || st == 404);
+    }
+}
+
+// ------------------------------------------------------------------------------ AWS
+
+mod aws {
+    use super::*;
+    use seb_testinfra::moto::{ACCOUNT, Call, MotoServer, REGION};
+
+    #[test]
+    fn a_certified_put_object_is_applied_and_the_agents_own_credentials_are_denied() {
+        let moto = MotoServer::shared().unwrap_or_else(|e| panic!("moto_server: {e}"));
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..10];
+
+        // seb deploy aws: the artefacts, written to files and used as they are.
+        let out_dir = d.join("aws");
+        let broker_user = format!("seb-broker-{suffix}");
+        let role = format!("seb-execution-{suffix}");
+        let (code, out, err) = seb(&[
+            "deploy",
+            "aws",
+            "--broker-principal-arn",
+            &format!("arn:aws:iam::{ACCOUNT}:user/{broker_user}"),
+            "--account",
+            ACCOUNT,
+            "--execution-role-name",
+            &role,
+            "--admin-principal-arn-pattern",
+            &format!("arn:aws:iam::{ACCOUNT}:user/seb-test-admin"),
+            "--out-dir",
+            out_dir.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{out}{err}");
+        let doc = |n: &str| -> Value {
+            serde_json::from_str(&std::fs::read_to_string(out_dir.join(n)).unwrap()).unwrap()
+        };
+        let broker = moto.create_user(&broker_user, &doc("broker-role-policy.json")).unwrap();
+        let agent = moto
+            .create_user(&format!("seb-agent-{suffix}"), &doc("agent-permission-boundary.json"))
+            .unwrap();
+        let broad = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:*"], "Resource": "*"}]});
+        let role_arn =
+            moto.create_role(&role, &doc("execution-role-trust-policy.json"), &broad).unwrap();
+        let bucket = format!("walk-{suffix}");
+        moto.seed(&[Call::new("s3", "create_bucket", json!({"Bucket": bucket}))]).unwrap();
+
+        std::fs::write(
+            d.join("aws.json"),
+            json!({"access_key_id": broker.access_key_id, "secret_access_key": broker.secret_access_key}).to_string(),
+        )
+        .unwrap();
+        let cfg = format!(
+            r#"[broker]
+listen = "127.0.0.1:0"
+key_file = "broker.seed"
+store = "sqlite:seb.db"
+checkpoint_interval_s = 0
+
+[targets.aws]
+endpoint_url = "{endpoint}"
+s3_force_path_style = true
+broker_credentials_file = "aws.json"
+
+[targets.aws.accounts.{ACCOUNT}]
+execution_role_arn = "{role_arn}"
+{admission}"#,
+            endpoint = moto.endpoint(),
+            admission = admission_config(d)
+        );
+        std::fs::write(d.join("seb.toml"), cfg).unwrap();
+        let srv = serve(d, None);
+
+        // Propose, certify (PutObject scores L2: the policy path), execute.
+        let target = json!({"account": ACCOUNT, "region": REGION, "service": "s3", "arn": format!("arn:aws:s3:::{bucket}/flags.json")});
+        let params = json!({"body": "{\"sale\":true}"});
+        let change = Change { platform: "aws", op: "s3:PutObject", target, params };
+        let cert = propose(&srv, d, None, "put-flags", &change);
+        let (code, v) = execute(&srv, d, None, &cert);
+        assert_eq!(code, 0, "{v}\n{}", srv.log());
+        assert_eq!(v["outcome"]["status"], "applied", "{v}");
+        let got =
+            moto.call("s3", "get_object", json!({"Bucket": bucket, "Key": "flags.json"})).unwrap();
+        assert_eq!(got["Body"], "{\"sale\":true}", "{got}");
+
+        // A replay is refused.
+        let (code, v) = execute(&srv, d, None, &cert);
+        assert_eq!(code, 2, "{v}");
+        assert_eq!(v["failed_check"], "replay");
+
+        // Bypass: the agent's own credentials cannot write (permission boundary; the SCP
+        // would deny it too in an organisation).
+        let r = moto
+            .batch_as(
+                &agent,
+                &[Call::new(
+                    "s3",
+                    "put_object",
+                    json!({"Bucket": bucket, "Key": "flags.json", "Body": "{\"sale\":false}"}),
+                )],
+            )
+            .unwrap();
+        let e = r[0].as_ref().expect_err("the agent wrote to S3 directly");
+        assert_eq!(e.code, "AccessDenied", "{e:?}");
+        let got =
+            moto.call("s3", "get_object", json!({"Bucket": bucket, "Key": "flags.json"})).unwrap();
+        assert_eq!(got["Body"], "{\"sale\":true}", "nothing changed");
+
+        let report = verify_ledger(&srv, d, None);
+        assert_eq!(
+            (report["issued"].as_u64(), report["admits"].as_u64(), report["outcomes"].as_u64()),
+            (Some(1), Some(1), Some(1)),
+            "{report}"
+        );
+    }
+}
