@@ -30,8 +30,15 @@ pub fn write(path: &Path, key: &SigningKey) -> Result<()> {
     Ok(())
 }
 
-/// Read a key file.
+/// Read a key file. A file other users can read is used, with a warning naming it (the
+/// secret may already have leaked; rotate it and `chmod 600`).
 pub fn read(path: &Path) -> Result<SigningKey> {
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(path = %path.display(), mode = format!("{:o}", meta.permissions().mode() & 0o777), "key file is readable by other users: chmod 600 it and consider rotating the key");
+    }
     let text = Zeroizing::new(
         std::fs::read_to_string(path)
             .with_context(|| format!("reading key file `{}`", path.display()))?,

@@ -47,9 +47,10 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ledger_cmd::LedgerCmd,
     },
-    /// Revoke a certificate, an agent, or everything, in the embedded store.
+    /// Revoke a certificate, an agent, or everything, directly in the store (no signed
+    /// statement; prefer `seb admission revoke` when admission runs).
     Revoke(store_cmd::RevokeArgs),
-    /// Show or bump the epochs in the embedded store.
+    /// Show or bump the epochs in the store.
     Epoch {
         #[command(subcommand)]
         cmd: store_cmd::EpochCmd,

@@ -24,7 +24,7 @@ pub struct ServeArgs {
     /// Override `broker.listen`.
     #[arg(long, env = "SEB_LISTEN")]
     pub listen: Option<std::net::SocketAddr>,
-    /// Override `broker.store` (`sqlite:<path>`).
+    /// Override `broker.store` (`sqlite:<path>` or `postgres://…`).
     #[arg(long, env = "SEB_STORE")]
     pub store: Option<String>,
     /// Log format: `json` (default) or `pretty`.
@@ -32,7 +32,7 @@ pub struct ServeArgs {
     pub log_format: String,
 }
 
-/// Open the store named by a `sqlite:<path>` URL.
+/// Open the store named by a `sqlite:<path>` or `postgres://…` URL.
 pub async fn open_store(url: &str) -> Result<Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite:") {
         let s =

@@ -1,4 +1,4 @@
-//! Admin commands on the embedded store: `seb revoke`, `seb epoch`.
+//! Admin commands on the store (SQLite or PostgreSQL): `seb revoke`, `seb epoch`.
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
@@ -16,7 +16,7 @@ fn now_ms() -> u64 {
 /// Arguments of `seb revoke`.
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
-    /// The store (`sqlite:<path>`), as in the broker's configuration.
+    /// The store (`sqlite:<path>` or `postgres://…`), as in the broker's configuration.
     #[arg(long, env = "SEB_STORE")]
     pub store: String,
     /// Revoke one certificate by cid.
@@ -49,13 +49,13 @@ pub async fn revoke(a: RevokeArgs) -> Result<()> {
 pub enum EpochCmd {
     /// Print the active epochs and revocations.
     Show {
-        /// The store (`sqlite:<path>`).
+        /// The store (`sqlite:<path>` or `postgres://…`).
         #[arg(long, env = "SEB_STORE")]
         store: String,
     },
     /// Bump the policy epoch: every outstanding certificate must be re-admitted.
     BumpPolicy {
-        /// The store (`sqlite:<path>`).
+        /// The store (`sqlite:<path>` or `postgres://…`).
         #[arg(long, env = "SEB_STORE")]
         store: String,
     },
