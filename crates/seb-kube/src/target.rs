@@ -362,15 +362,17 @@ impl KubeTarget {
         let rb: RoleBinding =
             Self::decode(rbac::role_binding(&h.name, &t.namespace, &h.exec_namespace, &exec.cid))?;
         let sas: Api<ServiceAccount> = Api::namespaced(self.broker.clone(), &h.exec_namespace);
-        sas.create(&pp, &sa).await.map_err(|e| api_err("create ServiceAccount", e))?;
-        Api::<Role>::namespaced(self.broker.clone(), &t.namespace)
-            .create(&pp, &role)
-            .await
-            .map_err(|e| api_err("create Role", e))?;
-        Api::<RoleBinding>::namespaced(self.broker.clone(), &t.namespace)
-            .create(&pp, &rb)
-            .await
-            .map_err(|e| api_err("create RoleBinding", e))?;
+        let roles = Api::<Role>::namespaced(self.broker.clone(), &t.namespace);
+        let bindings = Api::<RoleBinding>::namespaced(self.broker.clone(), &t.namespace);
+        // The three objects do not depend on each other (a binding may name a subject or a
+        // role that does not exist yet): one round trip instead of three. Nothing can use
+        // the grant before the TokenRequest below, and on any failure the caller deletes
+        // whatever was created.
+        let (sa_r, role_r, rb_r) =
+            tokio::join!(sas.create(&pp, &sa), roles.create(&pp, &role), bindings.create(&pp, &rb));
+        sa_r.map_err(|e| api_err("create ServiceAccount", e))?;
+        role_r.map_err(|e| api_err("create Role", e))?;
+        rb_r.map_err(|e| api_err("create RoleBinding", e))?;
         let tr = TokenRequest {
             spec: TokenRequestSpec {
                 audiences: self.cfg.audiences.clone(),
@@ -393,16 +395,16 @@ impl KubeTarget {
     async fn delete_identity(&self, h: &IdentityHandle) -> Result<(), KubeError> {
         let dp = DeleteParams::default();
         let mut first_err = None;
-        // The binding first: its deletion takes effect at once.
-        let rb = Api::<RoleBinding>::namespaced(self.broker.clone(), &h.target_namespace)
-            .delete(&h.name, &dp)
-            .await;
-        let role = Api::<Role>::namespaced(self.broker.clone(), &h.target_namespace)
-            .delete(&h.name, &dp)
-            .await;
-        let sa = Api::<ServiceAccount>::namespaced(self.broker.clone(), &h.exec_namespace)
-            .delete(&h.name, &dp)
-            .await;
+        // All three at once: deleting either the binding or the role removes the grant, and
+        // deleting the ServiceAccount invalidates the token; none waits for another.
+        let bindings = Api::<RoleBinding>::namespaced(self.broker.clone(), &h.target_namespace);
+        let roles = Api::<Role>::namespaced(self.broker.clone(), &h.target_namespace);
+        let sas = Api::<ServiceAccount>::namespaced(self.broker.clone(), &h.exec_namespace);
+        let (rb, role, sa) = tokio::join!(
+            bindings.delete(&h.name, &dp),
+            roles.delete(&h.name, &dp),
+            sas.delete(&h.name, &dp)
+        );
         for (what, r) in [
             ("RoleBinding", rb.map(|_| ())),
             ("Role", role.map(|_| ())),
