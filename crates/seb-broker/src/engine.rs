@@ -831,8 +831,18 @@ impl Broker {
         let note = Checkpoint { origin: self.settings.origin.clone(), size, root }
             .sign(&self.settings.origin, self.signer.key());
         let cp = StoredCheckpoint { size, note, at_ms: self.clock.now_ms().unwrap_or(0) };
-        self.store.put_checkpoint(cp.clone()).await?;
-        Ok(Some(cp))
+        match self.store.put_checkpoint(cp.clone()).await {
+            Ok(()) => Ok(Some(cp)),
+            Err(e) => {
+                // Another replica sharing the store may have stored a newer checkpoint between
+                // our read of the size and our write (checkpoints only move forward): that one
+                // is as good an answer. Anything else is the original error.
+                match self.store.latest_checkpoint().await {
+                    Ok(Some(newer)) if newer.size >= size => Ok(Some(newer)),
+                    _ => Err(e),
+                }
+            }
+        }
     }
 
     /// Statement mode: verify a signed epoch statement from admission and apply it to the
