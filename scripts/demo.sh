@@ -9,7 +9,8 @@
 #   4. drift injected and caught (AWS S3), then the re-proposed change applied,
 #   5. a revocation stopping a certificate,
 #   6. the agent bypassing the broker with its own credentials, refused by the platforms
-#      (and a cluster admin refused by SEB's admission webhook),
+#      (and a cluster admin refused by SEB's admission webhook), and an execution's minted
+#      AWS session used outside its certificate, refused,
 #   7. the ledger verified offline.
 # It ends with a summary table and leaves the ledger and a report on disk.
 # Usage: bash scripts/demo.sh [workdir]   (default: ./.seb/demo)
@@ -29,8 +30,10 @@ js() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); v=eval(sys.a
 
 say "Building seb and the local platform launcher (the first build takes several minutes)"
 cargo build -q -p seb-cli --bin seb -p seb-testinfra --bin seb-localinfra
+cargo build -q -p seb-aws --example scoped_session
 seb="$root/target/debug/seb"
 localinfra="$root/target/debug/seb-localinfra"
+scoped_session="$root/target/debug/examples/scoped_session"
 
 say "Keys: broker, admission issuer, agent, a human approver, an operator"
 for k in broker issuer agent alice ops; do "$seb" keygen --out "$work/$k.seed" > "$work/$k.pub"; done
@@ -234,6 +237,9 @@ note "agent's own AWS keys write flags.json: $r"
 [ "$r" = AccessDenied ] || die "the agent's S3 write was not refused: $r"
 row "agent's own AWS keys" "refused ($r)" "IAM permission boundary (the SCP denies it too in an organisation)"
 note "live replicas still $(replicas)"
+note "and a stolen execution session? The broker's mint for one s3:PutObject, tried outside its certificate:"
+"$scoped_session" "$info" || die "a minted session reached beyond its certificate"
+row "stolen minted AWS session" "refused (403) x5" "session policy = the certified action on the certified ARN"
 
 say "7. Audit: export the ledger and verify it offline"
 "$seb" ledger checkpoint --broker "$url" > /dev/null
