@@ -29,6 +29,14 @@ pub enum Variant {
 }
 
 impl Variant {
+    /// Short label for figure legends.
+    pub fn short(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::NoDrift => "no drift query",
+            Self::NoReservation => "no reservation",
+        }
+    }
     /// Label in the report.
     pub fn label(self) -> &'static str {
         match self {

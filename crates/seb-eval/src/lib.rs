@@ -172,7 +172,7 @@ pub async fn run_all(plan: &Plan, out: &Path) -> Result<Results> {
         if let Some((run, s)) =
             note_err(errors, &format!("overhead test-double {}", v.label()), res)
         {
-            samples.overhead.push((format!("test double, {}", v.label()), s));
+            samples.overhead.push((format!("test double, {}", v.short()), s));
             r.overhead.push(run);
         }
     }
@@ -195,7 +195,7 @@ pub async fn run_all(plan: &Plan, out: &Path) -> Result<Results> {
             if let Some((run, s)) =
                 note_err(errors, &format!("overhead {} {}", w.name(), v.label()), res)
             {
-                samples.overhead.push((format!("{}, {}", w.name(), v.label()), s));
+                samples.overhead.push((format!("{}, {}", w.name(), v.short()), s));
                 r.overhead.push(run);
             }
         }
@@ -206,7 +206,7 @@ pub async fn run_all(plan: &Plan, out: &Path) -> Result<Results> {
         let res =
             broker::throughput(&td, c, plan.throughput_per_level.max(c), plan.seed ^ 0x44).await;
         if let Some((p, s)) = note_err(errors, &format!("throughput test-double c={c}"), res) {
-            samples.throughput.push((format!("test double, {c} concurrent"), s));
+            samples.throughput.push((format!("test double, c={c}"), s));
             r.throughput.push(p);
         }
     }
@@ -216,7 +216,7 @@ pub async fn run_all(plan: &Plan, out: &Path) -> Result<Results> {
                 broker::throughput(w, c, plan.live_throughput_per_level.max(c), plan.seed ^ 0x45)
                     .await;
             if let Some((p, s)) = note_err(errors, &format!("throughput {} c={c}", w.name()), res) {
-                samples.throughput.push((format!("{}, {c} concurrent", w.name()), s));
+                samples.throughput.push((format!("{}, c={c}", w.name()), s));
                 r.throughput.push(p);
             }
         }

@@ -100,7 +100,7 @@ pub async fn run(plan: &Plan, samples: &mut Samples) -> Result<Vec<StepRow>> {
 
     let mut rows = Vec::new();
     let mut push = |name: &str, v: Vec<f64>, paper: Option<crate::results::PaperFigure>| {
-        samples.micro.push((name.to_owned(), v.clone()));
+        samples.micro.push((name.split(" (").next().unwrap_or(name).to_owned(), v.clone()));
         rows.push(StepRow { name: name.to_owned(), summary: summarize(&v), paper });
     };
 

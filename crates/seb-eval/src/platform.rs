@@ -144,11 +144,7 @@ impl Workload {
             .map_err(|e| anyhow!("moto user: {e}"))?;
         let broad = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:*"], "Resource": "*"}]});
         let role = moto
-            .create_role(
-                &dcfg.execution_role_name,
-                &a.execution_role_trust_policy,
-                &broad,
-            )
+            .create_role(&dcfg.execution_role_name, &a.execution_role_trust_policy, &broad)
             .map_err(|e| anyhow!("moto role: {e}"))?;
         let bucket = format!("seb-eval-{pid}-{run}");
         moto.create_bucket(&bucket).map_err(|e| anyhow!("moto bucket: {e}"))?;

@@ -35,11 +35,12 @@ async fn trial(
     rng: &mut Rng,
     t: usize,
     max_wait: Duration,
+    bodies_n: usize,
 ) -> Result<Trial> {
     let agent = format!("agent-r{t}-{}", rng.next_u64() % 1_000_000);
     // Certificates prepared in advance so the loop is only executions.
     let mut bodies = Vec::new();
-    for k in 0..400 {
+    for k in 0..bodies_n {
         let name = format!("rv-{agent}-{k}");
         target.insecure_direct_write(&name, json!({"v": 0})).map_err(|e| anyhow!("{e}"))?;
         let contract = fixtures::set_contract(&name, json!({"v": 1}), vec![]);
@@ -137,6 +138,7 @@ pub async fn embedded(trials: usize, seed: u64) -> Result<RevocationRun> {
                 &mut rng,
                 t,
                 Duration::from_secs(5),
+                400,
             )
             .await?,
         );
@@ -173,6 +175,7 @@ pub async fn postgres(trials: usize, seed: u64) -> Result<RevocationRun> {
                 &mut rng,
                 t,
                 Duration::from_secs(5),
+                400,
             )
             .await?,
         );
@@ -239,6 +242,9 @@ pub async fn statement(trials: usize, poll_ms: u64, seed: u64) -> Result<Revocat
             &mut rng,
             t,
             Duration::from_millis(poll_ms * 3 + 2_000),
+            // Enough certificates to keep executing past the next statement (an execution
+            // takes well over 0.5 ms here), so the window is not cut short.
+            usize::try_from(poll_ms).unwrap_or(usize::MAX).saturating_mul(2).saturating_add(400),
         )
         .await;
         match r {

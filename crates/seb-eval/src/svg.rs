@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 const W: f64 = 720.0;
 const H: f64 = 420.0;
 const L: f64 = 70.0; // left margin
-const R: f64 = 170.0; // right margin (legend)
+const R: f64 = 200.0; // right margin (legend)
 const T: f64 = 40.0;
 const B: f64 = 55.0;
 const COLORS: [&str; 8] =
@@ -45,7 +45,7 @@ fn nice_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
 
 fn fmt_tick(v: f64, log: bool) -> String {
     let v = if log { 10f64.powf(v) } else { v };
-    if v.abs() >= 100.0 || v == 0.0 {
+    if v.abs() >= 100.0 || v == 0.0 || (v.abs() >= 1.0 && (v - v.round()).abs() < 1e-9) {
         format!("{v:.0}")
     } else if v.abs() >= 1.0 {
         format!("{v:.1}")
@@ -111,9 +111,12 @@ pub fn line_chart(
     let xt = if log_x {
         let mut v: Vec<f64> = Vec::new();
         let mut e = x0.floor();
-        while e <= x1.ceil() && v.len() < 20 {
-            if e >= x0 - 1e-9 && e <= x1 + 1e-9 {
-                v.push(e);
+        while e <= x1.ceil() && v.len() < 40 {
+            for m in [1.0f64, 2.0, 5.0] {
+                let t = e + m.log10();
+                if t >= x0 - 1e-9 && t <= x1 + 1e-9 {
+                    v.push(t);
+                }
             }
             e += 1.0;
         }
@@ -167,7 +170,7 @@ pub fn line_chart(
         let ly = T + 10.0 + i as f64 * 18.0;
         let _ = writeln!(
             s,
-            r#"<rect x="{:.1}" y="{:.1}" width="12" height="4" fill="{c}"/><text x="{:.1}" y="{:.1}">{}</text>"#,
+            r#"<rect x="{:.1}" y="{:.1}" width="12" height="4" fill="{c}"/><text x="{:.1}" y="{:.1}" font-size="10">{}</text>"#,
             L + pw + 10.0,
             ly - 4.0,
             L + pw + 26.0,
