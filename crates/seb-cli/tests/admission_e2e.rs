@@ -4,43 +4,15 @@
 //! `seb execute`, and a revocation with `seb admission revoke` stops the next execution.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::io::{BufRead as _, BufReader};
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use seb_core::keys::SigningKey;
 use serde_json::{Value, json};
-
-const SEB: &str = env!("CARGO_BIN_EXE_seb");
-
-fn key(n: u8) -> SigningKey {
-    SigningKey::from_seed(&[n; 32])
-}
-
-fn write_key(dir: &Path, name: &str, n: u8) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, base64::engine::general_purpose::STANDARD.encode(key(n).seed().as_ref()))
-        .unwrap();
-    p
-}
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn pk(n: u8) -> String {
-    key(n).public_key().to_base64()
-}
+use support::{SEB, Server, pk, seb, serve, write_key};
 
 fn start(dir: &Path) -> Server {
     write_key(dir, "broker.seed", 3);
@@ -92,39 +64,8 @@ public_key = "{ops}"
         agent = pk(2),
         ops = pk(40),
     );
-    let path = dir.join("seb.toml");
-    std::fs::write(&path, cfg).unwrap();
-    let mut child = Command::new(SEB)
-        .args(["serve", "--config"])
-        .arg(&path)
-        .env("SEB_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().expect("seb serve printed nothing").unwrap();
-    let v: Value = serde_json::from_str(&first).unwrap();
-    let url = format!("http://{}", v["listening"].as_str().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !Command::new("curl")
-        .args(["-sf", &format!("{url}/readyz")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        assert!(Instant::now() < deadline, "server not ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Server { child, url }
-}
-
-fn seb(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(SEB).args(args).stdin(Stdio::null()).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    std::fs::write(dir.join("seb.toml"), cfg).unwrap();
+    serve(dir, None)
 }
 
 /// `seb propose --wait` in the background, approved by `seb approve` meanwhile.

@@ -5,100 +5,15 @@
 //! The services are started by seb-testinfra; nothing here is skipped.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::io::{BufRead as _, BufReader};
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use seb_core::keys::SigningKey;
 use serde_json::{Value, json};
-
-const SEB: &str = env!("CARGO_BIN_EXE_seb");
-
-fn key(n: u8) -> SigningKey {
-    SigningKey::from_seed(&[n; 32])
-}
-
-fn pk(n: u8) -> String {
-    key(n).public_key().to_base64()
-}
-
-fn write_key(dir: &Path, name: &str, n: u8) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, base64::engine::general_purpose::STANDARD.encode(key(n).seed().as_ref()))
-        .unwrap();
-    p
-}
-
-fn seb(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(SEB).args(args).stdin(Stdio::null()).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use support::{Server, pk, seb, serve, write_key};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Server {
-    child: Child,
-    url: String,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-/// `seb serve` with `seb.toml` in `dir`; waits for /readyz (over TLS with `ca` if given).
-fn serve(dir: &Path, ca: Option<&Path>) -> Server {
-    let log = dir.join("broker.log");
-    let mut child = Command::new(SEB)
-        .args(["serve", "--config"])
-        .arg(dir.join("seb.toml"))
-        .env("SEB_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let Some(Ok(first)) = lines.next() else {
-        panic!("seb serve printed nothing: {}", std::fs::read_to_string(&log).unwrap_or_default())
-    };
-    let v: Value = serde_json::from_str(&first).unwrap();
-    let scheme = if v["tls"] == true { "https" } else { "http" };
-    let url = format!("{scheme}://{}", v["listening"].as_str().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut c = Command::new("curl");
-        c.args(["-sf", &format!("{url}/readyz")]);
-        if let Some(ca) = ca {
-            c.arg("--cacert").arg(ca);
-        }
-        if c.output().is_ok_and(|o| o.status.success()) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "broker not ready: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Server { child, url, log }
 }
 
 /// The admission and trust parts of `seb.toml` every walkthrough shares: issuer key 1, agent

@@ -1,0 +1,104 @@
+//! Helpers the `seb` binary's end-to-end tests share: run `seb`, write keys, start and stop
+//! `seb serve`.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use seb_core::keys::SigningKey;
+use serde_json::Value;
+
+/// The binary under test.
+pub const SEB: &str = env!("CARGO_BIN_EXE_seb");
+
+/// The deterministic test key `n`.
+pub fn key(n: u8) -> SigningKey {
+    SigningKey::from_seed(&[n; 32])
+}
+
+/// Its public key (base64).
+pub fn pk(n: u8) -> String {
+    key(n).public_key().to_base64()
+}
+
+/// Write test key `n` as a key file.
+pub fn write_key(dir: &Path, name: &str, n: u8) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, base64::engine::general_purpose::STANDARD.encode(key(n).seed().as_ref()))
+        .unwrap();
+    p
+}
+
+/// Run `seb` with `args`: (exit code, stdout, stderr).
+pub fn seb(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(SEB).args(args).stdin(Stdio::null()).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A running `seb serve`, killed on drop.
+pub struct Server {
+    child: Child,
+    /// `http(s)://127.0.0.1:<port>`.
+    pub url: String,
+    log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// `seb serve --config <dir>/seb.toml`, logging to `<dir>/broker.log`; waits for `/readyz`
+/// (over TLS trusting `ca` when given).
+pub fn serve(dir: &Path, ca: Option<&Path>) -> Server {
+    let log = dir.join("broker.log");
+    let mut child = Command::new(SEB)
+        .args(["serve", "--config"])
+        .arg(dir.join("seb.toml"))
+        .env("SEB_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let Some(Ok(first)) = lines.next() else {
+        panic!("seb serve printed nothing: {}", std::fs::read_to_string(&log).unwrap_or_default())
+    };
+    let v: Value = serde_json::from_str(&first).unwrap();
+    let scheme = if v["tls"] == true { "https" } else { "http" };
+    let url = format!("{scheme}://{}", v["listening"].as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut c = Command::new("curl");
+        c.args(["-sf", &format!("{url}/readyz")]);
+        if let Some(ca) = ca {
+            c.arg("--cacert").arg(ca);
+        }
+        if c.output().is_ok_and(|o| o.status.success()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server not ready: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Server { child, url, log }
+}
