@@ -567,7 +567,7 @@ async fn case(class: Class, env: &Env, rng: &mut Rng, i: usize) -> Result<(Strin
                     )
                 }
                 _ => (
-                    "proof by another registered agent's key".into(),
+                    "proof by another agent's key (not the subject's)".into(),
                     verdict(
                         b.execute(
                             &present_with(c.envelope()?, c.request(), &fixtures::key(4))?,
