@@ -931,6 +931,22 @@ impl Broker {
             if status == OutcomeStatus::Uncertain {
                 error!(cid = %p.cid, nonce = %p.nonce, "ALERT: recovery cannot tell whether the mutation happened");
             }
+            // The crash lost the identity the execution may have minted: delete what is left
+            // of it on the platform (best effort; its own expiry is the backstop).
+            if let Some(e) = &exec
+                && let Some(t) = self.targets.get(&e.platform)
+            {
+                match tokio::time::timeout(self.settings.target_timeout, t.retire_orphans(e)).await
+                {
+                    Ok(Ok(())) => {}
+                    Ok(Err(err)) => {
+                        error!(cid = %p.cid, nonce = %p.nonce, error = %err, "cannot retire the crashed execution's identity")
+                    }
+                    Err(_) => {
+                        error!(cid = %p.cid, nonce = %p.nonce, "retiring the crashed execution's identity timed out")
+                    }
+                }
+            }
             let outcome = OutcomeRecord {
                 id: new_record_id(),
                 cid: p.cid.clone(),

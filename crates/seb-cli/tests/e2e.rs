@@ -397,6 +397,8 @@ fn crash_at_every_step_leaves_no_duplicate_and_a_verifiable_ledger() {
         let mutations_before = target(dir.path()).mutations().unwrap().len();
         assert!(mutations_before <= 1);
         let b = start(dir.path(), None);
+        // Recovery retired whatever the crashed execution had minted.
+        assert_eq!(target(dir.path()).live_tokens().unwrap(), 0, "{point}: orphan identity");
         // Recovery resolved it; the nonce stays consumed.
         let (code, body) = execute(&b, &cert);
         assert_eq!(code, 2, "{point}: {body}");

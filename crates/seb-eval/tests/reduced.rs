@@ -130,6 +130,7 @@ fn reduced_evaluation() {
         assert_eq!(c.replays_refused, c.crashes, "{}", c.step);
         assert!(c.ledger_verified, "{}: {:?}", c.step, c.problems);
         assert!(c.problems.is_empty(), "{}: {:?}", c.step, c.problems);
+        assert_eq!(c.live_tokens_after_recovery, 0, "{}: orphaned identities", c.step);
     }
 
     // Report and figures.

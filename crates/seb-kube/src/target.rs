@@ -695,6 +695,18 @@ impl Target for KubeTarget {
         Box::pin(async move { Ok(self.observe_inner(req).await?) })
     }
 
+    fn retire_orphans<'a>(&'a self, exec: &'a Execution) -> TargetFuture<'a, ()> {
+        Box::pin(async move {
+            let t = self.target_ref(&exec.target)?;
+            let handle = IdentityHandle {
+                name: identity_name(&exec.cid, &exec.nonce),
+                exec_namespace: self.cfg.exec_namespace.clone(),
+                target_namespace: t.namespace,
+            };
+            Ok(self.delete_identity(&handle).await?)
+        })
+    }
+
     fn identity_name(&self, exec: &Execution) -> Option<String> {
         Some(service_account_username(
             &self.cfg.exec_namespace,

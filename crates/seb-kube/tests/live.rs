@@ -684,6 +684,18 @@ async fn reconcile_tells_applied_from_not_applied_and_cleans_up() -> Result<()> 
     let (ns, target) = setup("recon").await?;
     admin_create(&ns, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"k": "0"}})).await?;
     let t = tref(&ns, "v1", "ConfigMap", "cm");
+    // Crash after mint, before the dispatch mark: recovery does not reconcile (nothing was
+    // called) but retires the orphaned identity by name.
+    let mut exec =
+        admit(&target, "merge_patch", t.clone(), json!({"data": {"k": "9"}}), vec![], None).await?;
+    exec.observed_version = target.observe(&exec.observe_request()).await?.version;
+    let orphan = target.mint(&exec).await?;
+    let name = identity_name(&exec.cid, &exec.nonce);
+    assert_eq!(identity_objects_exist(&ns, &name).await?, (true, true, true));
+    drop(orphan);
+    target.retire_orphans(&exec).await?;
+    assert_eq!(identity_objects_exist(&ns, &name).await?, (false, false, false));
+    target.retire_orphans(&exec).await?; // idempotent
     // Crash after admit, before the call: not applied, and the leftover grant is removed.
     let mut exec =
         admit(&target, "merge_patch", t.clone(), json!({"data": {"k": "1"}}), vec![], None).await?;

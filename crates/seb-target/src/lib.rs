@@ -225,6 +225,15 @@ pub trait Target: ScopeCheck + Send + Sync + 'static {
     /// Revoke or delete the credential (step 16).
     fn retire<'a>(&'a self, exec: &'a Execution, identity: Identity) -> TargetFuture<'a, ()>;
 
+    /// After a crash: revoke or delete whatever [`Target::mint`] may have created for this
+    /// execution (the [`Identity`] was lost with the process). Idempotent: nothing left is
+    /// success. Platforms whose credentials cannot be revoked individually (AWS STS
+    /// sessions, which lapse with their duration) keep this default, which does nothing.
+    fn retire_orphans<'a>(&'a self, exec: &'a Execution) -> TargetFuture<'a, ()> {
+        let _ = exec;
+        Box::pin(async { Ok(()) })
+    }
+
     /// After a crash: observe (never mutate) and compare with the expected post-state.
     fn reconcile<'a>(&'a self, exec: &'a Execution) -> TargetFuture<'a, Reconciled>;
 }

@@ -43,6 +43,11 @@ struct Object {
 struct Scope {
     op: String,
     name: String,
+    /// The execution it was minted for (to retire orphans after a crash).
+    #[serde(default)]
+    cid: String,
+    #[serde(default)]
+    nonce: String,
 }
 
 /// One applied mutation, as logged by the double.
@@ -238,7 +243,15 @@ impl Target for TestTarget {
             let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
             let id = format!("test-exec-{}", token.get(..8).unwrap_or_default());
             self.with_state(|s| {
-                s.tokens.insert(token.clone(), Scope { op: exec.op.clone(), name: name.clone() });
+                s.tokens.insert(
+                    token.clone(),
+                    Scope {
+                        op: exec.op.clone(),
+                        name: name.clone(),
+                        cid: exec.cid.clone(),
+                        nonce: exec.nonce.clone(),
+                    },
+                );
                 Ok(())
             })?;
             Ok(Identity {
@@ -317,6 +330,15 @@ impl Target for TestTarget {
         Box::pin(async move {
             self.with_state(|s| {
                 s.tokens.remove(identity.secret.as_str());
+                Ok(())
+            })
+        })
+    }
+
+    fn retire_orphans<'a>(&'a self, exec: &'a Execution) -> TargetFuture<'a, ()> {
+        Box::pin(async move {
+            self.with_state(|s| {
+                s.tokens.retain(|_, scope| scope.cid != exec.cid || scope.nonce != exec.nonce);
                 Ok(())
             })
         })
