@@ -77,6 +77,11 @@ pub async fn run(a: ServeArgs) -> Result<()> {
     let store = open_store(&b.store).await?;
     let base = a.config.parent().unwrap_or(std::path::Path::new("."));
     let platforms = crate::platforms::Platforms::build(&cfg, base).await?;
+    if platforms.kube_webhook.is_some() && (b.tls_cert.is_none() || b.tls_key.is_none()) {
+        bail!(
+            "[targets.kubernetes] webhook = true needs TLS (broker.tls_cert, broker.tls_key): the API server calls webhooks over HTTPS only"
+        );
+    }
     let admission =
         crate::admission_cmd::mount(&cfg, &a.config, store.clone(), &platforms.profiles).await?;
     let trust = TrustRoots {
@@ -132,11 +137,6 @@ pub async fn run(a: ServeArgs) -> Result<()> {
     println!("{}", serde_json::json!({ "listening": addr.to_string(), "tls": tls.is_some() }));
     let mut extra = admission;
     if let Some(policy) = platforms.kube_webhook.clone() {
-        if tls.is_none() {
-            bail!(
-                "[targets.kubernetes] webhook = true needs TLS (broker.tls_cert, broker.tls_key): the API server calls webhooks over HTTPS only"
-            );
-        }
         let hook = crate::platforms::webhook_routes(broker.clone(), policy);
         extra = Some(match extra {
             Some(r) => r.merge(hook),
