@@ -1323,29 +1323,8 @@ impl Admission {
         now: u64,
     ) -> Result<EpochStatement, AdmissionError> {
         let epochs = self.store.epochs().await?;
-        let (mut cids, mut agents) = self.store.revocations().await?;
-        let (mut policy_epoch, mut revocation_epoch) =
-            (epochs.policy_epoch, epochs.revocation_epoch);
-        match change {
-            EpochChange::Policy => policy_epoch = policy_epoch.saturating_add(1),
-            EpochChange::Revoke(Revocation::All) => {
-                revocation_epoch = revocation_epoch.saturating_add(1)
-            }
-            EpochChange::Revoke(Revocation::Cid(c)) => cids.push(c.clone()),
-            EpochChange::Revoke(Revocation::Agent(a)) => agents.push(a.clone()),
-        }
-        cids.sort();
-        cids.dedup();
-        agents.sort();
-        agents.dedup();
-        Ok(EpochStatement {
-            policy_epoch,
-            revocation_epoch,
-            revoked_cids: cids,
-            revoked_agents: agents,
-            issued_at_ms: now,
-            ttl_ms: self.settings.statement_ttl_ms,
-        })
+        let revoked = self.store.revocations().await?;
+        Ok(statement_after(&epochs, revoked, change, now, self.settings.statement_ttl_ms))
     }
 
     async fn load_policy_text(&self, text: &str, by: &str) -> Result<u64, AdmissionError> {
@@ -1544,9 +1523,46 @@ impl Admission {
     }
 }
 
-enum EpochChange {
+/// An epoch change, for the signed statement that records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EpochChange {
+    /// A policy load: `policy_epoch + 1`.
     Policy,
+    /// A revocation (`All` bumps `revocation_epoch`).
     Revoke(Revocation),
+}
+
+/// The epoch statement that describes the store's state after `change` (pure): the current
+/// `epochs` and `revoked` (cids, agents) with the change applied, issued at `now_ms`.
+pub fn statement_after(
+    epochs: &seb_store::Epochs,
+    revoked: (Vec<String>, Vec<String>),
+    change: &EpochChange,
+    now_ms: u64,
+    ttl_ms: u64,
+) -> EpochStatement {
+    let (mut cids, mut agents) = revoked;
+    let (mut policy_epoch, mut revocation_epoch) = (epochs.policy_epoch, epochs.revocation_epoch);
+    match change {
+        EpochChange::Policy => policy_epoch = policy_epoch.saturating_add(1),
+        EpochChange::Revoke(Revocation::All) => {
+            revocation_epoch = revocation_epoch.saturating_add(1)
+        }
+        EpochChange::Revoke(Revocation::Cid(c)) => cids.push(c.clone()),
+        EpochChange::Revoke(Revocation::Agent(a)) => agents.push(a.clone()),
+    }
+    cids.sort();
+    cids.dedup();
+    agents.sort();
+    agents.dedup();
+    EpochStatement {
+        policy_epoch,
+        revocation_epoch,
+        revoked_cids: cids,
+        revoked_agents: agents,
+        issued_at_ms: now_ms,
+        ttl_ms,
+    }
 }
 
 enum Next {

@@ -28,6 +28,34 @@ pub struct RevokeArgs {
     /// Revoke everything issued so far (bumps the revocation epoch).
     #[arg(long, conflicts_with_all = ["cid", "agent"])]
     pub all: bool,
+    /// Sign the change as an epoch statement appended to the ledger in the same transaction
+    /// (the admission issuer key, which auditors pass to `seb ledger verify
+    /// --admission-key`). Without it the revocation takes effect but the ledger does not
+    /// show it. Prefer `seb admission revoke` when admission runs.
+    #[arg(long, env = "SEB_EPOCH_KEY")]
+    pub key: Option<std::path::PathBuf>,
+}
+
+/// How long a statement written by these commands is valid for brokers that poll (ms).
+const STATEMENT_TTL_MS: u64 = 10_000;
+
+/// The signed ledger record of an epoch change, when a key is given.
+async fn epoch_record(
+    store: &dyn seb_store::Store,
+    key: Option<&std::path::Path>,
+    change: &seb_admission::service::EpochChange,
+    now: u64,
+) -> Result<Option<Vec<u8>>> {
+    let Some(path) = key else {
+        eprintln!("warning: no --key: the change takes effect but the ledger will not record it");
+        return Ok(None);
+    };
+    let key = crate::keyfile::read(path)?;
+    let epochs = store.epochs().await?;
+    let revoked = store.revocations().await?;
+    let statement =
+        seb_admission::service::statement_after(&epochs, revoked, change, now, STATEMENT_TTL_MS);
+    Ok(Some(seb_admission::records::sign_statement(&statement, &key)?.entry))
 }
 
 /// `seb revoke`.
@@ -39,7 +67,10 @@ pub async fn revoke(a: RevokeArgs) -> Result<()> {
         _ => bail!("say exactly one of --cid, --agent, --all"),
     };
     let store = open_store(&a.store).await?;
-    let epochs = store.revoke(what.clone(), now_ms(), None).await?;
+    let now = now_ms();
+    let change = seb_admission::service::EpochChange::Revoke(what.clone());
+    let record = epoch_record(store.as_ref(), a.key.as_deref(), &change, now).await?;
+    let epochs = store.revoke(what.clone(), now, record).await?;
     println!("{}", serde_json::json!({ "revoked": what, "epochs": epochs }));
     Ok(())
 }
@@ -58,6 +89,9 @@ pub enum EpochCmd {
         /// The store (`sqlite:<path>` or `postgres://…`).
         #[arg(long, env = "SEB_STORE")]
         store: String,
+        /// Sign the change into the ledger (see `seb revoke --key`).
+        #[arg(long, env = "SEB_EPOCH_KEY")]
+        key: Option<std::path::PathBuf>,
     },
 }
 
@@ -73,9 +107,12 @@ pub async fn epoch(cmd: EpochCmd) -> Result<()> {
                 serde_json::json!({ "epochs": e, "revoked_cids": cids, "revoked_agents": agents })
             );
         }
-        EpochCmd::BumpPolicy { store } => {
+        EpochCmd::BumpPolicy { store, key } => {
             let s = open_store(&store).await?;
-            let e = s.bump_policy_epoch(now_ms(), None).await?;
+            let now = now_ms();
+            let change = seb_admission::service::EpochChange::Policy;
+            let record = epoch_record(s.as_ref(), key.as_deref(), &change, now).await?;
+            let e = s.bump_policy_epoch(now, record).await?;
             println!("{}", serde_json::json!({ "epochs": e }));
         }
     }

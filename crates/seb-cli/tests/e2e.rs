@@ -212,6 +212,50 @@ fn execute_through_the_cli_then_verify_the_ledger_offline() {
 }
 
 #[test]
+fn a_revocation_from_the_cli_is_signed_into_the_ledger_and_stops_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    set_target(dir.path(), json!({"replicas": 3}));
+    let b = start(dir.path(), None);
+    let issuer = write_key(dir.path(), "issuer.seed", &common::issuer());
+    let db = format!("sqlite:{}", dir.path().join("seb.db").display());
+    let (code, out, err) =
+        seb(&["revoke", "--store", &db, "--agent", "agent-a", "--key", issuer.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let cert = issue(
+        dir.path(),
+        "c1.json",
+        json!({"replicas": 5}),
+        &["--evidence", r#"{"/replicas": 3}"#],
+    );
+    let (code, body) = execute(&b, &cert);
+    assert_eq!(code, 2, "{body}");
+    assert_eq!(body["failed_check"], "revocation");
+    // The ledger holds the signed statement: it verifies with the issuer key as an
+    // admission key, and not without it.
+    let x = export(&b);
+    let (code, out, err) = seb(&[
+        "ledger",
+        "verify",
+        x.to_str().unwrap(),
+        "--broker-key",
+        &common::broker_key().public_key().to_base64(),
+        "--admission-key",
+        &common::issuer().public_key().to_base64(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["epochs"], 1, "{r}");
+    assert_eq!(r["fail_closed"], 1, "{r}");
+    let (code, report) = verify(&x);
+    assert_eq!(code, 1, "{report}");
+    // Without --key the revocation still applies, with a warning that nothing is recorded.
+    let (code, _, err) =
+        seb(&["revoke", "--store", &db, "--cid", &uuid::Uuid::new_v4().to_string()]);
+    assert_eq!(code, 0);
+    assert!(err.contains("will not record"), "{err}");
+}
+
+#[test]
 fn tampered_exports_are_caught() {
     let dir = tempfile::tempdir().unwrap();
     set_target(dir.path(), json!({"n": 0}));
