@@ -55,6 +55,16 @@ pub struct KubeArgs {
     /// PEM of the CA that signed the broker's serving certificate (the webhook caBundle).
     #[arg(long)]
     pub ca_file: Option<PathBuf>,
+    /// An identity always allowed in protected namespaces, added to the control-plane
+    /// defaults (repeat); must match `exempt_usernames` in `[targets.kubernetes]`.
+    #[arg(long = "exempt-user")]
+    pub exempt_users: Vec<String>,
+    /// A username prefix always allowed (repeat); matches `exempt_username_prefixes`.
+    #[arg(long = "exempt-user-prefix")]
+    pub exempt_user_prefixes: Vec<String>,
+    /// A group always allowed (repeat; never `system:masters`); matches `exempt_groups`.
+    #[arg(long = "exempt-group")]
+    pub exempt_groups: Vec<String>,
     /// Omit the ValidatingAdmissionPolicy (clusters older than 1.30).
     #[arg(long)]
     pub no_admission_policy: bool,
@@ -136,6 +146,12 @@ fn kube_config(a: &KubeArgs) -> Result<DeployConfig> {
             port: 8443,
         },
     };
+    if a.exempt_groups.iter().any(|g| g == "system:masters") {
+        bail!("--exempt-group system:masters would exempt every cluster administrator");
+    }
+    cfg.exempt_usernames.extend(a.exempt_users.iter().cloned());
+    cfg.exempt_username_prefixes.extend(a.exempt_user_prefixes.iter().cloned());
+    cfg.exempt_groups.extend(a.exempt_groups.iter().cloned());
     cfg.emit_admission_policy = !a.no_admission_policy;
     cfg.emit_namespaces = !a.no_namespaces;
     Ok(cfg)

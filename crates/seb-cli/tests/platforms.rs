@@ -435,3 +435,78 @@ execution_role_arn = "{role_arn}"
         );
     }
 }
+
+// ------------------------------------------------------------------------------ artefacts
+
+mod artefacts {
+    use super::*;
+
+    #[test]
+    fn seb_deploy_kubernetes_prints_the_manifests_with_the_extra_exemptions() {
+        let (code, yaml, err) = seb(&[
+            "deploy",
+            "kubernetes",
+            "--protected-namespace",
+            "prod",
+            "--exempt-user",
+            "system:serviceaccount:argocd:controller",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        for kind in [
+            "ValidatingWebhookConfiguration",
+            "ValidatingAdmissionPolicy",
+            "ClusterRole",
+            "RoleBinding",
+        ] {
+            assert!(yaml.contains(&format!("kind: {kind}")), "{kind} missing");
+        }
+        assert!(yaml.contains("system:serviceaccount:argocd:controller"), "exemption missing");
+        assert!(err.contains("placeholder"), "a missing --ca-file is called out: {err}");
+        let (code, _, err) = seb(&[
+            "deploy",
+            "kubernetes",
+            "--protected-namespace",
+            "prod",
+            "--exempt-group",
+            "system:masters",
+        ]);
+        assert_eq!(code, 1);
+        assert!(err.contains("system:masters"), "{err}");
+        let (code, _, err) = seb(&[
+            "deploy",
+            "kubernetes",
+            "--protected-namespace",
+            "prod",
+            "--webhook-url",
+            "http://broker:8443/x",
+        ]);
+        assert_eq!(code, 1, "plain-HTTP webhook URL refused: {err}");
+    }
+
+    #[test]
+    fn seb_deploy_aws_prints_every_artefact_as_json() {
+        let (code, out, err) = seb(&[
+            "deploy",
+            "aws",
+            "--broker-principal-arn",
+            "arn:aws:iam::111111111111:role/seb-broker",
+            "--account",
+            "222222222222",
+            "--admin-principal-arn-pattern",
+            "arn:aws:iam::*:role/deployer",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        for f in [
+            "execution-role-trust-policy.json",
+            "scp.json",
+            "agent-permission-boundary.json",
+            "broker-role-policy.json",
+        ] {
+            assert_eq!(v[f]["Version"], "2012-10-17", "{f}");
+        }
+        let trust = v["execution-role-trust-policy.json"].to_string();
+        assert!(trust.contains("arn:aws:iam::111111111111:role/seb-broker"), "{trust}");
+        assert!(trust.contains("sts:TagSession") && trust.contains("sts:SetSourceIdentity"));
+    }
+}
