@@ -8,7 +8,7 @@
 //!   `#[tokio::test(flavor = "multi_thread")]` per case, so failures are reported per case
 //!   (the calling crate needs `tokio` with the `macros` and `rt-multi-thread` features):
 //!
-//!   ```ignore
+//!   ```text
 //!   seb_store::conformance_tests!(|| async {
 //!       seb_store::conformance::Fixture::new(MyStore::connect().await.unwrap())
 //!   });
