@@ -45,6 +45,7 @@ state_file = "target.json"
 [admission]
 issuer_key_file = "issuer.seed"
 policy_file = "admission.cedar"
+statement_ttl_ms = 1500
 
 [[admission.agents]]
 name = "agent-a"
@@ -267,4 +268,99 @@ fn propose_approve_execute_then_a_revocation_stops_the_next_one() {
         verify(&["--broker-key", &pk(3), "--broker-key", &pk(1), "--admission-key", &pk(3)]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("admission record must be signed"), "{err}");
+}
+
+/// A broker that does not share admission's store: it follows admission's signed epoch
+/// statements (statement mode), on the same test-double state file.
+fn start_statement_broker(dir: &Path, shared: &Path, admission: &Server) -> Server {
+    write_key(dir, "broker.seed", 3);
+    let cfg = format!(
+        r#"[broker]
+listen = "127.0.0.1:0"
+key_file = "broker.seed"
+store = "sqlite:b.db"
+checkpoint_interval_s = 0
+epoch_source = "statement"
+epoch_statement_url = "{url}/v1/admission/epochs/statement"
+epoch_poll_interval_ms = 200
+
+[trust]
+issuers = ["{issuer}"]
+admission_keys = ["{issuer}"]
+
+[[approvers]]
+name = "alice"
+role = "human"
+public_key = "{alice}"
+
+[targets.test]
+state_file = "{target}"
+"#,
+        url = admission.url,
+        issuer = pk(1),
+        alice = pk(20),
+        target = shared.join("target.json").display(),
+    );
+    std::fs::write(dir.join("seb.toml"), cfg).unwrap();
+    serve(dir, None)
+}
+
+fn cid_of(cert: &Path) -> String {
+    let c: Value = serde_json::from_str(&std::fs::read_to_string(cert).unwrap()).unwrap();
+    let payload: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD.decode(c["payload"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    payload["cid"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_broker_in_statement_mode_follows_admission_and_fails_closed_when_it_goes_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_key(d, "agent.seed", 2);
+    write_key(d, "alice.seed", 20);
+    let ops = write_key(d, "ops.seed", 40);
+    let a = start(d);
+    let bdir = tempfile::tempdir().unwrap();
+    let b = start_statement_broker(bdir.path(), d, &a);
+    let first = propose_and_approve(&a, d, "s-first", 4);
+    let second = propose_and_approve(&a, d, "s-second", 5);
+    let third = propose_and_approve(&a, d, "s-third", 6);
+
+    // Executed on the statement-mode broker while admission's statements are fresh.
+    let (code, v) = execute(&b, d, &first);
+    assert_eq!(code, 0, "{v}\n{}", b.log());
+    assert_eq!(v["outcome"]["status"], "applied");
+
+    // A revocation on admission reaches it at the next poll.
+    let cid = cid_of(&second);
+    let (code, out, err) = seb(&[
+        "admission",
+        "revoke",
+        "--admission",
+        &a.url,
+        "--admin",
+        "ops",
+        "--admin-key",
+        ops.to_str().unwrap(),
+        "--cid",
+        &cid,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    std::thread::sleep(Duration::from_millis(800));
+    let (code, v) = execute(&b, d, &second);
+    assert_eq!(code, 2, "{v}");
+    assert_eq!(
+        (v["failed_check"].as_str(), v["decision"].as_str()),
+        (Some("revocation"), Some("fail_closed"))
+    );
+
+    // Admission goes away: once the last statement's TTL (1.5 s) runs out, the broker
+    // fails closed instead of trusting stale epochs.
+    drop(a);
+    std::thread::sleep(Duration::from_millis(2500));
+    let (code, v) = execute(&b, d, &third);
+    assert_eq!(code, 2, "{v}");
+    assert_eq!(v["decision"], "fail_closed", "{v}");
 }
