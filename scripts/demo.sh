@@ -122,6 +122,7 @@ public_key = "$(pub alice)"
 [targets.kubernetes]
 cluster = "local"
 kubeconfig = "$(js "$info" 'd["kube"]["broker_kubeconfig"]')"
+observer_kubeconfig = "$(js "$info" 'd["kube"]["agent_kubeconfig"]')"   # admission reads with a read-only identity (here the agents' read-only user)
 exec_namespace = "seb-exec"
 protected_namespaces = ["shop"]
 webhook = true
@@ -131,6 +132,7 @@ broker_username = "broker"
 endpoint_url = "$(js "$info" 'd["aws"]["endpoint"]')"
 s3_force_path_style = true
 broker_credentials_file = "$(js "$info" 'd["aws"]["broker_credentials_file"]')"
+observer_credentials_file = "$(js "$info" 'd["aws"]["agent_credentials_file"]')"
 [targets.aws.accounts.$account]
 execution_role_arn = "$(js "$info" 'd["aws"]["execution_role_arn"]')"
 

@@ -5,6 +5,7 @@
 //! [targets.kubernetes]
 //! cluster = "prod-eu"                  # a contract's target.cluster must equal it
 //! kubeconfig = "broker.kubeconfig"     # optional; default: in-cluster, then $KUBECONFIG
+//! observer_kubeconfig = "ro.kubeconfig" # optional: admission observes read-only
 //! exec_namespace = "seb-exec"
 //! protected_namespaces = ["production"]
 //! webhook = true                       # serve /v1/kubernetes/admission-review (needs TLS)
@@ -13,6 +14,7 @@
 //! [targets.aws]
 //! endpoint_url = "http://127.0.0.1:5000"   # optional (VPC endpoint, emulator)
 //! broker_credentials_file = "aws.json"     # optional; default: the SDK's default chain
+//! observer_credentials_file = "ro.json"    # optional: admission observes read-only
 //! [targets.aws.accounts.123456789012]
 //! execution_role_arn = "arn:aws:iam::123456789012:role/seb-execution"
 //! ```
@@ -45,6 +47,10 @@ pub struct KubeSection {
     /// configuration file. Default: in-cluster, then `$KUBECONFIG` / `~/.kube/config`.
     #[serde(default)]
     pub kubeconfig: Option<PathBuf>,
+    /// Credentials admission observes with (evidence): a read-only identity, so the
+    /// assurance side never holds the broker's rights. Default: the broker's.
+    #[serde(default)]
+    pub observer_kubeconfig: Option<PathBuf>,
     #[serde(default = "default_exec_namespace")]
     pub exec_namespace: String,
     pub protected_namespaces: Vec<String>,
@@ -155,13 +161,21 @@ impl Platforms {
         tcfg.rbac_settle = Duration::from_millis(k.rbac_settle_ms);
         tcfg.call_timeout = Duration::from_millis(k.call_timeout_ms);
         let target = match &k.kubeconfig {
-            Some(p) => seb_kube::KubeTarget::from_kubeconfig(tcfg, &base.join(p)).await,
-            None => seb_kube::KubeTarget::infer(tcfg).await,
+            Some(p) => seb_kube::KubeTarget::from_kubeconfig(tcfg.clone(), &base.join(p)).await,
+            None => seb_kube::KubeTarget::infer(tcfg.clone()).await,
         }
         .context("[targets.kubernetes]")?;
         let target = Arc::new(target);
         self.targets.push(target.clone());
-        self.profiles.push((Arc::new(seb_kube::KubeProfile), target));
+        let observer: Arc<dyn Target> = match &k.observer_kubeconfig {
+            Some(p) => Arc::new(
+                seb_kube::KubeTarget::from_kubeconfig(tcfg, &base.join(p))
+                    .await
+                    .context("[targets.kubernetes] observer_kubeconfig")?,
+            ),
+            None => target,
+        };
+        self.profiles.push((Arc::new(seb_kube::KubeProfile), observer));
         if k.webhook {
             let Some(user) = k.broker_username.as_deref() else {
                 bail!("[targets.kubernetes] webhook = true needs broker_username");
@@ -181,33 +195,50 @@ impl Platforms {
     }
 
     async fn add_aws(&mut self, mut table: toml::Table, base: &Path) -> Result<()> {
-        let creds = match table.remove("broker_credentials_file") {
-            None => seb_aws::BrokerCredentials::DefaultChain,
-            Some(toml::Value::String(p)) => {
-                let path = base.join(p);
-                let bytes = Zeroizing::new(
-                    std::fs::read(&path)
-                        .with_context(|| format!("reading `{}`", path.display()))?,
-                );
-                let f: AwsCredentialsFile = seb_core::json::parse(&bytes, 64 * 1024)
-                    .with_context(|| format!("`{}`", path.display()))?;
-                seb_aws::BrokerCredentials::Static {
-                    access_key_id: f.access_key_id,
-                    secret_access_key: Zeroizing::new(f.secret_access_key),
-                    session_token: f.session_token.map(Zeroizing::new),
-                }
-            }
-            Some(_) => bail!("[targets.aws] broker_credentials_file must be a path"),
+        let creds = credentials(table.remove("broker_credentials_file"), base)?;
+        let observer_creds = match table.remove("observer_credentials_file") {
+            None => None,
+            v => Some(credentials(v, base)?),
         };
         let acfg: seb_aws::AwsTargetConfig =
             toml::Value::Table(table).try_into().context("[targets.aws]")?;
         let accounts: BTreeSet<String> = acfg.accounts.keys().cloned().collect();
-        let target = Arc::new(seb_aws::AwsTarget::new(acfg, creds).await.context("[targets.aws]")?);
+        let target =
+            Arc::new(seb_aws::AwsTarget::new(acfg.clone(), creds).await.context("[targets.aws]")?);
         self.targets.push(target.clone());
-        self.profiles.push((Arc::new(seb_aws::AwsPlatform), target));
+        let observer: Arc<dyn Target> = match observer_creds {
+            Some(c) => Arc::new(
+                seb_aws::AwsTarget::new(acfg, c)
+                    .await
+                    .context("[targets.aws] observer_credentials_file")?,
+            ),
+            None => target,
+        };
+        self.profiles.push((Arc::new(seb_aws::AwsPlatform), observer));
         tracing::info!(accounts = ?accounts, "aws target ready");
         Ok(())
     }
+}
+
+/// Credentials from a `…_credentials_file` key (absent: the SDK's default chain).
+fn credentials(v: Option<toml::Value>, base: &Path) -> Result<seb_aws::BrokerCredentials> {
+    Ok(match v {
+        None => seb_aws::BrokerCredentials::DefaultChain,
+        Some(toml::Value::String(p)) => {
+            let path = base.join(p);
+            let bytes = Zeroizing::new(
+                std::fs::read(&path).with_context(|| format!("reading `{}`", path.display()))?,
+            );
+            let f: AwsCredentialsFile = seb_core::json::parse(&bytes, 64 * 1024)
+                .with_context(|| format!("`{}`", path.display()))?;
+            seb_aws::BrokerCredentials::Static {
+                access_key_id: f.access_key_id,
+                secret_access_key: Zeroizing::new(f.secret_access_key),
+                session_token: f.session_token.map(Zeroizing::new),
+            }
+        }
+        Some(_) => bail!("[targets.aws] a credentials file setting must be a path"),
+    })
 }
 
 /// The broker's live executions, as the webhook sees them.

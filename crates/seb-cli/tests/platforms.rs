@@ -237,6 +237,15 @@ mod kubernetes {
             ),
         )
         .unwrap();
+        // Admission observes with the agents' read-only identity, never the broker's.
+        std::fs::write(
+            d.join("observer.kubeconfig"),
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: agent\n  user:\n    token: {}\ncontexts:\n- name: agent\n  context:\n    cluster: test\n    user: agent\ncurrent-context: agent\n",
+                s.url(), ca.display(), t.agent
+            ),
+        )
+        .unwrap();
         let cfg = format!(
             r#"[broker]
 listen = "127.0.0.1:{port}"
@@ -249,6 +258,7 @@ tls_key = "tls.key"
 [targets.kubernetes]
 cluster = "test"
 kubeconfig = "broker.kubeconfig"
+observer_kubeconfig = "observer.kubeconfig"
 exec_namespace = "seb-exec"
 protected_namespaces = ["{ns}"]
 webhook = true
@@ -371,6 +381,12 @@ mod aws {
             json!({"access_key_id": broker.access_key_id, "secret_access_key": broker.secret_access_key}).to_string(),
         )
         .unwrap();
+        // Admission observes with the agent's keys, which cannot write (the boundary).
+        std::fs::write(
+            d.join("observer.json"),
+            json!({"access_key_id": agent.access_key_id, "secret_access_key": agent.secret_access_key}).to_string(),
+        )
+        .unwrap();
         let cfg = format!(
             r#"[broker]
 listen = "127.0.0.1:0"
@@ -382,6 +398,7 @@ checkpoint_interval_s = 0
 endpoint_url = "{endpoint}"
 s3_force_path_style = true
 broker_credentials_file = "aws.json"
+observer_credentials_file = "observer.json"
 
 [targets.aws.accounts.{ACCOUNT}]
 execution_role_arn = "{role_arn}"

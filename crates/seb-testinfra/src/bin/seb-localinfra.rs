@@ -88,6 +88,7 @@ fn run(a: &Args) -> Result<(KubeApiServer, MotoServer), String> {
     let t = kube.tokens();
     write(&a.out.join("admin.kubeconfig"), &kubeconfig("admin", &t.admin))?;
     write(&a.out.join("broker.kubeconfig"), &kubeconfig("broker", &t.broker))?;
+    write(&a.out.join("agent.kubeconfig"), &kubeconfig("agent", &t.agent))?;
 
     // AWS: the broker user with the broker policy, an agent user inside the permission
     // boundary, the execution role with the shipped trust policy, a bucket.
@@ -110,10 +111,15 @@ fn run(a: &Args) -> Result<(KubeApiServer, MotoServer), String> {
         &json!({"access_key_id": broker.access_key_id, "secret_access_key": broker.secret_access_key}).to_string(),
     )?;
 
+    write(
+        &a.out.join("aws-agent.json"),
+        &json!({"access_key_id": agent.access_key_id, "secret_access_key": agent.secret_access_key}).to_string(),
+    )?;
     let info = json!({
         "kube": {
             "url": kube.url(), "ca": ca, "admin_kubeconfig": a.out.join("admin.kubeconfig"),
             "broker_kubeconfig": a.out.join("broker.kubeconfig"),
+            "agent_kubeconfig": a.out.join("agent.kubeconfig"),
             "tls_cert": a.out.join("broker-tls.crt"), "tls_key": a.out.join("broker-tls.key"),
             "tokens": {"admin": t.admin, "agent": t.agent, "broker": t.broker},
             "users": {"broker": "broker", "agent": "agent"},
@@ -122,6 +128,7 @@ fn run(a: &Args) -> Result<(KubeApiServer, MotoServer), String> {
             "endpoint": moto.endpoint(), "account": ACCOUNT, "region": REGION,
             "execution_role_arn": role_arn, "bucket": "seb-demo-config",
             "broker_credentials_file": a.out.join("aws-broker.json"),
+            "agent_credentials_file": a.out.join("aws-agent.json"),
             "admin": {"access_key_id": moto.admin().access_key_id, "secret_access_key": moto.admin().secret_access_key},
             "agent": {"access_key_id": agent.access_key_id, "secret_access_key": agent.secret_access_key},
         },
