@@ -397,7 +397,7 @@ pub fn markdown(r: &Results) -> String {
     }
     let _ = writeln!(
         m_,
-        "\n*Tokens live after recovery*: identities minted before the crash that nobody retired (the test double's tokens never expire and recovery does not retire them). On Kubernetes and AWS they lapse with their TTL (600 s / 900 s): a bounded exposure, not a duplicate."
+        "\n*Tokens live after recovery*: identities minted before the crash still alive after recovery, which retires them with `Target::retire_orphans` (Kubernetes deletes the execution's ServiceAccount, Role and RoleBinding; AWS STS sessions cannot be revoked and lapse after 900 s). Anything but 0 here is a finding."
     );
     let _ = writeln!(
         m_,
