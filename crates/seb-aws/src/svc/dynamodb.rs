@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 
 use aws_config::SdkConfig;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::RequestId;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -172,6 +174,31 @@ pub(crate) fn pin(observed: Option<&str>, key: &Map<String, Value>) -> Result<Pi
     Ok((parts.join(" AND "), names, values))
 }
 
+/// A conditional write's result as the broker records it: applied, a conflict when the
+/// condition did not hold, or the other failures `Failure::into_called` sorts out.
+fn settle<O, E>(
+    r: Result<O, SdkError<E, HttpResponse>>,
+    action: &str,
+) -> Result<Called, TargetError>
+where
+    O: RequestId,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match r {
+        Ok(out) => Ok(Called {
+            status: MutationStatus::Applied,
+            request_id: out.request_id().map(str::to_owned),
+            result: Some(json!({})),
+            error: None,
+        }),
+        Err(e) => {
+            let f = failure(&e);
+            let conflict = f.code.as_deref() == Some("ConditionalCheckFailedException");
+            f.into_called(action, conflict)
+        }
+    }
+}
+
 pub(crate) async fn mutate(
     sdk: &SdkConfig,
     op: Op,
@@ -187,13 +214,6 @@ pub(crate) async fn mutate(
     let key = to_map(&Value::Object(key_json.clone()))?;
     let (cond, mut names, mut values) = pin(observed_version, key_json)?;
     let c = client(sdk);
-    let conflict = |code: Option<&str>| code == Some("ConditionalCheckFailedException");
-    let done = |rid: Option<&str>| Called {
-        status: MutationStatus::Applied,
-        request_id: rid.map(str::to_owned),
-        result: Some(json!({})),
-        error: None,
-    };
     match op {
         Op::DynamoDbPutItem => {
             let item = to_map(params.get("item").ok_or_else(|| bad("params need `item`"))?)?;
@@ -206,14 +226,7 @@ pub(crate) async fn mutate(
                 .set_expression_attribute_values((!values.is_empty()).then_some(values))
                 .send()
                 .await;
-            match r {
-                Ok(out) => Ok(done(out.request_id())),
-                Err(e) => {
-                    let f = failure(&e);
-                    let k = conflict(f.code.as_deref());
-                    f.into_called("dynamodb:PutItem", k)
-                }
-            }
+            settle(r, "dynamodb:PutItem")
         }
         Op::DynamoDbUpdateItem => {
             let mut sets = Vec::new();
@@ -251,14 +264,7 @@ pub(crate) async fn mutate(
                 .set_expression_attribute_values((!values.is_empty()).then_some(values))
                 .send()
                 .await;
-            match r {
-                Ok(out) => Ok(done(out.request_id())),
-                Err(e) => {
-                    let f = failure(&e);
-                    let k = conflict(f.code.as_deref());
-                    f.into_called("dynamodb:UpdateItem", k)
-                }
-            }
+            settle(r, "dynamodb:UpdateItem")
         }
         Op::DynamoDbDeleteItem => {
             let r = c
@@ -270,14 +276,7 @@ pub(crate) async fn mutate(
                 .set_expression_attribute_values((!values.is_empty()).then_some(values))
                 .send()
                 .await;
-            match r {
-                Ok(out) => Ok(done(out.request_id())),
-                Err(e) => {
-                    let f = failure(&e);
-                    let k = conflict(f.code.as_deref());
-                    f.into_called("dynamodb:DeleteItem", k)
-                }
-            }
+            settle(r, "dynamodb:DeleteItem")
         }
         _ => Err(bad(format!("{op:?} is not a DynamoDB operation"))),
     }
