@@ -12,18 +12,13 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{Value, json};
-use support::{SEB, Server, pk, seb, serve, write_key};
+use support::{PERMIT_PROPOSALS, SEB, Server, admission_config, pk, seb, serve, write_key};
 
 fn start(dir: &Path) -> Server {
-    write_key(dir, "broker.seed", 3);
-    write_key(dir, "issuer.seed", 1);
     // Every proposal needs one human: the walkthrough's "a human approves".
-    std::fs::write(
-        dir.join("admission.cedar"),
-        "permit(principal, action == SEB::Action::\"propose\", resource);\n\
-         permit(principal, action == SEB::Action::\"require_human\", resource);\n",
-    )
-    .unwrap();
+    let policy = format!(
+        "{PERMIT_PROPOSALS}permit(principal, action == SEB::Action::\"require_human\", resource);\n"
+    );
     let cfg = format!(
         r#"[broker]
 listen = "127.0.0.1:0"
@@ -31,39 +26,10 @@ key_file = "broker.seed"
 store = "sqlite:seb.db"
 checkpoint_interval_s = 0
 
-[trust]
-issuers = ["{issuer}"]
-
-[[approvers]]
-name = "alice"
-role = "human"
-public_key = "{alice}"
-
 [targets.test]
 state_file = "target.json"
-
-[admission]
-issuer_key_file = "issuer.seed"
-policy_file = "admission.cedar"
-statement_ttl_ms = 1500
-
-[[admission.agents]]
-name = "agent-a"
-public_keys = ["{agent}"]
-
-[[admission.approvers]]
-name = "alice"
-role = "human"
-public_key = "{alice}"
-
-[[admission.admins]]
-name = "ops"
-public_key = "{ops}"
-"#,
-        issuer = pk(1),
-        alice = pk(20),
-        agent = pk(2),
-        ops = pk(40),
+{}"#,
+        admission_config(dir, &policy, "statement_ttl_ms = 1500\n")
     );
     std::fs::write(dir.join("seb.toml"), cfg).unwrap();
     serve(dir, None)

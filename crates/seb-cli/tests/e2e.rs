@@ -7,48 +7,24 @@
 
 #[path = "../../seb-broker/tests/common/mod.rs"]
 mod common;
+mod support;
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use seb_core::keys::SigningKey;
 use seb_core::types::{CertPath, CheckKind, Constraint};
 use serde_json::{Value, json};
-
-const SEB: &str = env!("CARGO_BIN_EXE_seb");
+use support::{Server, seb, serve_crashing_at, write_signing_key};
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
 }
 
-fn write_key(dir: &Path, name: &str, key: &SigningKey) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, base64::engine::general_purpose::STANDARD.encode(key.seed().as_ref()))
-        .unwrap();
-    p
-}
-
-struct Broker {
-    child: Child,
-    url: String,
-    dir: PathBuf,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Write keys and a config into `dir` (once) and start `seb serve`.
-fn start(dir: &Path, crash_at: Option<&str>) -> Broker {
+fn start(dir: &Path, crash_at: Option<&str>) -> Server {
     let cfg = dir.join("seb.toml");
     if !cfg.exists() {
-        write_key(dir, "broker.seed", &common::broker_key());
+        write_signing_key(dir, "broker.seed", &common::broker_key());
         let mut approvers = String::new();
         for i in 0..3u8 {
             approvers += &format!(
@@ -68,49 +44,12 @@ fn start(dir: &Path, crash_at: Option<&str>) -> Broker {
         )
         .unwrap();
     }
-    let mut cmd = Command::new(SEB);
-    cmd.args(["serve", "--config"])
-        .arg(&cfg)
-        .env("SEB_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    match crash_at {
-        Some(c) => cmd.env("SEB_CRASH_AT", c),
-        None => cmd.env_remove("SEB_CRASH_AT"),
-    };
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().expect("broker printed nothing").unwrap();
-    let v: Value = serde_json::from_str(&first).unwrap();
-    let url = format!("http://{}", v["listening"].as_str().unwrap());
-    // Wait for readiness (recovery done).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let ok = Command::new("curl")
-            .args(["-sf", &format!("{url}/readyz")])
-            .output()
-            .map(|o| o.status.success());
-        if ok.unwrap_or(false) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "broker not ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Broker { child, url, dir: dir.to_owned() }
-}
-
-fn seb(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(SEB).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    serve_crashing_at(dir, None, crash_at)
 }
 
 /// Issue a real-time certificate for the test double through the CLI.
 fn issue(dir: &Path, name: &str, value: Value, extra: &[&str]) -> PathBuf {
-    let issuer = write_key(dir, "issuer.seed", &common::issuer());
+    let issuer = write_signing_key(dir, "issuer.seed", &common::issuer());
     let out = dir.join(name);
     let params = json!({"value": value}).to_string();
     let target = json!({"name": "cfg"}).to_string();
@@ -140,8 +79,8 @@ fn issue(dir: &Path, name: &str, value: Value, extra: &[&str]) -> PathBuf {
     out
 }
 
-fn execute(b: &Broker, cert: &Path) -> (i32, Value) {
-    let agent = write_key(&b.dir, "agent.seed", &common::agent());
+fn execute(b: &Server, cert: &Path) -> (i32, Value) {
+    let agent = write_signing_key(&b.dir, "agent.seed", &common::agent());
     let (code, out, _) = seb(&[
         "execute",
         "--broker",
@@ -154,7 +93,7 @@ fn execute(b: &Broker, cert: &Path) -> (i32, Value) {
     (code, serde_json::from_str(&out).unwrap_or(Value::Null))
 }
 
-fn export(b: &Broker) -> PathBuf {
+fn export(b: &Server) -> PathBuf {
     let out = b.dir.join("export.json");
     let (code, _, err) =
         seb(&["ledger", "export", "--broker", &b.url, "--out", out.to_str().unwrap()]);
@@ -216,7 +155,7 @@ fn a_revocation_from_the_cli_is_signed_into_the_ledger_and_stops_the_agent() {
     let dir = tempfile::tempdir().unwrap();
     set_target(dir.path(), json!({"replicas": 3}));
     let b = start(dir.path(), None);
-    let issuer = write_key(dir.path(), "issuer.seed", &common::issuer());
+    let issuer = write_signing_key(dir.path(), "issuer.seed", &common::issuer());
     let db = format!("sqlite:{}", dir.path().join("seb.db").display());
     let (code, out, err) =
         seb(&["revoke", "--store", &db, "--agent", "agent-a", "--key", issuer.to_str().unwrap()]);
@@ -435,7 +374,7 @@ fn crash_at_every_step_leaves_no_duplicate_and_a_verifiable_ledger() {
             let mut b = start(dir.path(), Some(point));
             let (code, _) = execute(&b, &cert);
             assert_eq!(code, 1, "{point}: the connection should drop");
-            let status = b.child.wait().unwrap();
+            let status = b.wait();
             assert!(!status.success(), "{point}: broker should have aborted");
         }
         let mutations_before = target(dir.path()).mutations().unwrap().len();

@@ -10,58 +10,10 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use support::{Server, pk, seb, serve, write_key};
+use support::{PERMIT_PROPOSALS, Server, admission_config, pk, seb, serve};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// The admission and trust parts of `seb.toml` every walkthrough shares: issuer key 1, agent
-/// `agent-a` (key 2), human approver `alice` (key 20), admin `ops` (key 40); Cedar permits
-/// every proposal, so the consequence level alone decides the path.
-fn admission_config(dir: &Path) -> String {
-    write_key(dir, "broker.seed", 3);
-    write_key(dir, "issuer.seed", 1);
-    write_key(dir, "agent.seed", 2);
-    write_key(dir, "alice.seed", 20);
-    write_key(dir, "ops.seed", 40);
-    std::fs::write(
-        dir.join("admission.cedar"),
-        "permit(principal, action == SEB::Action::\"propose\", resource);\n",
-    )
-    .unwrap();
-    format!(
-        r#"
-[trust]
-issuers = ["{issuer}"]
-
-[[approvers]]
-name = "alice"
-role = "human"
-public_key = "{alice}"
-
-[admission]
-issuer_key_file = "issuer.seed"
-policy_file = "admission.cedar"
-
-[[admission.agents]]
-name = "agent-a"
-public_keys = ["{agent}"]
-
-[[admission.approvers]]
-name = "alice"
-role = "human"
-public_key = "{alice}"
-
-[[admission.admins]]
-name = "ops"
-public_key = "{ops}"
-"#,
-        issuer = pk(1),
-        alice = pk(20),
-        agent = pk(2),
-        ops = pk(40),
-    )
 }
 
 /// What an agent proposes.
@@ -264,7 +216,7 @@ protected_namespaces = ["{ns}"]
 webhook = true
 broker_username = "broker"
 {admission}"#,
-            admission = admission_config(d)
+            admission = admission_config(d, PERMIT_PROPOSALS, "")
         );
         std::fs::write(d.join("seb.toml"), cfg).unwrap();
         let srv = serve(d, Some(&ca));
@@ -404,7 +356,7 @@ observer_credentials_file = "observer.json"
 execution_role_arn = "{role_arn}"
 {admission}"#,
             endpoint = moto.endpoint(),
-            admission = admission_config(d)
+            admission = admission_config(d, PERMIT_PROPOSALS, "")
         );
         std::fs::write(d.join("seb.toml"), cfg).unwrap();
         let srv = serve(d, None);

@@ -17,10 +17,9 @@
 
 #[path = "../../seb-broker/tests/common/mod.rs"]
 mod common;
+mod support;
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -32,8 +31,8 @@ use seb_store::Store as _;
 use seb_store_postgres::{PostgresOptions, PostgresStore};
 use seb_testinfra::postgres::Postgres;
 use serde_json::{Value, json};
+use support::{Server, seb, serve_crashing_at, write_signing_key};
 
-const SEB: &str = env!("CARGO_BIN_EXE_seb");
 const ORIGIN: &str = "seb.local/ledger";
 
 fn now_ms() -> u64 {
@@ -42,13 +41,6 @@ fn now_ms() -> u64 {
 
 fn pg() -> &'static Postgres {
     Postgres::shared().expect("PostgreSQL could not be started")
-}
-
-fn write_key(dir: &Path, name: &str, key: &seb_core::keys::SigningKey) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, base64::engine::general_purpose::STANDARD.encode(key.seed().as_ref()))
-        .unwrap();
-    p
 }
 
 /// The platform state every object starts in (the certificates' evidence).
@@ -69,25 +61,15 @@ fn mutations(path: &Path) -> Vec<seb_target::test_double::MutationLog> {
     seb_target::test_double::TestTarget::open(path).unwrap().mutations().unwrap()
 }
 
-struct Replica {
-    child: Child,
-    url: String,
-    dir: PathBuf,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// A replica: one `seb serve` on the shared database.
+type Replica = Server;
 
 /// Write a replica's config into `dir`: the shared broker key, the PostgreSQL store, its
 /// test-double state file. Then start `seb serve` and wait until recovery is done.
 fn start(dir: &Path, store: &str, state_file: &Path, crash_at: Option<&str>) -> Replica {
     std::fs::create_dir_all(dir).unwrap();
     let cfg = dir.join("seb.toml");
-    write_key(dir, "broker.seed", &common::broker_key());
+    write_signing_key(dir, "broker.seed", &common::broker_key());
     std::fs::write(
         &cfg,
         format!(
@@ -99,56 +81,7 @@ fn start(dir: &Path, store: &str, state_file: &Path, crash_at: Option<&str>) -> 
         ),
     )
     .unwrap();
-    let mut cmd = Command::new(SEB);
-    cmd.args(["serve", "--config"])
-        .arg(&cfg)
-        .env("SEB_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    match crash_at {
-        Some(c) => cmd.env("SEB_CRASH_AT", c),
-        None => cmd.env_remove("SEB_CRASH_AT"),
-    };
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().expect("replica printed nothing").unwrap();
-    let v: Value = serde_json::from_str(&first).unwrap();
-    let url = format!("http://{}", v["listening"].as_str().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let client = reqwest::blocking::Client::new();
-    loop {
-        if client.get(format!("{url}/readyz")).send().is_ok_and(|r| r.status().is_success()) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "replica not ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Replica { child, url, dir: dir.to_owned() }
-}
-
-fn seb(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(SEB).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// `seb ledger checkpoint|export`, retried while it loses the checkpoint race to another
-/// replica. KNOWN GAP (seb-broker): `Broker::checkpoint` reads the size, then stores a
-/// checkpoint of it; when another replica stored a newer one in between, the store refuses
-/// the older one (checkpoints only move forward) and the call answers 503 instead of
-/// returning the newer checkpoint.
-fn seb_checkpointing(args: &[&str]) -> (i32, String, String) {
-    for _ in 0..10 {
-        let (code, out, err) = seb(args);
-        if code == 0 || !err.contains("smaller than the newest stored checkpoint") {
-            return (code, out, err);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    seb(args)
+    serve_crashing_at(dir, None, crash_at)
 }
 
 /// The certificate id (a UUID) for a readable name, the same for the same name.
@@ -200,14 +133,8 @@ fn post(client: &reqwest::blocking::Client, replica: &str, body: Vec<u8>) -> (u1
 
 fn export(r: &Replica) -> PathBuf {
     let out = r.dir.join("export.json");
-    let (code, _, err) = seb_checkpointing(&[
-        "ledger",
-        "export",
-        "--broker",
-        &r.url,
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (code, _, err) =
+        seb(&["ledger", "export", "--broker", &r.url, "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     out
 }
@@ -396,7 +323,7 @@ fn replicas_writing_concurrently_share_one_verifiable_ledger_and_consistent_chec
     let mut notes = Vec::new();
     for round in 0..9 {
         let r = &replicas[round % 3];
-        let (code, note, err) = seb_checkpointing(&["ledger", "checkpoint", "--broker", &r.url]);
+        let (code, note, err) = seb(&["ledger", "checkpoint", "--broker", &r.url]);
         assert_eq!(code, 0, "{err}");
         notes.push(note);
         std::thread::sleep(Duration::from_millis(100));
@@ -486,7 +413,7 @@ fn a_replica_killed_mid_execution_is_reconciled_by_the_next_replica_to_start() {
                 sent.is_err() || !sent.unwrap().status().is_success(),
                 "{point}: the victim answered"
             );
-            let status = victim.child.wait().unwrap();
+            let status = victim.wait();
             assert!(!status.success(), "{point}: the victim should have aborted");
         }
         assert_eq!(mutations(&platform).len(), mutated, "{point}");
