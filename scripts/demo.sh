@@ -28,12 +28,21 @@ declare -a rows
 row() { rows+=("$1|$2|$3"); }
 js() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); v=eval(sys.argv[2]); print(v if not isinstance(v,(dict,list)) else json.dumps(v))' "$@"; }
 
-say "Building seb and the local platform launcher (the first build takes several minutes)"
-cargo build -q -p seb-cli --bin seb -p seb-testinfra --bin seb-localinfra
-cargo build -q -p seb-aws --example scoped_session
-seb="$root/target/debug/seb"
-localinfra="$root/target/debug/seb-localinfra"
-scoped_session="$root/target/debug/examples/scoped_session"
+bin_dir="$root/target/debug"
+if [[ -n "${SEB_DEMO_PREBUILT:-}" ]]; then
+  # scripts/test.sh has just built these with the test build's features: reuse them rather
+  # than rebuild the SDK crates under a second feature set.
+  bin_dir=$SEB_DEMO_PREBUILT
+  say "Using the binaries already built in $bin_dir"
+else
+  say "Building seb and the local platform launcher (the first build takes several minutes)"
+  cargo build -q -p seb-cli --bin seb -p seb-testinfra --bin seb-localinfra
+  cargo build -q -p seb-aws --example scoped_session
+fi
+seb="$bin_dir/seb"
+localinfra="$bin_dir/seb-localinfra"
+scoped_session="$bin_dir/examples/scoped_session"
+for b in "$seb" "$localinfra" "$scoped_session"; do [[ -x "$b" ]] || die "missing binary $b"; done
 
 say "Keys: broker, admission issuer, agent, a human approver, an operator"
 for k in broker issuer agent alice ops; do "$seb" keygen --out "$work/$k.seed" > "$work/$k.pub"; done
