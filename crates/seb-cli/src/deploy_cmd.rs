@@ -72,11 +72,15 @@ pub struct KubeArgs {
     #[arg(long)]
     pub no_namespaces: bool,
     /// Apply with server-side apply instead of printing.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "delete")]
     pub apply: bool,
-    /// Credentials to apply with (a cluster administrator). Default: in-cluster, then
-    /// $KUBECONFIG / ~/.kube/config.
-    #[arg(long, requires = "apply")]
+    /// Delete what `--apply` with the same flags installed (admission objects first); this
+    /// includes the Namespace objects unless --no-namespaces.
+    #[arg(long)]
+    pub delete: bool,
+    /// Credentials to apply or delete with (a cluster administrator). Default: in-cluster,
+    /// then $KUBECONFIG / ~/.kube/config.
+    #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
 }
 
@@ -159,7 +163,7 @@ fn kube_config(a: &KubeArgs) -> Result<DeployConfig> {
 
 async fn kubernetes(a: KubeArgs) -> Result<ExitCode> {
     let cfg = kube_config(&a)?;
-    if a.ca_file.is_none() {
+    if a.ca_file.is_none() && !a.delete {
         eprintln!(
             "note: no --ca-file: the webhook's caBundle is a placeholder; the API server will refuse to call it until you replace it"
         );
@@ -168,13 +172,28 @@ async fn kubernetes(a: KubeArgs) -> Result<ExitCode> {
         }
     }
     let objects = seb_kube::deploy::objects(&cfg);
+    if a.delete {
+        let client = seb_kube::target::client(a.kubeconfig.as_deref()).await?;
+        seb_kube::deploy::delete(&client, &objects).await?;
+        println!("{}", serde_json::json!({ "deleted": names(&objects) }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.kubeconfig.is_some() && !a.apply {
+        bail!("--kubeconfig is for --apply or --delete");
+    }
     if !a.apply {
         print!("{}", seb_kube::deploy::to_yaml(&objects));
         return Ok(ExitCode::SUCCESS);
     }
     let client = seb_kube::target::client(a.kubeconfig.as_deref()).await?;
     seb_kube::deploy::apply(&client, &objects).await?;
-    let kinds: Vec<String> = objects
+    println!("{}", serde_json::json!({ "applied": names(&objects) }));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `Kind/name` of each object.
+fn names(objects: &[serde_json::Value]) -> Vec<String> {
+    objects
         .iter()
         .map(|o| {
             format!(
@@ -183,9 +202,7 @@ async fn kubernetes(a: KubeArgs) -> Result<ExitCode> {
                 o.pointer("/metadata/name").and_then(|v| v.as_str()).unwrap_or("?")
             )
         })
-        .collect();
-    println!("{}", serde_json::json!({ "applied": kinds }));
-    Ok(ExitCode::SUCCESS)
+        .collect()
 }
 
 fn aws(a: AwsArgs) -> Result<ExitCode> {

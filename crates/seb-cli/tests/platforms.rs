@@ -156,7 +156,7 @@ mod kubernetes {
         let ca = d.join("ca.pem");
         std::fs::write(&ca, s.ca_pem()).unwrap();
         let hook = format!("https://127.0.0.1:{port}/v1/kubernetes/admission-review");
-        let (code, out, err) = seb(&[
+        let deploy_args = [
             "deploy",
             "kubernetes",
             "--protected-namespace",
@@ -170,10 +170,10 @@ mod kubernetes {
             "--ca-file",
             ca.to_str().unwrap(),
             "--no-admission-policy",
-            "--apply",
             "--kubeconfig",
             s.kubeconfig().to_str().unwrap(),
-        ]);
+        ];
+        let (code, out, err) = seb(&[&deploy_args[..], &["--apply"]].concat());
         assert_eq!(code, 0, "{out}{err}");
         assert!(out.contains("ValidatingWebhookConfiguration"), "{out}");
 
@@ -272,14 +272,39 @@ broker_username = "broker"
             "{report}"
         );
 
-        // Leave the cluster as found for other tests in this process.
+        // `seb deploy kubernetes --delete` with the same flags uninstalls it (webhook first);
+        // --no-namespaces keeps the namespaces, which other tests in this process share.
+        let (code, out, err) = seb(&[&deploy_args[..], &["--no-namespaces", "--delete"]].concat());
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("\"deleted\""), "{out}");
         let (st, _) = kube(
-            "DELETE",
+            "GET",
             "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/seb-broker",
             &t.admin,
             None,
         );
-        assert!(st == 200 || st == 404);
+        assert_eq!(st, 404, "the webhook is gone");
+        let (st, _) = kube(
+            "GET",
+            &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"),
+            &t.admin,
+            None,
+        );
+        assert_eq!(st, 200);
+        let (_, bindings) = kube(
+            "GET",
+            &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"),
+            &t.admin,
+            None,
+        );
+        assert_eq!(bindings["items"].as_array().map(Vec::len), Some(0), "{bindings}");
+        // Without the webhook the administrator's patch goes through again.
+        let patch = Some(("application/merge-patch+json", json!({"spec": {"replicas": 9}})));
+        let (st, body) = kube("PATCH", &format!("{deps}/web"), &t.admin, patch);
+        assert_eq!(st, 200, "{body}");
+        // A second --delete finds nothing and still succeeds.
+        let (code, out, err) = seb(&[&deploy_args[..], &["--no-namespaces", "--delete"]].concat());
+        assert_eq!(code, 0, "{out}{err}");
     }
 }
 

@@ -388,6 +388,48 @@ pub async fn apply(client: &kube::Client, objects: &[Value]) -> Result<(), crate
     Ok(())
 }
 
+/// Delete what [`apply`] applied: the admission objects first (so they cannot refuse the
+/// rest), then everything else in reverse order; objects already gone are fine.
+pub async fn delete(client: &kube::Client, objects: &[Value]) -> Result<(), crate::KubeError> {
+    use kube::api::{Api, DeleteParams, DynamicObject, GroupVersionKind};
+    use kube::discovery::Scope;
+    let s = |o: &Value, p: &str| o.pointer(p).and_then(Value::as_str).map(str::to_owned);
+    let admission = |o: &&Value| {
+        s(o, "/apiVersion").is_some_and(|av| av.starts_with("admissionregistration.k8s.io/"))
+    };
+    let ordered =
+        objects.iter().filter(admission).chain(objects.iter().rev().filter(|o| !admission(o)));
+    for o in ordered {
+        let (Some(av), Some(kind), Some(name)) =
+            (s(o, "/apiVersion"), s(o, "/kind"), s(o, "/metadata/name"))
+        else {
+            return Err(crate::KubeError::Invalid(format!(
+                "object without apiVersion/kind/name: {o}"
+            )));
+        };
+        let (g, v) = av.split_once('/').unwrap_or(("", av.as_str()));
+        let (ar, caps) =
+            match kube::discovery::pinned_kind(client, &GroupVersionKind::gvk(g, v, &kind)).await {
+                Ok(found) => found,
+                // A kind this server does not serve (ValidatingAdmissionPolicy before 1.30)
+                // cannot have been applied.
+                Err(_) => continue,
+            };
+        let api: Api<DynamicObject> = match (caps.scope, s(o, "/metadata/namespace")) {
+            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), &ns, &ar),
+            _ => Api::all_with(client.clone(), &ar),
+        };
+        match api.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => {
+                return Err(crate::KubeError::Refused(format!("delete {kind} `{name}`: {e}")));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// All manifests as one multi-document YAML stream.
 pub fn manifests(cfg: &DeployConfig) -> String {
     to_yaml(&objects(cfg))
