@@ -13,11 +13,37 @@
 #      AWS session used outside its certificate, refused,
 #   7. the ledger verified offline.
 # It ends with a summary table and leaves the ledger and a report on disk.
-# Usage: bash scripts/demo.sh [workdir]   (default: ./.seb/demo)
+#
+# Usage: bash scripts/demo.sh [options] [workdir]   (default workdir: ./.seb/demo)
+#   --kubeconfig FILE     use this cluster instead of a local API server (an administrator's
+#                         kubeconfig for a cluster you may change; see README)
+#   --webhook-host HOST   with --kubeconfig: an address of this machine the cluster's API
+#                         server can reach; the broker listens there and serves the webhook
+#   --aws-profile NAME    use this AWS profile (IAM administrator of a sandbox account)
+#                         instead of the local emulator; honours AWS_ENDPOINT_URL
+#   --aws-region REGION   with --aws-profile (default: AWS_REGION, else us-east-1)
+# What the walkthrough creates on a cluster or account it was pointed at is named seb-demo*
+# and is deleted when it ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-work=${1:-$root/.seb/demo}
+declare -a infra_args=()
+work=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --kubeconfig|--webhook-host|--aws-profile|--aws-region)
+      [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }
+      infra_args+=("$1" "$2"); shift 2 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+    *) work=$1; shift ;;
+  esac
+done
+work=${work:-$root/.seb/demo}
+if [[ " ${infra_args[*]} " == *" --kubeconfig "* && " ${infra_args[*]} " != *" --webhook-host "* ]]; then
+  echo "--kubeconfig needs --webhook-host: an address of this machine the cluster's API server can reach (SEB's webhook runs in the broker)" >&2
+  exit 2
+fi
 rm -rf "$work"; mkdir -p "$work"
 work=$(cd "$work" && pwd)
 bold=$'\033[1m'; off=$'\033[0m'
@@ -49,18 +75,41 @@ for k in broker issuer agent alice ops; do "$seb" keygen --out "$work/$k.seed" >
 pub() { js "$work/$1.pub" 'd["public_key"]'; }
 note "broker kid $(js "$work/broker.pub" 'd["kid"]'), issuer kid $(js "$work/issuer.pub" 'd["kid"]')"
 
-account=123456789012
+aws_profile=; real_kube=
+for ((i = 0; i < ${#infra_args[@]}; i += 2)); do
+  case ${infra_args[i]} in --aws-profile) aws_profile=${infra_args[i+1]} ;; --kubeconfig) real_kube=1 ;; esac
+done
+if [ -n "$aws_profile" ]; then
+  region_args=(); for ((i = 0; i < ${#infra_args[@]}; i += 2)); do [ "${infra_args[i]}" = --aws-region ] && region_args=(--aws-region "${infra_args[i+1]}"); done
+  account=$("$localinfra" aws-account --aws-profile "$aws_profile" "${region_args[@]}") || die "AWS profile $aws_profile: no account"
+else
+  account=123456789012 # moto's
+fi
 say "AWS artefacts: seb deploy aws (trust policy, SCP/RCP, permission boundary, broker policy)"
-"$seb" deploy aws --broker-principal-arn "arn:aws:iam::$account:user/seb-broker" --account "$account" \
-  --execution-role-name seb-execution --admin-principal-arn-pattern "arn:aws:iam::$account:user/seb-admin" \
+"$seb" deploy aws --broker-principal-arn "arn:aws:iam::$account:user/seb-demo-broker" --account "$account" \
+  --execution-role-name seb-demo-execution --admin-principal-arn-pattern "arn:aws:iam::$account:user/seb-admin" \
   --out-dir "$work/aws" > /dev/null
 note "wrote $(ls "$work/aws" | tr '\n' ' ')"
 
-say "Local platforms: kube-apiserver + etcd and moto_server with IAM enforcement"
-"$localinfra" --out "$work/infra" --aws-artefacts "$work/aws" --broker-user seb-broker 2> "$work/infra.log" &
+if [ ${#infra_args[@]} -eq 0 ]; then
+  say "Local platforms: kube-apiserver + etcd and moto_server with IAM enforcement"
+else
+  if [ -n "$real_kube" ]; then k_what="the given cluster"; else k_what="a local kube-apiserver"; fi
+  if [ -n "$aws_profile" ]; then a_what="AWS profile $aws_profile"; else a_what="moto_server"; fi
+  say "Platforms: $k_what and $a_what; the walkthrough's identities on them"
+fi
+"$localinfra" --out "$work/infra" --aws-artefacts "$work/aws" "${infra_args[@]}" 2> "$work/infra.log" &
 infra_pid=$!
-broker_pid=
-cleanup() { [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null; kill "$infra_pid" 2>/dev/null; wait 2>/dev/null || true; }
+broker_pid=; deployed=
+cleanup() {
+  [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null
+  if [ -f "$work/infra/infra.json" ] && { [ -n "$real_kube" ] || [ -n "$aws_profile" ]; }; then
+    echo "   removing what the walkthrough made on the cluster/account it was pointed at…" >&2
+    [ -n "$deployed" ] && { "$seb" "${deploy_kube[@]}" --delete --kubeconfig "$work/infra/admin.kubeconfig" > /dev/null || echo "   seb deploy kubernetes --delete failed" >&2; }
+    "$localinfra" release "$work/infra/infra.json" || echo "   seb-localinfra release failed: remove seb-demo* by hand" >&2
+  fi
+  kill "$infra_pid" 2>/dev/null; wait 2>/dev/null || true
+}
 trap cleanup EXIT
 shown=0
 for _ in $(seq 2400); do
@@ -72,36 +121,46 @@ done
 [ -f "$work/infra/infra.json" ] || die "the local platforms did not start in 20 minutes"
 tail -n +"$((shown + 1))" "$work/infra.log" | sed 's/^/   /'
 info="$work/infra/infra.json"
-kurl=$(js "$info" 'd["kube"]["url"]'); ca=$(js "$info" 'd["kube"]["ca"]')
-tok() { js "$info" "d['kube']['tokens']['$1']"; }
+ca=$(js "$info" 'd["broker_tls"]["ca"]')     # the CA of the broker's serving certificate
+host=$(js "$info" 'd["broker_tls"]["host"]')
+bucket=$(js "$info" 'd["aws"]["bucket"]')
+if [ -n "$real_kube" ]; then ns=seb-demo-shop; else ns=shop; fi
 # kube METHOD PATH USER [CONTENT-TYPE BODY] -> prints the HTTP status; body in $work/kube.out
 kube() {
   "$localinfra" kube "$info" "$3" "$1" "$2" "${@:4}" > "$work/kube.raw" || die "kube request failed"
   tail -n +2 "$work/kube.raw" > "$work/kube.out"; head -1 "$work/kube.raw"
 }
-replicas() { kube GET /apis/apps/v1/namespaces/shop/deployments/web admin > /dev/null; js "$work/kube.out" 'd["spec"]["replicas"]'; }
-# aws_as WHO SERVICE METHOD ARGS-JSON -> prints "ok" or the error code
+replicas() { kube GET "/apis/apps/v1/namespaces/$ns/deployments/web" admin > /dev/null; js "$work/kube.out" 'd["spec"]["replicas"]'; }
+# aws_as WHO SERVICE METHOD ARGS-JSON -> prints "ok" or the error code (waits out IAM's
+# eventual consistency for new keys on a real account)
 aws_as() {
   python3 - "$info" "$@" <<'PY'
-import json, subprocess, sys
+import json, subprocess, sys, time
 info = json.load(open(sys.argv[1]))["aws"]; who, service, method, args = sys.argv[2:6]
 req = {"endpoint": info["endpoint"], "region": info["region"], **info[who],
        "calls": [{"service": service, "method": method, "args": json.loads(args)}]}
-out = subprocess.run([sys.executable, "scripts/testinfra/moto_call.py"], input=json.dumps(req), capture_output=True, text=True, check=True)
-r = json.loads(out.stdout)[0]
-print("ok" if "ok" in r else r["error"]["code"])
+for attempt in range(20):
+    out = subprocess.run([sys.executable, "scripts/testinfra/moto_call.py"], input=json.dumps(req), capture_output=True, text=True, check=True)
+    r = json.loads(out.stdout)[0]
+    code = "ok" if "ok" in r else r["error"]["code"]
+    if code not in ("InvalidAccessKeyId", "InvalidClientTokenId"):
+        break
+    time.sleep(3)
+print(code)
 PY
 }
 
 say "Kubernetes: a workload, then SEB's artefacts (seb deploy kubernetes --apply)"
-[ "$(kube POST /api/v1/namespaces admin application/json '{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"shop"}}')" = 201 ] || die "namespace: $(cat "$work/kube.out")"
-[ "$(kube POST /apis/apps/v1/namespaces/shop/deployments admin application/json '{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","labels":{"app":"web"}},"spec":{"replicas":2,"selector":{"matchLabels":{"app":"web"}},"template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":"registry.local/web:1"}]}}}}')" = 201 ] || die "deployment: $(cat "$work/kube.out")"
-note "namespace shop, Deployment web with 2 replicas"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$seb" deploy kubernetes --protected-namespace shop --broker-user broker --agent-user agent \
-  --webhook-url "https://127.0.0.1:$port/v1/kubernetes/admission-review" --ca-file "$ca" \
-  --no-admission-policy --apply --kubeconfig "$(js "$info" 'd["kube"]["admin_kubeconfig"]')" > "$work/deploy-kube.json"
-note "applied: broker RBAC (grants only through per-execution identities), agents read-only, webhook (failurePolicy Fail) on namespace shop"
+[ "$(kube POST /api/v1/namespaces admin application/json "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"$ns\"}}")" = 201 ] || die "namespace: $(cat "$work/kube.out")"
+[ "$(kube POST "/apis/apps/v1/namespaces/$ns/deployments" admin application/json '{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","labels":{"app":"web"}},"spec":{"replicas":2,"selector":{"matchLabels":{"app":"web"}},"template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":"registry.local/web:1"}]}}}}')" = 201 ] || die "deployment: $(cat "$work/kube.out")"
+note "namespace $ns, Deployment web with 2 replicas"
+port=$(python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$host")
+deploy_kube=(deploy kubernetes --protected-namespace "$ns" --exec-namespace seb-demo-exec
+  --broker-user "$(js "$info" 'd["kube"]["users"]["broker"]')" --agent-user "$(js "$info" 'd["kube"]["users"]["agent"]')"
+  --webhook-url "https://$host:$port/v1/kubernetes/admission-review" --ca-file "$ca" --no-admission-policy)
+deployed=1
+"$seb" "${deploy_kube[@]}" --apply --kubeconfig "$work/infra/admin.kubeconfig" > "$work/deploy-kube.json"
+note "applied: broker RBAC (grants only through per-execution identities), agents read-only, webhook (failurePolicy Fail) on namespace $ns"
 
 cat > "$work/admission.cedar" <<'CEDAR'
 @id("registered-agents-may-propose")
@@ -113,12 +172,12 @@ permit(principal, action == SEB::Action::"require_human", resource)
 CEDAR
 cat > "$work/seb.toml" <<TOML
 [broker]
-listen = "127.0.0.1:$port"
+listen = "$host:$port"
 key_file = "broker.seed"
 store = "sqlite:seb.db"
 checkpoint_interval_s = 5
-tls_cert = "$(js "$info" 'd["kube"]["tls_cert"]')"
-tls_key = "$(js "$info" 'd["kube"]["tls_key"]')"
+tls_cert = "$(js "$info" 'd["broker_tls"]["cert"]')"
+tls_key = "$(js "$info" 'd["broker_tls"]["key"]')"
 
 [trust]
 issuers = ["$(pub issuer)"]
@@ -132,14 +191,13 @@ public_key = "$(pub alice)"
 cluster = "local"
 kubeconfig = "$(js "$info" 'd["kube"]["broker_kubeconfig"]')"
 observer_kubeconfig = "$(js "$info" 'd["kube"]["agent_kubeconfig"]')"   # admission reads with a read-only identity (here the agents' read-only user)
-exec_namespace = "seb-exec"
-protected_namespaces = ["shop"]
+exec_namespace = "seb-demo-exec"
+protected_namespaces = ["$ns"]
 webhook = true
-broker_username = "broker"
+broker_username = "$(js "$info" 'd["kube"]["users"]["broker"]')"
 
 [targets.aws]
-endpoint_url = "$(js "$info" 'd["aws"]["endpoint"]')"
-s3_force_path_style = true
+$(js "$info" '"endpoint_url = \"%s\"\ns3_force_path_style = true" % d["aws"]["endpoint"] if d["aws"]["endpoint"] else "# default AWS endpoints"')
 broker_credentials_file = "$(js "$info" 'd["aws"]["broker_credentials_file"]')"
 observer_credentials_file = "$(js "$info" 'd["aws"]["agent_credentials_file"]')"
 [targets.aws.accounts.$account]
@@ -166,14 +224,14 @@ TOML
 say "Starting admission + broker (seb serve: embedded SQLite store, TLS, both platforms)"
 "$seb" serve --config "$work/seb.toml" --log-format pretty > "$work/broker.out" 2> "$work/broker.log" &
 broker_pid=$!
-url="https://127.0.0.1:$port"
+url="https://$host:$port"
 for _ in $(seq 300); do curl -sf --cacert "$ca" "$url/readyz" > /dev/null 2>&1 && break; kill -0 "$broker_pid" 2>/dev/null || die "seb serve exited"; sleep 0.1; done
 curl -sf --cacert "$ca" "$url/readyz" > /dev/null || die "broker not ready"
 note "broker and admission at $url"
 export SEB_CA="$ca"
 
-kt='{"cluster":"local","api_version":"apps/v1","kind":"Deployment","namespace":"shop","name":"web"}'
-st="{\"account\":\"$account\",\"region\":\"us-east-1\",\"service\":\"s3\",\"arn\":\"arn:aws:s3:::seb-demo-config/flags.json\"}"
+kt="{\"cluster\":\"local\",\"api_version\":\"apps/v1\",\"kind\":\"Deployment\",\"namespace\":\"$ns\",\"name\":\"web\"}"
+st="{\"account\":\"$account\",\"region\":\"$(js "$info" 'd["aws"]["region"]')\",\"service\":\"s3\",\"arn\":\"arn:aws:s3:::$bucket/flags.json\"}"
 propose() { # id platform op target params [extra args] -> certificate in $work/<id>.cert.json
   local id=$1 platform=$2 op=$3 target=$4 params=$5; shift 5
   "$seb" propose --admission "$url" --agent agent-a --agent-key "$work/agent.seed" --platform "$platform" \
@@ -185,7 +243,7 @@ out() { js "$work/$1.out" "$2"; }
 lvl() { js "$work/$1.proposal.json" '"L%d" % d["score"]["level"]'; }
 cid_of() { python3 -c 'import json,sys,base64; print(json.loads(base64.b64decode(json.load(open(sys.argv[1]))["payload"]))["cid"])' "$work/$1.cert.json"; }
 
-say "1. Low-risk change: scale shop/web from 2 to 3 replicas"
+say "1. Low-risk change: scale $ns/web from 2 to 3 replicas"
 propose scale3 kubernetes scale "$kt" '{"replicas":3}' || die "proposal: $(cat "$work/scale3.proposal.err")"
 note "admission: $(lvl scale3) (score $(js "$work/scale3.proposal.json" 'd["score"]["score_milli"]')/1000), path $(js "$work/scale3.proposal.json" 'd.get("cert_path")') — certified, no human needed"
 execute scale3 scale3 || die "execution: $(cat "$work/scale3.out")"
@@ -214,7 +272,7 @@ row "replay" "refused" "failed_check $(out replay 'd["failed_check"]')"
 say "4. Drift: S3 object changes after admission looked at it"
 propose flags1 aws s3:PutObject "$st" '{"body":"{\"sale\":true}"}' || die "proposal: $(cat "$work/flags1.proposal.err")"
 note "certified by policy ($(lvl flags1)); evidence: the object does not exist yet"
-[ "$(aws_as admin s3 put_object '{"Bucket":"seb-demo-config","Key":"flags.json","Body":"{\"sale\":false,\"hotfix\":1}"}')" = ok ] || die "out-of-band write failed"
+[ "$(aws_as admin s3 put_object "{\"Bucket\":\"$bucket\",\"Key\":\"flags.json\",\"Body\":\"{\\\"sale\\\":false,\\\"hotfix\\\":1}\"}")" = ok ] || die "out-of-band write failed"
 note "meanwhile an operator writes flags.json out of band"
 if execute flags1 drift; then die "drifted change admitted"; fi
 note "refused: failed_check=$(out drift 'd["failed_check"]'), decision=$(out drift 'd["decision"]') — the live object is not what was certified; the agent must re-propose"
@@ -234,16 +292,16 @@ note "refused: failed_check=$(out revoked 'd["failed_check"]'), decision=$(out r
 row "revoked certificate" "$(out revoked 'd["decision"]')" "failed_check $(out revoked 'd["failed_check"]')"
 
 say "6. Bypass: the agent goes around the broker"
-s=$(kube PATCH /apis/apps/v1/namespaces/shop/deployments/web agent application/merge-patch+json '{"spec":{"replicas":50}}')
+s=$(kube PATCH "/apis/apps/v1/namespaces/$ns/deployments/web" agent application/merge-patch+json '{"spec":{"replicas":50}}')
 note "agent's own Kubernetes token patches web: HTTP $s ($(js "$work/kube.out" 'd.get("reason")'))"
 [ "$s" = 403 ] || die "the agent's patch was not refused"
 row "agent's own kube token" "refused (HTTP $s)" "RBAC: agents are read-only"
-s=$(kube PATCH /apis/apps/v1/namespaces/shop/deployments/web admin application/merge-patch+json '{"spec":{"replicas":50}}')
+s=$(kube PATCH "/apis/apps/v1/namespaces/$ns/deployments/web" admin application/merge-patch+json '{"spec":{"replicas":50}}')
 msg=$(js "$work/kube.out" 'd.get("message","")')
 note "even a cluster admin: HTTP $s — ${msg:0:110}…"
 [ "$s" -ge 400 ] && [[ "$msg" == *"not the identity of a live SEB execution"* ]] || die "the admin's patch was not refused by the webhook"
 row "cluster admin, no certificate" "refused (HTTP $s)" "SEB admission webhook (failurePolicy Fail)"
-r=$(aws_as agent s3 put_object '{"Bucket":"seb-demo-config","Key":"flags.json","Body":"{\"sale\":\"free\"}"}')
+r=$(aws_as agent s3 put_object "{\"Bucket\":\"$bucket\",\"Key\":\"flags.json\",\"Body\":\"{\\\"sale\\\":\\\"free\\\"}\"}")
 note "agent's own AWS keys write flags.json: $r"
 [ "$r" = AccessDenied ] || die "the agent's S3 write was not refused: $r"
 row "agent's own AWS keys" "refused ($r)" "IAM permission boundary (the SCP denies it too in an organisation)"
@@ -263,7 +321,9 @@ say "Summary"
 {
   echo "# SEB walkthrough report"
   echo
-  echo "Run $(date -u +%Y-%m-%dT%H:%M:%SZ) in \`$work\` against kube-apiserver $(js "$info" 'd["kube"]["url"]') and moto_server $(js "$info" 'd["aws"]["endpoint"]')."
+  if [ -n "$real_kube" ]; then k_what="the cluster"; else k_what="kube-apiserver"; fi
+  if [ -n "$aws_profile" ]; then a_what="AWS profile $aws_profile (account $account)"; else a_what="moto_server $(js "$info" 'd["aws"]["endpoint"]')"; fi
+  echo "Run $(date -u +%Y-%m-%dT%H:%M:%SZ) in \`$work\` against $k_what $(js "$info" 'd["kube"]["url"]') and $a_what."
   echo
   echo "| step | result | why |"
   echo "|---|---|---|"

@@ -24,4 +24,6 @@ stage "scripts/demo.sh"
 demo_dir=$(mktemp -d)
 SEB_DEMO_PREBUILT="$PWD/target/debug" bash scripts/demo.sh "$demo_dir"
 rm -rf "$demo_dir"
+stage "scripts/demo.sh pointed at a cluster and an account it did not start"
+SEB_DEMO_PREBUILT="$PWD/target/debug" bash scripts/demo-pointed.sh
 stage "done"

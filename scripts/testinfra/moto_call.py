@@ -1,8 +1,8 @@
-"""Run a batch of boto3 calls against a local moto_server; used by seb-testinfra's moto
-module to seed test state.
+"""Run a batch of boto3 calls against a local moto_server (or, for the walkthrough pointed at
+a real account, AWS itself); used by seb-testinfra's moto module to seed state.
 
-stdin:  {"endpoint": "http://127.0.0.1:PORT", "region": "us-east-1",
-         "access_key_id": "...", "secret_access_key": "...",
+stdin:  {"endpoint": "http://127.0.0.1:PORT" or null, "region": "us-east-1",
+         "access_key_id": "...", "secret_access_key": "..."  (or "profile": "NAME"),
          "calls": [{"service": "iam", "method": "create_user", "args": {...}}, ...]}
 stdout: a JSON array with one entry per call: {"ok": <response>} or
         {"error": {"code": ..., "message": ..., "status": ...}}.
@@ -16,21 +16,22 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 req = json.load(sys.stdin)
-cfg = Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"}, parameter_validation=False)
+emulator = req.get("endpoint") is not None
+if emulator:
+    cfg = Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"}, parameter_validation=False)
+else:
+    cfg = Config(retries={"max_attempts": 5, "mode": "standard"})
+if req.get("profile"):
+    session = boto3.Session(profile_name=req["profile"])
+else:
+    session = boto3.Session(aws_access_key_id=req["access_key_id"], aws_secret_access_key=req["secret_access_key"])
 clients = {}
 
 
 def client(service, region):
     key = (service, region)
     if key not in clients:
-        clients[key] = boto3.client(
-            service,
-            endpoint_url=req["endpoint"],
-            region_name=region,
-            aws_access_key_id=req["access_key_id"],
-            aws_secret_access_key=req["secret_access_key"],
-            config=cfg,
-        )
+        clients[key] = session.client(service, endpoint_url=req.get("endpoint"), region_name=region, config=cfg)
     return clients[key]
 
 

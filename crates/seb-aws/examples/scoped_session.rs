@@ -31,14 +31,15 @@ fn read_json(path: &str) -> Res<Value> {
 
 async fn run(info_path: &str) -> Res<bool> {
     let info = read_json(info_path)?;
-    let endpoint = field(&info, "/aws/endpoint")?;
+    // `null` on a real account (the default endpoints).
+    let endpoint = info.pointer("/aws/endpoint").and_then(Value::as_str);
     let account = field(&info, "/aws/account")?;
     let region = field(&info, "/aws/region")?;
     let bucket = field(&info, "/aws/bucket")?;
     let creds = read_json(field(&info, "/aws/broker_credentials_file")?)?;
     let mut cfg = AwsTargetConfig::new(account, field(&info, "/aws/execution_role_arn")?);
-    cfg.endpoint_url = Some(endpoint.to_owned());
-    cfg.s3_force_path_style = true;
+    cfg.endpoint_url = endpoint.map(str::to_owned);
+    cfg.s3_force_path_style = endpoint.is_some();
     let broker = BrokerCredentials::Static {
         access_key_id: field(&creds, "/access_key_id")?.to_owned(),
         secret_access_key: Zeroizing::new(field(&creds, "/secret_access_key")?.to_owned()),
@@ -88,17 +89,20 @@ async fn run(info_path: &str) -> Res<bool> {
         None,
         "seb-execution",
     );
-    let sdk = SdkConfig::builder()
+    let mut sdk = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(region.to_owned()))
-        .endpoint_url(endpoint)
+        .region(Region::new(region.to_owned()));
+    if let Some(e) = endpoint {
+        sdk = sdk.endpoint_url(e);
+    }
+    let sdk = sdk
         .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
             session,
         ))
         .retry_config(aws_config::retry::RetryConfig::disabled())
         .build();
     let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build(),
+        aws_sdk_s3::config::Builder::from(&sdk).force_path_style(endpoint.is_some()).build(),
     );
     println!(
         "   minted session {} (expires in ~900 s), session policy: {op} on {bucket}/{key} only",

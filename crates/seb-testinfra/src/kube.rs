@@ -127,15 +127,58 @@ fn sweep_stale_dirs() {
     }
 }
 
+/// A fresh CA (`ca.crt`, `ca.key`) in `dir`, valid for two days.
+pub(crate) fn make_ca(dir: &Path, common_name: &str) -> Result<(), InfraError> {
+    let d = |n: &str| path_str(&dir.join(n));
+    run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &d("ca.key"),
+            "-out",
+            &d("ca.crt"),
+            "-days",
+            "2",
+            "-sha256",
+            "-subj",
+            &format!("/CN={common_name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    )?;
+    Ok(())
+}
+
 /// Issue a certificate for `127.0.0.1`/`localhost` signed by the CA in `dir`.
 fn issue(dir: &Path, name: &str) -> Result<(PathBuf, PathBuf), InfraError> {
+    issue_for(dir, name, "IP:127.0.0.1,DNS:localhost")
+}
+
+/// Issue a serving certificate for `subject_alt_names` (OpenSSL syntax, e.g.
+/// `IP:10.0.0.1,DNS:host`) signed by the CA in `dir`; returns the certificate and key files.
+pub(crate) fn issue_for(
+    dir: &Path,
+    name: &str,
+    subject_alt_names: &str,
+) -> Result<(PathBuf, PathBuf), InfraError> {
     let key = dir.join(format!("{name}.key"));
     let csr = dir.join(format!("{name}.csr"));
     let crt = dir.join(format!("{name}.crt"));
     let ext = dir.join(format!("{name}.ext"));
     std::fs::write(
         &ext,
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        format!(
+            "subjectAltName={subject_alt_names}\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+        ),
     )?;
     run(
         "openssl",
@@ -203,31 +246,7 @@ impl KubeApiServer {
         let d = |f: &str| path_str(&dir.join(f));
 
         // CA, serving certificate, ServiceAccount signing key.
-        run(
-            "openssl",
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                &d("ca.key"),
-                "-out",
-                &d("ca.crt"),
-                "-days",
-                "2",
-                "-sha256",
-                "-subj",
-                "/CN=seb-test-ca",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        )?;
+        make_ca(&dir, "seb-test-ca")?;
         let (srv_crt, srv_key) = issue(&dir, "apiserver")?;
         run(
             "openssl",
@@ -455,4 +474,17 @@ impl Drop for KubeApiServer {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A fresh CA in `dir` and a serving certificate from it for `subject_alt_names` (OpenSSL
+/// syntax): `(ca.crt, <name>.crt, <name>.key)`. The walkthrough's broker serves its API and
+/// the admission webhook with it.
+pub fn serving_certificate(
+    dir: &Path,
+    name: &str,
+    subject_alt_names: &str,
+) -> Result<(PathBuf, PathBuf, PathBuf), InfraError> {
+    make_ca(dir, &format!("{name}-ca"))?;
+    let (crt, key) = issue_for(dir, name, subject_alt_names)?;
+    Ok((dir.join("ca.crt"), crt, key))
 }

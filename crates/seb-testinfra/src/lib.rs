@@ -11,7 +11,9 @@
 //! - [`kube`]: etcd + kube-apiserver (built from Debian's `kubernetes` source package).
 //! - [`moto`]: moto_server with IAM enforcement.
 //! - [`postgres`]: a throwaway PostgreSQL cluster.
+//! - [`adopt`]: the walkthrough's identities on a real cluster or account instead.
 
+pub mod adopt;
 pub mod kube;
 pub mod moto;
 pub mod postgres;

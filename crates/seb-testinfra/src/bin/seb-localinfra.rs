@@ -1,50 +1,59 @@
-//! `seb-localinfra`: start the local platforms the walkthrough (`scripts/demo.sh`) runs
-//! against — a real kube-apiserver + etcd and moto_server with IAM enforcement — seed the
-//! AWS side from the artefacts `seb deploy aws --out-dir` wrote, write everything a client
-//! needs to `<out>/infra.json`, then keep them running until this process is stopped.
+//! `seb-localinfra`: the platforms the walkthrough (`scripts/demo.sh`) runs against, and the
+//! identities it uses on them.
 //!
-//! Usage: `seb-localinfra --out DIR --aws-artefacts DIR --broker-user NAME`
+//! `seb-localinfra --out DIR --aws-artefacts DIR [--kubeconfig FILE --webhook-host HOST]
+//! [--aws-profile NAME [--aws-region REGION]]`
 //!
-//! And `seb-localinfra kube INFO USER METHOD PATH [CONTENT-TYPE BODY]`: one request to the
-//! local API server as a test user (`admin`, `agent`, `broker`); prints the HTTP status on
-//! the first line and the body after it. (The Debian-built v1.20 API server panics on some
-//! requests from curl; the Rust HTTP stack the tests use works.)
+//! Without `--kubeconfig` it starts a real kube-apiserver + etcd on loopback; without
+//! `--aws-profile`, moto_server with IAM enforcement. Either way it then sets up the same
+//! identities with [`seb_testinfra::adopt`] (ServiceAccounts and tokens for an administrator,
+//! the broker and an agent; IAM users for the broker and the agent, the execution role from
+//! the artefacts `seb deploy aws --out-dir` wrote, a bucket), issues the broker a serving
+//! certificate for `HOST` (default `127.0.0.1`) from a CA of its own, writes everything a
+//! client needs to `<out>/infra.json`, and keeps the local servers running until stopped.
 //!
-//! Loopback only, test credentials only: never point it at anything real.
+//! `seb-localinfra release INFO`: delete what was set up on an adopted cluster or account.
+//! `seb-localinfra aws-account --aws-profile NAME [--aws-region REGION]`: print the account.
+//! `seb-localinfra kube INFO USER METHOD PATH [CONTENT-TYPE BODY]`: one request to the API
+//! server as `admin`, `agent` or `broker`; prints the HTTP status on the first line and the
+//! body after it. (The Debian-built v1.20 API server panics on some requests from curl; the
+//! Rust HTTP stack the tests use works.)
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use seb_testinfra::adopt::{self, AdoptedKube};
 use seb_testinfra::kube::KubeApiServer;
-use seb_testinfra::moto::{ACCOUNT, Call, MotoServer, REGION};
+use seb_testinfra::moto::{AwsApi, AwsAuth, MotoServer, REGION};
 use serde_json::{Value, json};
 
+#[derive(Default)]
 struct Args {
-    out: PathBuf,
-    aws_artefacts: PathBuf,
-    broker_user: String,
+    out: Option<PathBuf>,
+    aws_artefacts: Option<PathBuf>,
+    kubeconfig: Option<PathBuf>,
+    webhook_host: Option<String>,
+    aws_profile: Option<String>,
+    aws_region: Option<String>,
 }
 
-fn args() -> Result<Args, String> {
-    let mut out = None;
-    let mut aws = None;
-    let mut broker_user = None;
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
-        match a.as_str() {
-            "--out" => out = Some(PathBuf::from(v)),
-            "--aws-artefacts" => aws = Some(PathBuf::from(v)),
-            "--broker-user" => broker_user = Some(v),
+fn args(argv: &[String]) -> Result<Args, String> {
+    let mut a = Args::default();
+    let mut it = argv.iter();
+    while let Some(k) = it.next() {
+        let v = it.next().ok_or_else(|| format!("{k} needs a value"))?.clone();
+        match k.as_str() {
+            "--out" => a.out = Some(PathBuf::from(v)),
+            "--aws-artefacts" => a.aws_artefacts = Some(PathBuf::from(v)),
+            "--kubeconfig" => a.kubeconfig = Some(PathBuf::from(v)),
+            "--webhook-host" => a.webhook_host = Some(v),
+            "--aws-profile" => a.aws_profile = Some(v),
+            "--aws-region" => a.aws_region = Some(v),
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
-    Ok(Args {
-        out: out.ok_or("--out is required")?,
-        aws_artefacts: aws.ok_or("--aws-artefacts is required")?,
-        broker_user: broker_user.ok_or("--broker-user is required")?,
-    })
+    Ok(a)
 }
 
 fn read_json(p: &Path) -> Result<Value, String> {
@@ -56,90 +65,211 @@ fn write(p: &Path, text: &str) -> Result<(), String> {
     std::fs::write(p, text).map_err(|e| format!("{}: {e}", p.display()))
 }
 
-fn run(a: &Args) -> Result<(KubeApiServer, MotoServer), String> {
-    std::fs::create_dir_all(&a.out).map_err(|e| e.to_string())?;
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())
+}
+
+/// The administrator's AWS API for a profile (a real account, or whatever `AWS_ENDPOINT_URL`
+/// names).
+fn profile_api(profile: &str, region: Option<&str>) -> AwsApi {
+    let region = region
+        .map(str::to_owned)
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .unwrap_or_else(|| REGION.to_owned());
+    AwsApi {
+        endpoint: std::env::var("AWS_ENDPOINT_URL").ok().filter(|e| !e.is_empty()),
+        region,
+        auth: AwsAuth::Profile(profile.to_owned()),
+    }
+}
+
+/// A kubeconfig for one bearer token.
+fn kubeconfig(url: &str, ca: Option<&Path>, user: &str, token: &str) -> String {
+    let ca =
+        ca.map(|c| format!("    certificate-authority: {}\n", c.display())).unwrap_or_default();
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: seb-demo\n  cluster:\n    server: {url}\n{ca}users:\n- name: {user}\n  user:\n    token: {token}\ncontexts:\n- name: {user}\n  context:\n    cluster: seb-demo\n    user: {user}\ncurrent-context: {user}\n"
+    )
+}
+
+/// What keeps running: the local servers, if any were started.
+type Running = (Option<KubeApiServer>, Option<MotoServer>);
+
+fn run(a: &Args) -> Result<Running, String> {
+    let out = a.out.as_deref().ok_or("--out is required")?;
+    let artefacts = a.aws_artefacts.as_deref().ok_or("--aws-artefacts is required")?;
+    if a.kubeconfig.is_some() && a.webhook_host.is_none() {
+        return Err("--kubeconfig needs --webhook-host: an address of this machine the cluster's API server can reach (SEB's admission webhook runs in the broker here)".into());
+    }
+    std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
     let t0 = Instant::now();
-    eprintln!(
-        "[localinfra] kube-apiserver + etcd: building on first use (several minutes), then starting…"
-    );
-    let kube = KubeApiServer::start().map_err(|e| format!("kube-apiserver: {e}"))?;
-    eprintln!("[localinfra] kube-apiserver up at {} ({:.1?})", kube.url(), t0.elapsed());
-    let t1 = Instant::now();
-    eprintln!(
-        "[localinfra] moto_server (IAM enforcement on): installing on first use, then starting…"
-    );
-    let moto = MotoServer::start().map_err(|e| format!("moto_server: {e}"))?;
-    eprintln!("[localinfra] moto_server up at {} ({:.1?})", moto.endpoint(), t1.elapsed());
 
-    // Kubernetes: the CA, a serving certificate for the broker (the webhook is HTTPS), and
-    // kubeconfigs for the admin and the broker users.
-    let ca = a.out.join("kube-ca.pem");
-    write(&ca, &String::from_utf8_lossy(kube.ca_pem()))?;
-    let (crt, key) = kube.issue_cert("broker").map_err(|e| e.to_string())?;
-    write(&a.out.join("broker-tls.crt"), &crt)?;
-    write(&a.out.join("broker-tls.key"), &key)?;
-    let kubeconfig = |user: &str, token: &str| {
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: {user}\n  user:\n    token: {token}\ncontexts:\n- name: {user}\n  context:\n    cluster: local\n    user: {user}\ncurrent-context: {user}\n",
-            kube.url(),
-            ca.display()
-        )
+    // Kubernetes: a local API server unless a cluster was given, then the walkthrough's
+    // identities on it.
+    let (local_kube, admin_kubeconfig) = match &a.kubeconfig {
+        Some(k) => {
+            eprintln!("[localinfra] Kubernetes: the cluster of {} (nothing started)", k.display());
+            (None, k.clone())
+        }
+        None => {
+            eprintln!(
+                "[localinfra] kube-apiserver + etcd: building on first use (several minutes), then starting…"
+            );
+            let kube = KubeApiServer::start().map_err(|e| format!("kube-apiserver: {e}"))?;
+            eprintln!("[localinfra] kube-apiserver up at {} ({:.1?})", kube.url(), t0.elapsed());
+            let ca = out.join("kube-bootstrap-ca.pem");
+            write(&ca, &String::from_utf8_lossy(kube.ca_pem()))?;
+            let path = out.join("bootstrap-admin.kubeconfig");
+            write(&path, &kubeconfig(kube.url(), Some(&ca), "admin", &kube.tokens().admin))?;
+            (Some(kube), path)
+        }
     };
-    let t = kube.tokens();
-    write(&a.out.join("admin.kubeconfig"), &kubeconfig("admin", &t.admin))?;
-    write(&a.out.join("broker.kubeconfig"), &kubeconfig("broker", &t.broker))?;
-    write(&a.out.join("agent.kubeconfig"), &kubeconfig("agent", &t.agent))?;
+    let k: AdoptedKube = runtime()?
+        .block_on(adopt::adopt_kube(&admin_kubeconfig))
+        .map_err(|e| format!("Kubernetes identities: {e}"))?;
+    let kube_ca = match &k.ca_pem {
+        Some(pem) => {
+            let p = out.join("kube-ca.pem");
+            write(&p, pem)?;
+            Some(p)
+        }
+        None => None,
+    };
+    for (user, token) in
+        [("admin", &k.admin_token), ("broker", &k.broker_token), ("agent", &k.agent_token)]
+    {
+        write(
+            &out.join(format!("{user}.kubeconfig")),
+            &kubeconfig(&k.url, kube_ca.as_deref(), user, token),
+        )?;
+    }
+    eprintln!(
+        "[localinfra] ServiceAccounts {}, {}, {} in namespace {} with one-hour tokens",
+        adopt::KUBE_ADMIN,
+        adopt::KUBE_BROKER,
+        adopt::KUBE_AGENT,
+        adopt::KUBE_NAMESPACE
+    );
 
-    // AWS: the broker user with the broker policy, an agent user inside the permission
-    // boundary, the execution role with the shipped trust policy, a bucket.
-    let doc = |n: &str| read_json(&a.aws_artefacts.join(n));
-    let broker = moto
-        .create_user(&a.broker_user, &doc("broker-role-policy.json")?)
-        .map_err(|e| e.to_string())?;
-    let agent = moto
-        .create_user("seb-agent", &doc("agent-permission-boundary.json")?)
-        .map_err(|e| e.to_string())?;
-    let exec_policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Action": ["s3:*", "ec2:*", "dynamodb:*", "ssm:*", "autoscaling:*"], "Resource": "*"}]});
-    let role_arn = moto
-        .create_role("seb-execution", &doc("execution-role-trust-policy.json")?, &exec_policy)
-        .map_err(|e| e.to_string())?;
-    moto.seed(&[Call::new("s3", "create_bucket", json!({"Bucket": "seb-demo-config"}))])
-        .map_err(|e| e.to_string())?;
-    write(
-        &a.out.join("aws-broker.json"),
-        &json!({"access_key_id": broker.access_key_id, "secret_access_key": broker.secret_access_key}).to_string(),
-    )?;
+    // The broker's serving certificate (its API and the webhook the API server calls).
+    let host = a.webhook_host.clone().unwrap_or_else(|| "127.0.0.1".into());
+    let san = if host.parse::<std::net::IpAddr>().is_ok() {
+        format!("IP:{host}")
+    } else {
+        format!("DNS:{host}")
+    };
+    let (tls_ca, tls_cert, tls_key) =
+        seb_testinfra::kube::serving_certificate(out, "seb-demo-broker", &san)
+            .map_err(|e| format!("broker certificate: {e}"))?;
 
-    write(
-        &a.out.join("aws-agent.json"),
-        &json!({"access_key_id": agent.access_key_id, "secret_access_key": agent.secret_access_key}).to_string(),
-    )?;
+    // AWS: moto unless a profile was given, then the walkthrough's users, role and bucket.
+    let (local_moto, admin_api, bucket) = match &a.aws_profile {
+        Some(p) => {
+            let api = profile_api(p, a.aws_region.as_deref());
+            eprintln!("[localinfra] AWS: profile {p} in {} (nothing started)", api.region);
+            let account = adopt::account_of(&api).map_err(|e| format!("AWS profile {p}: {e}"))?;
+            let bucket = format!("seb-demo-{account}-{}", std::process::id());
+            (None, api, bucket)
+        }
+        None => {
+            let t1 = Instant::now();
+            eprintln!(
+                "[localinfra] moto_server (IAM enforcement on): installing on first use, then starting…"
+            );
+            let moto = MotoServer::start().map_err(|e| format!("moto_server: {e}"))?;
+            eprintln!("[localinfra] moto_server up at {} ({:.1?})", moto.endpoint(), t1.elapsed());
+            let api = moto.api().clone();
+            (Some(moto), api, "seb-demo-config".to_owned())
+        }
+    };
+    let aws = adopt::adopt_aws(&admin_api, artefacts, &bucket)
+        .map_err(|e| format!("AWS identities: {e}"))?;
+    eprintln!(
+        "[localinfra] IAM users {}, {}, role {}, bucket {bucket}",
+        adopt::AWS_BROKER_USER,
+        adopt::AWS_AGENT_USER,
+        adopt::AWS_EXECUTION_ROLE
+    );
+    let keys = |k: &seb_testinfra::moto::AccessKeys| json!({"access_key_id": k.access_key_id, "secret_access_key": k.secret_access_key});
+    write(&out.join("aws-broker.json"), &keys(&aws.broker).to_string())?;
+    write(&out.join("aws-agent.json"), &keys(&aws.agent).to_string())?;
+    let admin = match &admin_api.auth {
+        AwsAuth::Keys(k) => keys(k),
+        AwsAuth::Profile(p) => json!({"profile": p}),
+    };
+
     let info = json!({
         "kube": {
-            "url": kube.url(), "ca": ca, "admin_kubeconfig": a.out.join("admin.kubeconfig"),
-            "broker_kubeconfig": a.out.join("broker.kubeconfig"),
-            "agent_kubeconfig": a.out.join("agent.kubeconfig"),
-            "tls_cert": a.out.join("broker-tls.crt"), "tls_key": a.out.join("broker-tls.key"),
-            "tokens": {"admin": t.admin, "agent": t.agent, "broker": t.broker},
-            "users": {"broker": "broker", "agent": "agent"},
+            "adopted": a.kubeconfig.is_some(), "source_kubeconfig": admin_kubeconfig,
+            "url": k.url, "ca": kube_ca,
+            "admin_kubeconfig": out.join("admin.kubeconfig"),
+            "broker_kubeconfig": out.join("broker.kubeconfig"),
+            "agent_kubeconfig": out.join("agent.kubeconfig"),
+            "tokens": {"admin": k.admin_token, "agent": k.agent_token, "broker": k.broker_token},
+            "users": {
+                "admin": adopt::service_account_user(adopt::KUBE_ADMIN),
+                "broker": adopt::service_account_user(adopt::KUBE_BROKER),
+                "agent": adopt::service_account_user(adopt::KUBE_AGENT),
+            },
         },
+        "broker_tls": {"host": host, "ca": tls_ca, "cert": tls_cert, "key": tls_key},
         "aws": {
-            "endpoint": moto.endpoint(), "account": ACCOUNT, "region": REGION,
-            "execution_role_arn": role_arn, "bucket": "seb-demo-config",
-            "broker_credentials_file": a.out.join("aws-broker.json"),
-            "agent_credentials_file": a.out.join("aws-agent.json"),
-            "admin": {"access_key_id": moto.admin().access_key_id, "secret_access_key": moto.admin().secret_access_key},
-            "agent": {"access_key_id": agent.access_key_id, "secret_access_key": agent.secret_access_key},
+            "adopted": a.aws_profile.is_some(),
+            "endpoint": admin_api.endpoint, "account": aws.account, "region": admin_api.region,
+            "execution_role_arn": aws.execution_role_arn, "bucket": aws.bucket,
+            "broker_credentials_file": out.join("aws-broker.json"),
+            "agent_credentials_file": out.join("aws-agent.json"),
+            "admin": admin,
+            "agent": keys(&aws.agent),
         },
     });
     let text = serde_json::to_string_pretty(&info).map_err(|e| e.to_string())?;
     // Written last and atomically: its presence means everything is ready.
-    let tmp = a.out.join("infra.json.tmp");
+    let tmp = out.join("infra.json.tmp");
     write(&tmp, &text)?;
-    std::fs::rename(&tmp, a.out.join("infra.json")).map_err(|e| e.to_string())?;
-    eprintln!("[localinfra] ready ({:.1?}); stop me to stop both", t0.elapsed());
-    Ok((kube, moto))
+    std::fs::rename(&tmp, out.join("infra.json")).map_err(|e| e.to_string())?;
+    eprintln!("[localinfra] ready ({:.1?}); stop me to stop what I started", t0.elapsed());
+    Ok((local_kube, local_moto))
+}
+
+/// `seb-localinfra release INFO`: delete what was set up on an adopted cluster or account
+/// (local platforms are thrown away whole).
+fn release(rest: &[String]) -> Result<(), String> {
+    let [info] = rest else { return Err("usage: seb-localinfra release INFO".into()) };
+    let info = read_json(Path::new(info))?;
+    let mut failed = Vec::new();
+    if info.pointer("/kube/adopted").and_then(Value::as_bool) == Some(true) {
+        let k = info
+            .pointer("/kube/source_kubeconfig")
+            .and_then(Value::as_str)
+            .ok_or("no kube.source_kubeconfig")?;
+        if let Err(e) = runtime()?.block_on(adopt::release_kube(Path::new(k))) {
+            failed.push(format!("Kubernetes: {e}"));
+        }
+    }
+    if info.pointer("/aws/adopted").and_then(Value::as_bool) == Some(true) {
+        let p = info
+            .pointer("/aws/admin/profile")
+            .and_then(Value::as_str)
+            .ok_or("no aws.admin.profile")?;
+        let region = info.pointer("/aws/region").and_then(Value::as_str);
+        let bucket = info.pointer("/aws/bucket").and_then(Value::as_str).ok_or("no aws.bucket")?;
+        if let Err(e) = adopt::release_aws(&profile_api(p, region), bucket) {
+            failed.push(format!("AWS: {e}"));
+        }
+    }
+    if failed.is_empty() { Ok(()) } else { Err(failed.join("; ")) }
+}
+
+/// `seb-localinfra aws-account --aws-profile NAME [--aws-region REGION]`.
+fn aws_account(rest: &[String]) -> Result<(), String> {
+    let a = args(rest)?;
+    let p = a.aws_profile.ok_or("--aws-profile is required")?;
+    let account =
+        adopt::account_of(&profile_api(&p, a.aws_region.as_deref())).map_err(|e| e.to_string())?;
+    println!("{account}");
+    Ok(())
 }
 
 /// `seb-localinfra kube INFO USER METHOD PATH [CONTENT-TYPE BODY]`.
@@ -149,17 +279,16 @@ fn kube_request(rest: &[String]) -> Result<(), String> {
     };
     let info = read_json(Path::new(info))?;
     let s = |p: &str| info.pointer(p).and_then(Value::as_str).map(str::to_owned);
-    let (Some(url), Some(ca), Some(token)) =
-        (s("/kube/url"), s("/kube/ca"), s(&format!("/kube/tokens/{user}")))
-    else {
-        return Err(format!("no url, ca or token for `{user}` in the info file"));
+    let (Some(url), Some(token)) = (s("/kube/url"), s(&format!("/kube/tokens/{user}"))) else {
+        return Err(format!("no url or token for `{user}` in the info file"));
     };
-    let pem = std::fs::read(&ca).map_err(|e| format!("{ca}: {e}"))?;
-    let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| e.to_string())?;
-    let client = reqwest::blocking::Client::builder()
-        .add_root_certificate(cert)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let mut client = reqwest::blocking::Client::builder();
+    if let Some(ca) = s("/kube/ca") {
+        let pem = std::fs::read(&ca).map_err(|e| format!("{ca}: {e}"))?;
+        client = client
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).map_err(|e| e.to_string())?);
+    }
+    let client = client.build().map_err(|e| e.to_string())?;
     let method: reqwest::Method = method.parse().map_err(|_| format!("bad method `{method}`"))?;
     let mut req = client.request(method, format!("{url}{path}")).bearer_auth(token);
     if let [ct, body] = extra {
@@ -171,18 +300,27 @@ fn kube_request(rest: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// A subcommand: its arguments in, success or the reason out.
+type Subcommand = fn(&[String]) -> Result<(), String>;
+
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().collect();
-    if argv.get(1).map(String::as_str) == Some("kube") {
-        return match kube_request(argv.get(2..).unwrap_or_default()) {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let sub: Option<Subcommand> = match argv.first().map(String::as_str) {
+        Some("kube") => Some(kube_request),
+        Some("release") => Some(release),
+        Some("aws-account") => Some(aws_account),
+        _ => None,
+    };
+    if let Some(f) = sub {
+        return match f(argv.get(1..).unwrap_or_default()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("seb-localinfra kube: {e}");
+                eprintln!("seb-localinfra: {e}");
                 ExitCode::from(1)
             }
         };
     }
-    let a = match args() {
+    let a = match args(&argv) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("seb-localinfra: {e}");
@@ -190,7 +328,7 @@ fn main() -> ExitCode {
         }
     };
     match run(&a) {
-        // Keep the servers (and their watchdogs) alive until we are stopped.
+        // Keep the local servers (and their watchdogs) alive until we are stopped.
         Ok(_servers) => loop {
             std::thread::park();
         },
