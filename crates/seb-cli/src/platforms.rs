@@ -19,7 +19,7 @@
 //! execution_role_arn = "arn:aws:iam::123456789012:role/seb-execution"
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -241,36 +241,112 @@ fn credentials(v: Option<toml::Value>, base: &Path) -> Result<seb_aws::BrokerCre
     })
 }
 
-/// The broker's live executions, as the webhook sees them.
-struct BrokerLive(Arc<Broker>);
+/// How long the webhook waits for the shared store before it denies.
+const SHARED_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
-impl LiveExecutions for BrokerLive {
-    fn by_identity(&self, username: &str) -> Option<Execution> {
-        self.0.live().get(username)
+/// The live executions as one review sees them: this replica's own first (registered before
+/// mint, removed after retire); then, when given, the executions every broker sharing the
+/// store has admitted and not finished — so that behind one Service any replica can answer
+/// for an execution another replica runs. Lookups that found nothing are remembered.
+struct ReviewLive<'a> {
+    broker: &'a Broker,
+    shared: Option<&'a BTreeMap<String, Execution>>,
+    missed: std::sync::Mutex<Vec<String>>,
+}
+
+impl<'a> ReviewLive<'a> {
+    fn new(broker: &'a Broker, shared: Option<&'a BTreeMap<String, Execution>>) -> Self {
+        Self { broker, shared, missed: std::sync::Mutex::default() }
     }
+
+    /// Whether a lookup of an execution identity (`<prefix>…`) found nothing.
+    fn missed_any(&self, prefix: &str) -> bool {
+        self.missed.lock().map(|m| m.iter().any(|u| u.starts_with(prefix))).unwrap_or(false)
+    }
+}
+
+impl LiveExecutions for ReviewLive<'_> {
+    fn by_identity(&self, username: &str) -> Option<Execution> {
+        let found = self
+            .broker
+            .live()
+            .get(username)
+            .or_else(|| self.shared.and_then(|s| s.get(username).cloned()));
+        if found.is_none()
+            && let Ok(mut m) = self.missed.lock()
+        {
+            m.push(username.to_owned());
+        }
+        found
+    }
+}
+
+/// The Kubernetes executions admitted by any broker sharing the store and not yet finished,
+/// by the username of their identity. The store unavailable or slow: none (the review is
+/// then decided on this replica's own executions, that is, denied: fail closed).
+async fn shared_executions(broker: &Broker, exec_namespace: &str) -> BTreeMap<String, Execution> {
+    let pending =
+        match tokio::time::timeout(SHARED_LOOKUP_TIMEOUT, broker.store().in_flight()).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "admission review: shared executions unavailable");
+                return BTreeMap::new();
+            }
+            Err(_) => {
+                tracing::warn!(
+                    timeout_ms = SHARED_LOOKUP_TIMEOUT.as_millis() as u64,
+                    "admission review: shared executions timed out"
+                );
+                return BTreeMap::new();
+            }
+        };
+    pending
+        .iter()
+        .filter_map(|p| {
+            let exec: Execution = seb_core::json::parse(&p.intent, p.intent.len()).ok()?;
+            let name = seb_kube::model::identity_name(&exec.cid, &exec.nonce);
+            (exec.platform == seb_core::types::Platform::Kubernetes)
+                .then(|| (seb_kube::model::service_account_username(exec_namespace, &name), exec))
+        })
+        .collect()
 }
 
 #[derive(Clone)]
 struct WebhookState {
     policy: Arc<WebhookPolicy>,
-    live: Arc<BrokerLive>,
+    broker: Arc<Broker>,
 }
 
 /// The Kubernetes validating admission webhook at `seb_kube::deploy::ADMISSION_PATH`.
 /// Whatever the body, the answer is an AdmissionReview (denying what it cannot read), so the
 /// API server's `failurePolicy: Fail` is never the only guard.
 pub fn webhook_routes(broker: Arc<Broker>, policy: WebhookPolicy) -> axum::Router<AppState> {
-    let st = WebhookState { policy: Arc::new(policy), live: Arc::new(BrokerLive(broker)) };
+    let st = WebhookState { policy: Arc::new(policy), broker };
     axum::Router::new().route(seb_kube::deploy::ADMISSION_PATH, post(review)).with_state(st)
 }
 
 async fn review(State(st): State<WebhookState>, body: Body) -> Response {
     let limit = seb_kube::webhook::MAX_REVIEW_BYTES;
     // Read one byte past the limit so that an oversize review is answered (denied), not cut.
-    let bytes = match axum::body::to_bytes(body, limit.saturating_add(1)).await {
-        Ok(b) => b.to_vec(),
-        Err(_) => vec![0; limit.saturating_add(1)],
+    let parsed: serde_json::Value = match axum::body::to_bytes(body, limit.saturating_add(1)).await
+    {
+        Ok(b) if b.len() <= limit => serde_json::from_slice(&b).unwrap_or_default(),
+        _ => serde_json::Value::Null,
     };
-    let out = seb_kube::webhook::review_bytes(&bytes, limit, &st.policy, st.live.as_ref());
+    let local = ReviewLive::new(&st.broker, None);
+    let mut answer = seb_kube::webhook::review(&parsed, &st.policy, &local);
+    let allowed = answer.pointer("/response/allowed").and_then(serde_json::Value::as_bool);
+    // Denied because an execution identity is not one of this replica's: another replica
+    // sharing the store may be running it. Decide again with every replica's executions.
+    let prefix = format!("system:serviceaccount:{}:seb-exec-", st.policy.exec_namespace);
+    if allowed != Some(true) && local.missed_any(&prefix) {
+        let shared = shared_executions(&st.broker, &st.policy.exec_namespace).await;
+        answer = seb_kube::webhook::review(
+            &parsed,
+            &st.policy,
+            &ReviewLive::new(&st.broker, Some(&shared)),
+        );
+    }
+    let out = serde_json::to_vec(&answer).unwrap_or_default();
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], out).into_response()
 }

@@ -107,7 +107,7 @@ fn verify_ledger(s: &Server, dir: &Path, ca: Option<&Path>) -> Value {
 
 mod kubernetes {
     use super::*;
-    use seb_testinfra::kube::{KubeApiServer, unique_name};
+    use seb_testinfra::kube::{KubeApiServer, KubeTokens as Tokens, unique_name};
 
     /// A request to the API server as one of the test users.
     fn kube(method: &str, path: &str, token: &str, body: Option<(&str, Value)>) -> (u16, Value) {
@@ -122,6 +122,31 @@ mod kubernetes {
         let resp = r.send().unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().unwrap_or(Value::Null))
+    }
+
+    /// The broker's TLS certificate (the API server calls webhooks over HTTPS), its own
+    /// kubeconfig, and the read-only kubeconfig admission observes with.
+    fn write_broker_files(s: &KubeApiServer, t: &Tokens, d: &Path, ca: &Path) {
+        let (crt, k) = s.issue_cert("broker").unwrap();
+        std::fs::write(d.join("tls.crt"), crt).unwrap();
+        std::fs::write(d.join("tls.key"), k).unwrap();
+        std::fs::write(
+            d.join("broker.kubeconfig"),
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: broker\n  user:\n    token: {}\ncontexts:\n- name: broker\n  context:\n    cluster: test\n    user: broker\ncurrent-context: broker\n",
+                s.url(), ca.display(), t.broker
+            ),
+        )
+        .unwrap();
+        // Admission observes with the agents' read-only identity, never the broker's.
+        std::fs::write(
+            d.join("observer.kubeconfig"),
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: agent\n  user:\n    token: {}\ncontexts:\n- name: agent\n  context:\n    cluster: test\n    user: agent\ncurrent-context: agent\n",
+                s.url(), ca.display(), t.agent
+            ),
+        )
+        .unwrap();
     }
 
     #[test]
@@ -177,27 +202,7 @@ mod kubernetes {
         assert_eq!(code, 0, "{out}{err}");
         assert!(out.contains("ValidatingWebhookConfiguration"), "{out}");
 
-        // The broker: TLS (the API server calls webhooks over HTTPS), its own kubeconfig.
-        let (crt, k) = s.issue_cert("broker").unwrap();
-        std::fs::write(d.join("tls.crt"), crt).unwrap();
-        std::fs::write(d.join("tls.key"), k).unwrap();
-        std::fs::write(
-            d.join("broker.kubeconfig"),
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: broker\n  user:\n    token: {}\ncontexts:\n- name: broker\n  context:\n    cluster: test\n    user: broker\ncurrent-context: broker\n",
-                s.url(), ca.display(), t.broker
-            ),
-        )
-        .unwrap();
-        // Admission observes with the agents' read-only identity, never the broker's.
-        std::fs::write(
-            d.join("observer.kubeconfig"),
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: agent\n  user:\n    token: {}\ncontexts:\n- name: agent\n  context:\n    cluster: test\n    user: agent\ncurrent-context: agent\n",
-                s.url(), ca.display(), t.agent
-            ),
-        )
-        .unwrap();
+        write_broker_files(s, t, d, &ca);
         let cfg = format!(
             r#"[broker]
 listen = "127.0.0.1:{port}"
@@ -303,6 +308,127 @@ broker_username = "broker"
         let (st, body) = kube("PATCH", &format!("{deps}/web"), &t.admin, patch);
         assert_eq!(st, 200, "{body}");
         // A second --delete finds nothing and still succeeds.
+        let (code, out, err) = seb(&[&deploy_args[..], &["--no-namespaces", "--delete"]].concat());
+        assert_eq!(code, 0, "{out}{err}");
+    }
+
+    /// Behind one Service the API server may send an execution's admission review to a replica
+    /// that is not running it. The webhook then answers from the executions every replica
+    /// sharing the store has admitted and not finished: here the webhook is replica B's, the
+    /// execution runs on replica A, and both share one PostgreSQL database.
+    #[test]
+    fn a_webhook_on_another_replica_admits_an_execution_through_the_shared_store() {
+        let s = KubeApiServer::shared().unwrap_or_else(|e| panic!("kube-apiserver: {e}"));
+        let _iso = KubeApiServer::isolated();
+        let t = &s.tokens().clone();
+        let db = seb_testinfra::postgres::Postgres::shared()
+            .unwrap_or_else(|e| panic!("postgres: {e}"))
+            .fresh_database()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (da, db_dir) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir_all(&da).unwrap();
+        std::fs::create_dir_all(&db_dir).unwrap();
+        let ns = unique_name("ha");
+        let (st, _) = kube(
+            "POST",
+            "/api/v1/namespaces",
+            &t.admin,
+            Some((
+                "application/json",
+                json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name": ns}}),
+            )),
+        );
+        assert_eq!(st, 201);
+        let deps = format!("/apis/apps/v1/namespaces/{ns}/deployments");
+        let deployment = json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},
+            "spec":{"replicas":2,"selector":{"matchLabels":{"app":"web"}},
+                    "template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":"registry.local/web:1"}]}}}});
+        let (st, _) = kube("POST", &deps, &t.admin, Some(("application/json", deployment)));
+        assert_eq!(st, 201);
+
+        // Two replicas on one database; the webhook names replica B only.
+        let (port_a, port_b) = (free_port(), free_port());
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, s.ca_pem()).unwrap();
+        let hook = format!("https://127.0.0.1:{port_b}/v1/kubernetes/admission-review");
+        let deploy_args = [
+            "deploy",
+            "kubernetes",
+            "--protected-namespace",
+            &ns,
+            "--broker-user",
+            "broker",
+            "--agent-user",
+            "agent",
+            "--webhook-url",
+            &hook,
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "--no-admission-policy",
+            "--kubeconfig",
+            s.kubeconfig().to_str().unwrap(),
+        ];
+        let (code, out, err) = seb(&[&deploy_args[..], &["--apply"]].concat());
+        assert_eq!(code, 0, "{out}{err}");
+        let broker = |port: u16, extra: &str| {
+            format!(
+                r#"[broker]
+listen = "127.0.0.1:{port}"
+key_file = "broker.seed"
+store = "{db}"
+checkpoint_interval_s = 0
+tls_cert = "tls.crt"
+tls_key = "tls.key"
+
+[targets.kubernetes]
+cluster = "test"
+kubeconfig = "broker.kubeconfig"
+observer_kubeconfig = "observer.kubeconfig"
+exec_namespace = "seb-exec"
+protected_namespaces = ["{ns}"]
+webhook = true
+broker_username = "broker"
+{extra}"#
+            )
+        };
+        for d in [&da, &db_dir] {
+            write_broker_files(s, t, d, &ca);
+        }
+        let admission = admission_config(&da, PERMIT_PROPOSALS, "");
+        std::fs::write(da.join("seb.toml"), broker(port_a, &admission)).unwrap();
+        support::write_key(&db_dir, "broker.seed", 3);
+        std::fs::write(
+            db_dir.join("seb.toml"),
+            broker(port_b, &format!("\n[trust]\nissuers = [\"{}\"]\n", pk(1))),
+        )
+        .unwrap();
+        let replica_b = serve(&db_dir, Some(&ca));
+        let replica_a = serve(&da, Some(&ca));
+
+        // Proposed, certified and executed on replica A; every review went to replica B.
+        let target = json!({"cluster":"test","api_version":"apps/v1","kind":"Deployment","namespace": ns,"name":"web"});
+        let change =
+            Change { platform: "kubernetes", op: "scale", target, params: json!({"replicas": 3}) };
+        let cert = propose(&replica_a, &da, Some(&ca), "scale-ha", &change);
+        let (code, v) = execute(&replica_a, &da, Some(&ca), &cert);
+        assert_eq!(code, 0, "{v}\nA: {}\nB: {}", replica_a.log(), replica_b.log());
+        assert_eq!(v["outcome"]["status"], "applied", "{v}");
+        let (_, dep) = kube("GET", &format!("{deps}/web"), &t.admin, None);
+        assert_eq!(dep["spec"]["replicas"], 3, "the change is visible");
+
+        // Replica B still denies everyone else, the cluster administrator included.
+        let patch = Some(("application/merge-patch+json", json!({"spec": {"replicas": 9}})));
+        let (st, body) = kube("PATCH", &format!("{deps}/web"), &t.admin, patch);
+        assert!(st >= 400, "admin patch went through: {body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("not the identity of a live SEB execution"),
+            "{body}"
+        );
+
         let (code, out, err) = seb(&[&deploy_args[..], &["--no-namespaces", "--delete"]].concat());
         assert_eq!(code, 0, "{out}{err}");
     }

@@ -785,20 +785,23 @@ impl Store for PostgresStore {
                 .await
                 .map_err(pg_err)?;
             let rows = client.query(&st, &[&me, &LEASE_CLASS]).await.map_err(pg_err)?;
-            rows.iter()
-                .map(|row| {
-                    Ok(PendingExecution {
-                        cid: row.try_get(0).map_err(pg_err)?,
-                        nonce: row.try_get(1).map_err(pg_err)?,
-                        intent: row.try_get(2).map_err(pg_err)?,
-                        dispatched: row.try_get(3).map_err(pg_err)?,
-                        admitted_at_ms: from_sql_int(
-                            row.try_get(4).map_err(pg_err)?,
-                            "admitted_at_ms",
-                        )?,
-                    })
-                })
-                .collect()
+            rows.iter().map(pending_row).collect()
+        })
+    }
+
+    fn in_flight(&self) -> StoreFuture<'_, Vec<PendingExecution>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let st = client
+                .prepare_cached(
+                    "SELECT r.cid, r.nonce, r.intent, r.dispatched_at_ms IS NOT NULL, \
+                            r.admitted_at_ms \
+                     FROM reservations r WHERE r.outcome_index IS NULL ORDER BY r.admit_index",
+                )
+                .await
+                .map_err(pg_err)?;
+            let rows = client.query(&st, &[]).await.map_err(pg_err)?;
+            rows.iter().map(pending_row).collect()
         })
     }
 
@@ -940,6 +943,17 @@ impl Store for PostgresStore {
             rows.iter().map(to_checkpoint).collect()
         })
     }
+}
+
+/// One row of `cid, nonce, intent, dispatched, admitted_at_ms`.
+fn pending_row(row: &tokio_postgres::Row) -> Result<PendingExecution, StoreError> {
+    Ok(PendingExecution {
+        cid: row.try_get(0).map_err(pg_err)?,
+        nonce: row.try_get(1).map_err(pg_err)?,
+        intent: row.try_get(2).map_err(pg_err)?,
+        dispatched: row.try_get(3).map_err(pg_err)?,
+        admitted_at_ms: from_sql_int(row.try_get(4).map_err(pg_err)?, "admitted_at_ms")?,
+    })
 }
 
 #[cfg(test)]

@@ -354,7 +354,7 @@ async fn concurrent_writers_on_three_stores_build_one_ledger() {
 }
 
 /// `pending` on a store lists its own executions and those of stores that are gone, never
-/// another live store's; a store cannot dispatch an execution reserved under another lease;
+/// another live store's (`in_flight` lists them all); a store cannot dispatch an execution reserved under another lease;
 /// dropping a store (its session ends, as when its process dies) hands its executions to
 /// recovery.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,6 +371,12 @@ async fn pending_follows_leases_across_stores() {
     let names = |p: Vec<PendingExecution>| p.into_iter().map(|p| p.nonce).collect::<Vec<_>>();
     assert_eq!(names(a.pending().await.unwrap()), ["a1", "a2"]);
     assert_eq!(names(b.pending().await.unwrap()), ["b1"]);
+    // In flight: every store's executions, with their intents, from any store.
+    for s in [&a, &b] {
+        let all = s.in_flight().await.unwrap();
+        assert_eq!(names(all.clone()), ["a1", "a2", "b1"]);
+        assert!(all.iter().all(|p| !p.intent.is_empty()));
+    }
     match b.mark_dispatched("cid", "a1", 6).await {
         Err(StoreError::Unavailable(m)) => assert!(m.contains("lease"), "{m}"),
         other => panic!("b dispatched a's execution: {other:?}"),
@@ -393,6 +399,7 @@ async fn pending_follows_leases_across_stores() {
     c.complete("cid", "a1", b"not_attempted".to_vec()).await.unwrap();
     c.complete("cid", "a2", b"reconciled".to_vec()).await.unwrap();
     assert!(c.pending().await.unwrap().is_empty());
+    assert_eq!(names(c.in_flight().await.unwrap()), ["b1"], "completed ones are not in flight");
     assert!(matches!(
         c.mark_dispatched("cid", "a1", 9).await,
         Err(StoreError::AlreadyCompleted { .. })

@@ -225,8 +225,15 @@ pub trait Store: Send + Sync + 'static {
         nonce: &'a str,
         outcome_entry: Vec<u8>,
     ) -> StoreFuture<'a, u64>;
-    /// Admitted executions without an outcome.
+    /// Admitted executions without an outcome that this store is to reconcile: on a store
+    /// shared by several brokers, its own and those of brokers that are gone.
     fn pending(&self) -> StoreFuture<'_, Vec<PendingExecution>>;
+    /// Every admitted execution without an outcome, whichever broker sharing the store runs
+    /// it (the Kubernetes webhook answers for any replica's execution with it). A store with
+    /// one broker: [`Store::pending`].
+    fn in_flight(&self) -> StoreFuture<'_, Vec<PendingExecution>> {
+        self.pending()
+    }
 
     // ---- ledger ----
     /// Append records (decision records of failures, summaries); returns their indices.
