@@ -149,16 +149,34 @@ mod kubernetes {
         .unwrap();
     }
 
-    #[test]
-    fn a_certified_scale_is_applied_and_every_bypass_is_refused() {
-        let s = KubeApiServer::shared().unwrap_or_else(|e| panic!("kube-apiserver: {e}"));
-        let _iso = KubeApiServer::isolated();
-        let t = &s.tokens().clone();
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let ns = unique_name("walk");
+    /// `seb.toml` for a broker on `127.0.0.1:port` with `store`, the Kubernetes target
+    /// protecting `ns` and serving the webhook (files from [`write_broker_files`]), then `extra`.
+    fn broker_toml(port: u16, store: &str, ns: &str, extra: &str) -> String {
+        format!(
+            r#"[broker]
+listen = "127.0.0.1:{port}"
+key_file = "broker.seed"
+store = "{store}"
+checkpoint_interval_s = 0
+tls_cert = "tls.crt"
+tls_key = "tls.key"
 
-        // The workload exists before SEB protects its namespace.
+[targets.kubernetes]
+cluster = "test"
+kubeconfig = "broker.kubeconfig"
+observer_kubeconfig = "observer.kubeconfig"
+exec_namespace = "seb-exec"
+protected_namespaces = ["{ns}"]
+webhook = true
+broker_username = "broker"
+{extra}"#
+        )
+    }
+
+    /// A namespace `<prefix>-…` with Deployment `web` (2 replicas), made by the administrator
+    /// before SEB protects it; returns the namespace and its deployments path.
+    fn workload(t: &Tokens, prefix: &str) -> (String, String) {
+        let ns = unique_name(prefix);
         let (st, _) = kube(
             "POST",
             "/api/v1/namespaces",
@@ -175,17 +193,18 @@ mod kubernetes {
         let deps = format!("/apis/apps/v1/namespaces/{ns}/deployments");
         let (st, _) = kube("POST", &deps, &t.admin, Some(("application/json", deployment)));
         assert_eq!(st, 201);
+        (ns, deps)
+    }
 
-        // seb deploy kubernetes --apply: RBAC, execution namespace, webhook (Fail).
-        let port = free_port();
-        let ca = d.join("ca.pem");
-        std::fs::write(&ca, s.ca_pem()).unwrap();
+    /// `seb deploy kubernetes` arguments protecting `ns` with the webhook at `127.0.0.1:port`
+    /// (add `--apply` or `--delete`).
+    fn deploy_args(s: &KubeApiServer, ns: &str, port: u16, ca: &Path) -> Vec<String> {
         let hook = format!("https://127.0.0.1:{port}/v1/kubernetes/admission-review");
-        let deploy_args = [
+        [
             "deploy",
             "kubernetes",
             "--protected-namespace",
-            &ns,
+            ns,
             "--broker-user",
             "broker",
             "--agent-user",
@@ -197,32 +216,39 @@ mod kubernetes {
             "--no-admission-policy",
             "--kubeconfig",
             s.kubeconfig().to_str().unwrap(),
-        ];
-        let (code, out, err) = seb(&[&deploy_args[..], &["--apply"]].concat());
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+
+    /// `seb` with `args` and then `extra`.
+    fn seb_with(args: &[String], extra: &[&str]) -> (i32, String, String) {
+        let all: Vec<&str> = args.iter().map(String::as_str).chain(extra.iter().copied()).collect();
+        seb(&all)
+    }
+
+    #[test]
+    fn a_certified_scale_is_applied_and_every_bypass_is_refused() {
+        let s = KubeApiServer::shared().unwrap_or_else(|e| panic!("kube-apiserver: {e}"));
+        let _iso = KubeApiServer::isolated();
+        let t = &s.tokens().clone();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // The workload exists before SEB protects its namespace.
+        let (ns, deps) = workload(t, "walk");
+
+        // seb deploy kubernetes --apply: RBAC, execution namespace, webhook (Fail).
+        let port = free_port();
+        let ca = d.join("ca.pem");
+        std::fs::write(&ca, s.ca_pem()).unwrap();
+        let deploy_args = deploy_args(s, &ns, port, &ca);
+        let (code, out, err) = seb_with(&deploy_args, &["--apply"]);
         assert_eq!(code, 0, "{out}{err}");
         assert!(out.contains("ValidatingWebhookConfiguration"), "{out}");
 
         write_broker_files(s, t, d, &ca);
-        let cfg = format!(
-            r#"[broker]
-listen = "127.0.0.1:{port}"
-key_file = "broker.seed"
-store = "sqlite:seb.db"
-checkpoint_interval_s = 0
-tls_cert = "tls.crt"
-tls_key = "tls.key"
-
-[targets.kubernetes]
-cluster = "test"
-kubeconfig = "broker.kubeconfig"
-observer_kubeconfig = "observer.kubeconfig"
-exec_namespace = "seb-exec"
-protected_namespaces = ["{ns}"]
-webhook = true
-broker_username = "broker"
-{admission}"#,
-            admission = admission_config(d, PERMIT_PROPOSALS, "")
-        );
+        let cfg =
+            broker_toml(port, "sqlite:seb.db", &ns, &admission_config(d, PERMIT_PROPOSALS, ""));
         std::fs::write(d.join("seb.toml"), cfg).unwrap();
         let srv = serve(d, Some(&ca));
 
@@ -279,7 +305,7 @@ broker_username = "broker"
 
         // `seb deploy kubernetes --delete` with the same flags uninstalls it (webhook first);
         // --no-namespaces keeps the namespaces, which other tests in this process share.
-        let (code, out, err) = seb(&[&deploy_args[..], &["--no-namespaces", "--delete"]].concat());
+        let (code, out, err) = seb_with(&deploy_args, &["--no-namespaces", "--delete"]);
         assert_eq!(code, 0, "{out}{err}");
         assert!(out.contains("\"deleted\""), "{out}");
         let (st, _) = kube(
@@ -308,7 +334,7 @@ broker_username = "broker"
         let (st, body) = kube("PATCH", &format!("{deps}/web"), &t.admin, patch);
         assert_eq!(st, 200, "{body}");
         // A second --delete finds nothing and still succeeds.
-        let (code, out, err) = seb(&[&deploy_args[..], &["--no-namespaces", "--delete"]].concat());
+        let (code, out, err) = seb_with(&deploy_args, &["--no-namespaces", "--delete"]);
         assert_eq!(code, 0, "{out}{err}");
     }
 
@@ -329,69 +355,16 @@ broker_username = "broker"
         let (da, db_dir) = (dir.path().join("a"), dir.path().join("b"));
         std::fs::create_dir_all(&da).unwrap();
         std::fs::create_dir_all(&db_dir).unwrap();
-        let ns = unique_name("ha");
-        let (st, _) = kube(
-            "POST",
-            "/api/v1/namespaces",
-            &t.admin,
-            Some((
-                "application/json",
-                json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name": ns}}),
-            )),
-        );
-        assert_eq!(st, 201);
-        let deps = format!("/apis/apps/v1/namespaces/{ns}/deployments");
-        let deployment = json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},
-            "spec":{"replicas":2,"selector":{"matchLabels":{"app":"web"}},
-                    "template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":"registry.local/web:1"}]}}}});
-        let (st, _) = kube("POST", &deps, &t.admin, Some(("application/json", deployment)));
-        assert_eq!(st, 201);
+        let (ns, deps) = workload(t, "ha");
 
         // Two replicas on one database; the webhook names replica B only.
         let (port_a, port_b) = (free_port(), free_port());
         let ca = dir.path().join("ca.pem");
         std::fs::write(&ca, s.ca_pem()).unwrap();
-        let hook = format!("https://127.0.0.1:{port_b}/v1/kubernetes/admission-review");
-        let deploy_args = [
-            "deploy",
-            "kubernetes",
-            "--protected-namespace",
-            &ns,
-            "--broker-user",
-            "broker",
-            "--agent-user",
-            "agent",
-            "--webhook-url",
-            &hook,
-            "--ca-file",
-            ca.to_str().unwrap(),
-            "--no-admission-policy",
-            "--kubeconfig",
-            s.kubeconfig().to_str().unwrap(),
-        ];
-        let (code, out, err) = seb(&[&deploy_args[..], &["--apply"]].concat());
+        let deploy_args = deploy_args(s, &ns, port_b, &ca);
+        let (code, out, err) = seb_with(&deploy_args, &["--apply"]);
         assert_eq!(code, 0, "{out}{err}");
-        let broker = |port: u16, extra: &str| {
-            format!(
-                r#"[broker]
-listen = "127.0.0.1:{port}"
-key_file = "broker.seed"
-store = "{db}"
-checkpoint_interval_s = 0
-tls_cert = "tls.crt"
-tls_key = "tls.key"
-
-[targets.kubernetes]
-cluster = "test"
-kubeconfig = "broker.kubeconfig"
-observer_kubeconfig = "observer.kubeconfig"
-exec_namespace = "seb-exec"
-protected_namespaces = ["{ns}"]
-webhook = true
-broker_username = "broker"
-{extra}"#
-            )
-        };
+        let broker = |port: u16, extra: &str| broker_toml(port, &db, &ns, extra);
         for d in [&da, &db_dir] {
             write_broker_files(s, t, d, &ca);
         }
@@ -429,7 +402,7 @@ broker_username = "broker"
             "{body}"
         );
 
-        let (code, out, err) = seb(&[&deploy_args[..], &["--no-namespaces", "--delete"]].concat());
+        let (code, out, err) = seb_with(&deploy_args, &["--no-namespaces", "--delete"]);
         assert_eq!(code, 0, "{out}{err}");
     }
 }

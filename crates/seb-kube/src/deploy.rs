@@ -358,28 +358,49 @@ pub fn admission_policy(cfg: &DeployConfig) -> Vec<Value> {
     ]
 }
 
-/// Apply objects with server-side apply (field manager `seb-deploy`, forced), resolving each
-/// kind through discovery: what `seb deploy kubernetes --apply` does with [`objects`]. The
-/// only function here that does I/O.
-pub async fn apply(client: &kube::Client, objects: &[Value]) -> Result<(), crate::KubeError> {
-    use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams};
+/// The dynamic API of one manifest object (its kind resolved through discovery), with its kind
+/// and name; `Ok(None)` when the server does not serve the kind.
+async fn object_api(
+    client: &kube::Client,
+    o: &Value,
+) -> Result<Option<(kube::Api<kube::api::DynamicObject>, String, String)>, crate::KubeError> {
+    use kube::api::{Api, GroupVersionKind};
     use kube::discovery::Scope;
-    let s = |o: &Value, p: &str| o.pointer(p).and_then(Value::as_str).map(str::to_owned);
-    for o in objects {
-        let (Some(av), Some(kind), Some(name)) =
-            (s(o, "/apiVersion"), s(o, "/kind"), s(o, "/metadata/name"))
-        else {
-            return Err(crate::KubeError::Invalid(format!(
-                "object without apiVersion/kind/name: {o}"
-            )));
+    use kube::error::DiscoveryError;
+    let s = |p: &str| o.pointer(p).and_then(Value::as_str).map(str::to_owned);
+    let (Some(av), Some(kind), Some(name)) = (s("/apiVersion"), s("/kind"), s("/metadata/name"))
+    else {
+        return Err(crate::KubeError::Invalid(format!("object without apiVersion/kind/name: {o}")));
+    };
+    let (g, v) = av.split_once('/').unwrap_or(("", av.as_str()));
+    let (ar, caps) =
+        match kube::discovery::pinned_kind(client, &GroupVersionKind::gvk(g, v, &kind)).await {
+            Ok(found) => found,
+            Err(kube::Error::Discovery(
+                DiscoveryError::MissingKind(_) | DiscoveryError::MissingApiGroup(_),
+            )) => return Ok(None),
+            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(None),
+            Err(e) => {
+                return Err(crate::KubeError::Invalid(format!("discovery of {av} {kind}: {e}")));
+            }
         };
-        let (g, v) = av.split_once('/').unwrap_or(("", av.as_str()));
-        let (ar, caps) = kube::discovery::pinned_kind(client, &GroupVersionKind::gvk(g, v, &kind))
-            .await
-            .map_err(|e| crate::KubeError::Invalid(format!("discovery of {av} {kind}: {e}")))?;
-        let api: Api<DynamicObject> = match (caps.scope, s(o, "/metadata/namespace")) {
-            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), &ns, &ar),
-            _ => Api::all_with(client.clone(), &ar),
+    let api = match (caps.scope, s("/metadata/namespace")) {
+        (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), &ns, &ar),
+        _ => Api::all_with(client.clone(), &ar),
+    };
+    Ok(Some((api, kind, name)))
+}
+
+/// Apply objects with server-side apply (field manager `seb-deploy`, forced), resolving each
+/// kind through discovery: what `seb deploy kubernetes --apply` does with [`objects`].
+pub async fn apply(client: &kube::Client, objects: &[Value]) -> Result<(), crate::KubeError> {
+    use kube::api::{Patch, PatchParams};
+    for o in objects {
+        let Some((api, kind, name)) = object_api(client, o).await? else {
+            return Err(crate::KubeError::Invalid(format!(
+                "this API server does not serve {} (clusters < 1.30: --no-admission-policy)",
+                o.get("kind").and_then(Value::as_str).unwrap_or("the kind")
+            )));
         };
         api.patch(&name, &PatchParams::apply("seb-deploy").force(), &Patch::Apply(o))
             .await
@@ -389,36 +410,19 @@ pub async fn apply(client: &kube::Client, objects: &[Value]) -> Result<(), crate
 }
 
 /// Delete what [`apply`] applied: the admission objects first (so they cannot refuse the
-/// rest), then everything else in reverse order; objects already gone are fine.
+/// rest), then everything else in reverse order; objects already gone, or of a kind the
+/// server does not serve (so never applied), are fine.
 pub async fn delete(client: &kube::Client, objects: &[Value]) -> Result<(), crate::KubeError> {
-    use kube::api::{Api, DeleteParams, DynamicObject, GroupVersionKind};
-    use kube::discovery::Scope;
-    let s = |o: &Value, p: &str| o.pointer(p).and_then(Value::as_str).map(str::to_owned);
+    use kube::api::DeleteParams;
     let admission = |o: &&Value| {
-        s(o, "/apiVersion").is_some_and(|av| av.starts_with("admissionregistration.k8s.io/"))
+        o.get("apiVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|av| av.starts_with("admissionregistration.k8s.io/"))
     };
     let ordered =
         objects.iter().filter(admission).chain(objects.iter().rev().filter(|o| !admission(o)));
     for o in ordered {
-        let (Some(av), Some(kind), Some(name)) =
-            (s(o, "/apiVersion"), s(o, "/kind"), s(o, "/metadata/name"))
-        else {
-            return Err(crate::KubeError::Invalid(format!(
-                "object without apiVersion/kind/name: {o}"
-            )));
-        };
-        let (g, v) = av.split_once('/').unwrap_or(("", av.as_str()));
-        let (ar, caps) =
-            match kube::discovery::pinned_kind(client, &GroupVersionKind::gvk(g, v, &kind)).await {
-                Ok(found) => found,
-                // A kind this server does not serve (ValidatingAdmissionPolicy before 1.30)
-                // cannot have been applied.
-                Err(_) => continue,
-            };
-        let api: Api<DynamicObject> = match (caps.scope, s(o, "/metadata/namespace")) {
-            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), &ns, &ar),
-            _ => Api::all_with(client.clone(), &ar),
-        };
+        let Some((api, kind, name)) = object_api(client, o).await? else { continue };
         match api.delete(&name, &DeleteParams::default()).await {
             Ok(_) => {}
             Err(kube::Error::Api(e)) if e.code == 404 => {}
