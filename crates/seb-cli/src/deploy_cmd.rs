@@ -14,7 +14,7 @@ pub enum DeployCmd {
     /// RBAC for the broker and the agents, the execution namespace, the validating webhook
     /// (failurePolicy Fail) for the protected namespaces and, for clusters ≥ 1.30, the
     /// equivalent ValidatingAdmissionPolicy. Prints YAML, or applies it with `--apply`.
-    Kubernetes(KubeArgs),
+    Kubernetes(Box<KubeArgs>),
     /// The execution role's trust policy, the SCP (and RCP) denying protected actions to every
     /// principal but execution sessions, the agents' permission boundary and the broker's
     /// own policy. Prints one JSON object, or writes one file each with `--out-dir`.
@@ -42,6 +42,21 @@ pub struct KubeArgs {
     /// The broker is this user instead (a broker outside the cluster).
     #[arg(long)]
     pub broker_user: Option<String>,
+    /// Run the broker in the cluster from this image: also emit its Deployment, its
+    /// `seb-broker` Service (the webhook's default endpoint) and, for one replica, the
+    /// volume of its SQLite store. The pod reads `seb.toml`, the key and the TLS files from
+    /// the Secret `--broker-secret`, which you create (see docs/operator-guide.md).
+    #[arg(long, conflicts_with = "broker_user")]
+    pub broker_image: Option<String>,
+    /// Broker replicas; more than one needs `store = "postgres://…"` in its seb.toml.
+    #[arg(long, default_value_t = 1, requires = "broker_image")]
+    pub broker_replicas: u16,
+    /// The Secret with `seb.toml`, the broker key and its serving certificate.
+    #[arg(long, default_value = "seb-broker", requires = "broker_image")]
+    pub broker_secret: String,
+    /// The size of the SQLite volume (one replica).
+    #[arg(long, default_value = "10Gi", requires = "broker_image")]
+    pub broker_storage: String,
     /// Agents' group (repeat; default `seb:agents`). Agents get read-only access.
     #[arg(long = "agent-group")]
     pub agent_groups: Vec<String>,
@@ -113,7 +128,7 @@ pub struct AwsArgs {
 /// Run a deploy subcommand.
 pub async fn run(cmd: DeployCmd) -> Result<ExitCode> {
     match cmd {
-        DeployCmd::Kubernetes(a) => kubernetes(a).await,
+        DeployCmd::Kubernetes(a) => kubernetes(*a).await,
         DeployCmd::Aws(a) => aws(a),
     }
 }
@@ -158,6 +173,17 @@ fn kube_config(a: &KubeArgs) -> Result<DeployConfig> {
     cfg.exempt_groups.extend(a.exempt_groups.iter().cloned());
     cfg.emit_admission_policy = !a.no_admission_policy;
     cfg.emit_namespaces = !a.no_namespaces;
+    if let Some(image) = &a.broker_image {
+        if a.broker_replicas == 0 {
+            bail!("--broker-replicas must be at least 1");
+        }
+        cfg.broker_workload = Some(seb_kube::deploy::BrokerWorkload {
+            image: image.clone(),
+            replicas: a.broker_replicas,
+            secret: a.broker_secret.clone(),
+            storage: a.broker_storage.clone(),
+        });
+    }
     Ok(cfg)
 }
 

@@ -90,7 +90,45 @@ pub struct DeployConfig {
     pub emit_namespaces: bool,
     /// Emit the ValidatingAdmissionPolicy and its binding (clusters ≥ 1.30).
     pub emit_admission_policy: bool,
+    /// Run the broker in the cluster: its Deployment and Service (and, for one replica, the
+    /// volume of its SQLite store). `None`: the broker runs elsewhere.
+    pub broker_workload: Option<BrokerWorkload>,
 }
+
+/// The broker's own Deployment in `broker_namespace` under its ServiceAccount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerWorkload {
+    /// The container image (built from the repository's `deploy/Containerfile`).
+    pub image: String,
+    /// Replicas. One runs on SQLite in a PersistentVolumeClaim and is replaced with the
+    /// `Recreate` strategy (never two writers); more need a `postgres://` store.
+    pub replicas: u16,
+    /// The Secret mounted at `/etc/seb` holding `seb.toml`, the broker key and its serving
+    /// certificate (created by the operator; the manifests never carry secrets).
+    pub secret: String,
+    /// The size of the SQLite volume (one replica).
+    pub storage: String,
+}
+
+impl BrokerWorkload {
+    /// One replica of `image` with the Secret `seb-broker` and a 10 GiB volume.
+    pub fn new(image: &str) -> Self {
+        Self {
+            image: image.to_owned(),
+            replicas: 1,
+            secret: "seb-broker".into(),
+            storage: "10Gi".into(),
+        }
+    }
+}
+
+/// The broker's Deployment name (also its Service, Secret and volume claim by default).
+pub const BROKER_WORKLOAD: &str = "seb-broker";
+/// Where the broker's container finds its configuration and keeps its SQLite store.
+pub const BROKER_CONFIG_DIR: &str = "/etc/seb";
+pub const BROKER_DATA_DIR: &str = "/var/lib/seb";
+/// The port the broker serves its API and the webhook on, in the container and the Service.
+pub const BROKER_PORT: u16 = 8443;
 
 impl DeployConfig {
     /// Defaults: broker `seb-system/seb-broker`, executions in `seb-exec`, agents the group
@@ -122,6 +160,7 @@ impl DeployConfig {
             exempt_groups: vec!["system:nodes".into()],
             emit_namespaces: true,
             emit_admission_policy: true,
+            broker_workload: None,
         }
     }
 
@@ -242,10 +281,81 @@ pub fn objects(cfg: &DeployConfig) -> Vec<Value> {
             out.push(role_binding(AGENT_READ, ns, "ClusterRole", AGENT_READ, agents.clone()));
         }
     }
+    if let (Some(w), Subject::ServiceAccount { namespace, name }) =
+        (&cfg.broker_workload, &cfg.broker)
+    {
+        out.extend(broker_workload(w, namespace, name));
+    }
     out.push(webhook_configuration(cfg));
     if cfg.emit_admission_policy {
         out.extend(admission_policy(cfg));
     }
+    out
+}
+
+/// The broker's Service, Deployment and (one replica) volume claim. The pod runs as a
+/// non-root user with a read-only root filesystem, no capabilities and the runtime's
+/// seccomp profile; it reads `seb.toml`, the key and the certificate from the Secret, talks
+/// to the API server in-cluster with its ServiceAccount token, and is ready when `/readyz`
+/// answers over TLS (store reachable, epochs fresh).
+pub fn broker_workload(w: &BrokerWorkload, namespace: &str, service_account: &str) -> Vec<Value> {
+    let selector = json!({"app.kubernetes.io/name": BROKER_WORKLOAD});
+    let mut pod_labels = labels();
+    if let Value::Object(m) = &mut pod_labels {
+        m.insert("app.kubernetes.io/name".into(), json!(BROKER_WORKLOAD));
+    }
+    let single = w.replicas <= 1;
+    let mut out = vec![json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": BROKER_WORKLOAD, "namespace": namespace, "labels": labels()},
+        "spec": {"selector": selector, "ports": [{"name": "https", "port": BROKER_PORT, "targetPort": BROKER_PORT, "protocol": "TCP"}]},
+    })];
+    let mut volumes =
+        vec![json!({"name": "config", "secret": {"secretName": w.secret, "defaultMode": 0o440}})];
+    let mut mounts =
+        vec![json!({"name": "config", "mountPath": BROKER_CONFIG_DIR, "readOnly": true})];
+    if single {
+        out.push(json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": format!("{BROKER_WORKLOAD}-data"), "namespace": namespace, "labels": labels()},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": w.storage}}},
+        }));
+        volumes.push(json!({"name": "data", "persistentVolumeClaim": {"claimName": format!("{BROKER_WORKLOAD}-data")}}));
+        mounts.push(json!({"name": "data", "mountPath": BROKER_DATA_DIR}));
+    }
+    let probe = |path: &str| json!({"httpGet": {"path": path, "port": BROKER_PORT, "scheme": "HTTPS"}, "periodSeconds": 5, "failureThreshold": 3});
+    out.push(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": BROKER_WORKLOAD, "namespace": namespace, "labels": labels()},
+        "spec": {
+            "replicas": w.replicas.max(1),
+            // One SQLite writer: the old pod is gone before the new one opens the store.
+            "strategy": if single { json!({"type": "Recreate"}) } else { json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}) },
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {
+                    "serviceAccountName": service_account,
+                    "automountServiceAccountToken": true,
+                    "enableServiceLinks": false,
+                    "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{
+                        "name": "seb",
+                        "image": w.image,
+                        "args": ["serve", "--config", format!("{BROKER_CONFIG_DIR}/seb.toml")],
+                        "ports": [{"name": "https", "containerPort": BROKER_PORT, "protocol": "TCP"}],
+                        "env": [{"name": "SEB_LOG", "value": "info"}],
+                        "readinessProbe": probe("/readyz"),
+                        "livenessProbe": probe("/healthz"),
+                        "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+                        "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}},
+                        "volumeMounts": mounts,
+                    }],
+                    "volumes": volumes,
+                },
+            },
+        },
+    }));
     out
 }
 
@@ -481,6 +591,67 @@ mod tests {
             vec!["prod".into(), "payments".into()],
             "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into(),
         )
+    }
+
+    #[test]
+    fn the_broker_workload_is_hardened_and_behind_the_webhook_service() {
+        let mut c = cfg();
+        c.broker_workload = Some(BrokerWorkload::new("registry.example/seb:1"));
+        let objs = objects(&c);
+        let find = |kind: &str| objs.iter().find(|o| o["kind"] == kind).unwrap().clone();
+        let svc = find("Service");
+        let dep = find("Deployment");
+        let hook = webhook_configuration(&c);
+        // The webhook's default endpoint is this Service, and the Service selects the pods.
+        let endpoint = &hook["webhooks"][0]["clientConfig"]["service"];
+        assert_eq!(endpoint["name"], svc["metadata"]["name"]);
+        assert_eq!(endpoint["namespace"], svc["metadata"]["namespace"]);
+        assert_eq!(endpoint["port"], svc["spec"]["ports"][0]["port"]);
+        let pod = &dep["spec"]["template"];
+        for (k, v) in svc["spec"]["selector"].as_object().unwrap() {
+            assert_eq!(&pod["metadata"]["labels"][k], v, "selector {k}");
+        }
+        assert_eq!(dep["spec"]["selector"]["matchLabels"], svc["spec"]["selector"]);
+        let spec = &pod["spec"];
+        assert_eq!(spec["serviceAccountName"], "seb-broker");
+        assert_eq!(spec["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+        let ctr = &spec["containers"][0];
+        assert_eq!(ctr["image"], "registry.example/seb:1");
+        assert_eq!(ctr["args"], json!(["serve", "--config", "/etc/seb/seb.toml"]));
+        assert_eq!(ctr["securityContext"]["allowPrivilegeEscalation"], false);
+        assert_eq!(ctr["securityContext"]["readOnlyRootFilesystem"], true);
+        assert_eq!(ctr["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
+        assert_eq!(ctr["readinessProbe"]["httpGet"]["path"], "/readyz");
+        assert_eq!(ctr["readinessProbe"]["httpGet"]["scheme"], "HTTPS");
+        assert_eq!(ctr["ports"][0]["containerPort"], svc["spec"]["ports"][0]["targetPort"]);
+        // The Secret is read-only; no secret value is in the manifests.
+        assert_eq!(spec["volumes"][0]["secret"]["secretName"], "seb-broker");
+        assert_eq!(ctr["volumeMounts"][0]["readOnly"], true);
+        assert!(!manifests(&c).contains("PRIVATE"), "no key material");
+        // One replica: SQLite on a claim, never two writers.
+        assert_eq!(dep["spec"]["replicas"], 1);
+        assert_eq!(dep["spec"]["strategy"]["type"], "Recreate");
+        assert_eq!(find("PersistentVolumeClaim")["spec"]["accessModes"], json!(["ReadWriteOnce"]));
+        assert_eq!(ctr["volumeMounts"][1]["mountPath"], "/var/lib/seb");
+        // The workload comes before the webhook that points at it.
+        let pos = |kind: &str| objs.iter().position(|o| o["kind"] == kind).unwrap();
+        assert!(pos("Deployment") < pos("ValidatingWebhookConfiguration"));
+    }
+
+    #[test]
+    fn several_broker_replicas_roll_without_a_volume_and_an_external_broker_gets_none() {
+        let mut c = cfg();
+        c.broker_workload =
+            Some(BrokerWorkload { replicas: 3, ..BrokerWorkload::new("registry.example/seb:1") });
+        let objs = objects(&c);
+        let dep = objs.iter().find(|o| o["kind"] == "Deployment").unwrap();
+        assert_eq!(dep["spec"]["replicas"], 3);
+        assert_eq!(dep["spec"]["strategy"]["type"], "RollingUpdate");
+        assert!(!objs.iter().any(|o| o["kind"] == "PersistentVolumeClaim"));
+        c.broker = Subject::User("broker".into());
+        let objs = objects(&c);
+        assert!(!objs.iter().any(|o| o["kind"] == "Deployment" || o["kind"] == "Service"));
     }
 
     #[test]
