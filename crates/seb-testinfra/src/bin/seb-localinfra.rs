@@ -61,8 +61,18 @@ fn read_json(p: &Path) -> Result<Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))
 }
 
+/// Write a file only its owner can read: several hold tokens, keys or a CA key.
 fn write(p: &Path, text: &str) -> Result<(), String> {
-    std::fs::write(p, text).map_err(|e| format!("{}: {e}", p.display()))
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(p)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| format!("{}: {e}", p.display()))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
@@ -125,9 +135,16 @@ fn run(a: &Args) -> Result<Running, String> {
             (Some(kube), path)
         }
     };
-    let k: AdoptedKube = runtime()?
-        .block_on(adopt::adopt_kube(&admin_kubeconfig))
-        .map_err(|e| format!("Kubernetes identities: {e}"))?;
+    let k: AdoptedKube = match runtime()?.block_on(adopt::adopt_kube(&admin_kubeconfig)) {
+        Ok(k) => k,
+        Err(e) => {
+            if a.kubeconfig.is_some() {
+                // Leave nothing half made on a cluster we were pointed at.
+                drop(runtime()?.block_on(adopt::release_kube(&admin_kubeconfig)));
+            }
+            return Err(format!("Kubernetes identities: {e}"));
+        }
+    };
     let kube_ca = match &k.ca_pem {
         Some(pem) => {
             let p = out.join("kube-ca.pem");
@@ -183,8 +200,19 @@ fn run(a: &Args) -> Result<Running, String> {
             (Some(moto), api, "seb-demo-config".to_owned())
         }
     };
-    let aws = adopt::adopt_aws(&admin_api, artefacts, &bucket)
-        .map_err(|e| format!("AWS identities: {e}"))?;
+    let aws = match adopt::adopt_aws(&admin_api, artefacts, &bucket) {
+        Ok(aws) => aws,
+        Err(e) => {
+            // Leave nothing half made on a cluster or in an account we were pointed at.
+            if a.aws_profile.is_some() {
+                drop(adopt::release_aws(&admin_api, &bucket));
+            }
+            if a.kubeconfig.is_some() {
+                drop(runtime()?.block_on(adopt::release_kube(&admin_kubeconfig)));
+            }
+            return Err(format!("AWS identities: {e}"));
+        }
+    };
     eprintln!(
         "[localinfra] IAM users {}, {}, role {}, bucket {bucket}",
         adopt::AWS_BROKER_USER,
