@@ -13,10 +13,7 @@ use seb_broker::engine::{Broker, EngineSettings};
 use seb_broker::records::RecordSigner;
 use seb_ledger::checkpoint::Checkpoint;
 use seb_store::sqlite::SqliteStore;
-use seb_store::{
-    EpochCheck, Epochs, Hash, PendingExecution, Reservation, ReserveResult, Revocation, Store,
-    StoreFuture, StoredCheckpoint,
-};
+use seb_store::{Store, StoreFuture, StoredCheckpoint};
 use seb_target::test_double::TestTarget;
 
 /// The shared store, with "another replica" appending an entry and storing a newer checkpoint
@@ -27,72 +24,10 @@ struct RacingStore {
 }
 
 impl Store for RacingStore {
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
-    }
-    fn epochs(&self) -> StoreFuture<'_, Epochs> {
-        self.inner.epochs()
-    }
-    fn epoch_check<'a>(&'a self, cid: &'a str, agent: &'a str) -> StoreFuture<'a, EpochCheck> {
-        self.inner.epoch_check(cid, agent)
-    }
-    fn bump_policy_epoch(&self, at_ms: u64, record: Option<Vec<u8>>) -> StoreFuture<'_, Epochs> {
-        self.inner.bump_policy_epoch(at_ms, record)
-    }
-    fn revoke(
-        &self,
-        what: Revocation,
-        at_ms: u64,
-        record: Option<Vec<u8>>,
-    ) -> StoreFuture<'_, Epochs> {
-        self.inner.revoke(what, at_ms, record)
-    }
-    fn revocations(&self) -> StoreFuture<'_, (Vec<String>, Vec<String>)> {
-        self.inner.revocations()
-    }
-    fn is_reserved<'a>(&'a self, cid: &'a str, nonce: &'a str) -> StoreFuture<'a, bool> {
-        self.inner.is_reserved(cid, nonce)
-    }
-    fn reserve(&self, r: Reservation) -> StoreFuture<'_, ReserveResult> {
-        self.inner.reserve(r)
-    }
-    fn mark_dispatched<'a>(
-        &'a self,
-        cid: &'a str,
-        nonce: &'a str,
-        at_ms: u64,
-    ) -> StoreFuture<'a, ()> {
-        self.inner.mark_dispatched(cid, nonce, at_ms)
-    }
-    fn complete<'a>(
-        &'a self,
-        cid: &'a str,
-        nonce: &'a str,
-        outcome_entry: Vec<u8>,
-    ) -> StoreFuture<'a, u64> {
-        self.inner.complete(cid, nonce, outcome_entry)
-    }
-    fn pending(&self) -> StoreFuture<'_, Vec<PendingExecution>> {
-        self.inner.pending()
-    }
-    fn append(&self, entries: Vec<Vec<u8>>) -> StoreFuture<'_, Vec<u64>> {
-        self.inner.append(entries)
-    }
-    fn ledger_size(&self) -> StoreFuture<'_, u64> {
-        self.inner.ledger_size()
-    }
-    fn entries(&self, start: u64, end: u64) -> StoreFuture<'_, Vec<Vec<u8>>> {
-        self.inner.entries(start, end)
-    }
-    fn root(&self, size: u64) -> StoreFuture<'_, Hash> {
-        self.inner.root(size)
-    }
-    fn inclusion_proof(&self, index: u64, size: u64) -> StoreFuture<'_, Vec<Hash>> {
-        self.inner.inclusion_proof(index, size)
-    }
-    fn consistency_proof(&self, old_size: u64, new_size: u64) -> StoreFuture<'_, Vec<Hash>> {
-        self.inner.consistency_proof(old_size, new_size)
-    }
+    seb_store::forward_store!(inner: backend, epochs, epoch_check, bump_policy_epoch, revoke,
+        revocations, is_reserved, reserve, mark_dispatched, complete, pending, append,
+        ledger_size, entries, root, inclusion_proof, consistency_proof, latest_checkpoint,
+        checkpoints);
     fn put_checkpoint(&self, cp: StoredCheckpoint) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             if !self.raced.swap(true, Ordering::SeqCst) {
@@ -106,12 +41,6 @@ impl Store for RacingStore {
             }
             self.inner.put_checkpoint(cp).await
         })
-    }
-    fn latest_checkpoint(&self) -> StoreFuture<'_, Option<StoredCheckpoint>> {
-        self.inner.latest_checkpoint()
-    }
-    fn checkpoints(&self) -> StoreFuture<'_, Vec<StoredCheckpoint>> {
-        self.inner.checkpoints()
     }
 }
 

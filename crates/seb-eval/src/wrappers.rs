@@ -15,10 +15,8 @@ use std::sync::{Arc, Mutex};
 
 use seb_core::pipeline::{Observation, ScopeCheck};
 use seb_core::types::{Contract, Platform};
-use seb_ledger::Hash;
 use seb_store::{
-    EpochCheck, Epochs, PendingExecution, Reservation, ReserveResult, Revocation, Store,
-    StoreError, StoreFuture, StoredCheckpoint,
+    EpochCheck, PendingExecution, Reservation, ReserveResult, Store, StoreError, StoreFuture,
 };
 use seb_target::{
     Execution, Identity, MutationResult, ObserveRequest, OpProfile, Reconciled, Target,
@@ -92,60 +90,14 @@ impl Target for SnapshotObserve {
     }
 }
 
-/// What a wrapper does with one store method.
-macro_rules! delegate_common {
+/// The store methods neither wrapper changes: epochs, revocations, the ledger, checkpoints.
+macro_rules! forward_epochs_and_ledger {
     () => {
-        fn backend(&self) -> &'static str {
-            self.inner.backend()
-        }
-        fn epochs(&self) -> StoreFuture<'_, Epochs> {
-            self.inner.epochs()
-        }
-        fn bump_policy_epoch(
-            &self,
-            at_ms: u64,
-            record: Option<Vec<u8>>,
-        ) -> StoreFuture<'_, Epochs> {
-            self.inner.bump_policy_epoch(at_ms, record)
-        }
-        fn revoke(
-            &self,
-            what: Revocation,
-            at_ms: u64,
-            record: Option<Vec<u8>>,
-        ) -> StoreFuture<'_, Epochs> {
-            self.inner.revoke(what, at_ms, record)
-        }
-        fn revocations(&self) -> StoreFuture<'_, (Vec<String>, Vec<String>)> {
-            self.inner.revocations()
-        }
-        fn append(&self, entries: Vec<Vec<u8>>) -> StoreFuture<'_, Vec<u64>> {
-            self.inner.append(entries)
-        }
-        fn ledger_size(&self) -> StoreFuture<'_, u64> {
-            self.inner.ledger_size()
-        }
-        fn entries(&self, start: u64, end: u64) -> StoreFuture<'_, Vec<Vec<u8>>> {
-            self.inner.entries(start, end)
-        }
-        fn root(&self, size: u64) -> StoreFuture<'_, Hash> {
-            self.inner.root(size)
-        }
-        fn inclusion_proof(&self, index: u64, size: u64) -> StoreFuture<'_, Vec<Hash>> {
-            self.inner.inclusion_proof(index, size)
-        }
-        fn consistency_proof(&self, old_size: u64, new_size: u64) -> StoreFuture<'_, Vec<Hash>> {
-            self.inner.consistency_proof(old_size, new_size)
-        }
-        fn put_checkpoint(&self, cp: StoredCheckpoint) -> StoreFuture<'_, ()> {
-            self.inner.put_checkpoint(cp)
-        }
-        fn latest_checkpoint(&self) -> StoreFuture<'_, Option<StoredCheckpoint>> {
-            self.inner.latest_checkpoint()
-        }
-        fn checkpoints(&self) -> StoreFuture<'_, Vec<StoredCheckpoint>> {
-            self.inner.checkpoints()
-        }
+        seb_store::forward_store!(
+            inner: backend, epochs, bump_policy_epoch, revoke, revocations, append, ledger_size,
+            entries, root, inclusion_proof, consistency_proof, put_checkpoint, latest_checkpoint,
+            checkpoints
+        );
     };
 }
 
@@ -170,10 +122,8 @@ impl NoReservation {
 }
 
 impl Store for NoReservation {
-    delegate_common!();
-    fn epoch_check<'a>(&'a self, cid: &'a str, agent: &'a str) -> StoreFuture<'a, EpochCheck> {
-        self.inner.epoch_check(cid, agent)
-    }
+    forward_epochs_and_ledger!();
+    seb_store::forward_store!(inner: epoch_check);
     fn is_reserved<'a>(&'a self, cid: &'a str, nonce: &'a str) -> StoreFuture<'a, bool> {
         let r = self
             .used
@@ -240,33 +190,9 @@ impl Partitioned {
 }
 
 impl Store for Partitioned {
-    delegate_common!();
+    forward_epochs_and_ledger!();
+    seb_store::forward_store!(inner: is_reserved, reserve, mark_dispatched, complete, pending);
     fn epoch_check<'a>(&'a self, _cid: &'a str, _agent: &'a str) -> StoreFuture<'a, EpochCheck> {
         Box::pin(async { Err(StoreError::Unavailable("revocation service partitioned".into())) })
-    }
-    fn is_reserved<'a>(&'a self, cid: &'a str, nonce: &'a str) -> StoreFuture<'a, bool> {
-        self.inner.is_reserved(cid, nonce)
-    }
-    fn reserve(&self, r: Reservation) -> StoreFuture<'_, ReserveResult> {
-        self.inner.reserve(r)
-    }
-    fn mark_dispatched<'a>(
-        &'a self,
-        cid: &'a str,
-        nonce: &'a str,
-        at_ms: u64,
-    ) -> StoreFuture<'a, ()> {
-        self.inner.mark_dispatched(cid, nonce, at_ms)
-    }
-    fn complete<'a>(
-        &'a self,
-        cid: &'a str,
-        nonce: &'a str,
-        outcome_entry: Vec<u8>,
-    ) -> StoreFuture<'a, u64> {
-        self.inner.complete(cid, nonce, outcome_entry)
-    }
-    fn pending(&self) -> StoreFuture<'_, Vec<PendingExecution>> {
-        self.inner.pending()
     }
 }

@@ -255,3 +255,98 @@ pub trait Store: Send + Sync + 'static {
     /// Every checkpoint, oldest first.
     fn checkpoints(&self) -> StoreFuture<'_, Vec<StoredCheckpoint>>;
 }
+
+/// Inside `impl Store for Wrapper`, forward the named methods to the store in field `$field`
+/// (any `Deref` to a [`Store`]), so that a wrapper writes only the methods it changes:
+///
+/// ```text
+/// impl Store for Slow {
+///     seb_store::forward_store!(inner: backend, epochs, epoch_check, /* … */ checkpoints);
+///     fn reserve(&self, r: Reservation) -> StoreFuture<'_, ReserveResult> { /* changed */ }
+/// }
+/// ```
+#[macro_export]
+macro_rules! forward_store {
+    ($field:ident: $($method:ident),+ $(,)?) => {
+        $( $crate::forward_store!(@one $field $method); )+
+    };
+    (@one $f:ident backend) => {
+        fn backend(&self) -> &'static str { self.$f.backend() }
+    };
+    (@one $f:ident epochs) => {
+        fn epochs(&self) -> $crate::StoreFuture<'_, $crate::Epochs> { self.$f.epochs() }
+    };
+    (@one $f:ident epoch_check) => {
+        fn epoch_check<'a>(&'a self, cid: &'a str, agent: &'a str) -> $crate::StoreFuture<'a, $crate::EpochCheck> {
+            self.$f.epoch_check(cid, agent)
+        }
+    };
+    (@one $f:ident bump_policy_epoch) => {
+        fn bump_policy_epoch(&self, at_ms: u64, record: Option<Vec<u8>>) -> $crate::StoreFuture<'_, $crate::Epochs> {
+            self.$f.bump_policy_epoch(at_ms, record)
+        }
+    };
+    (@one $f:ident revoke) => {
+        fn revoke(&self, what: $crate::Revocation, at_ms: u64, record: Option<Vec<u8>>) -> $crate::StoreFuture<'_, $crate::Epochs> {
+            self.$f.revoke(what, at_ms, record)
+        }
+    };
+    (@one $f:ident revocations) => {
+        fn revocations(&self) -> $crate::StoreFuture<'_, (Vec<String>, Vec<String>)> { self.$f.revocations() }
+    };
+    (@one $f:ident is_reserved) => {
+        fn is_reserved<'a>(&'a self, cid: &'a str, nonce: &'a str) -> $crate::StoreFuture<'a, bool> {
+            self.$f.is_reserved(cid, nonce)
+        }
+    };
+    (@one $f:ident reserve) => {
+        fn reserve(&self, r: $crate::Reservation) -> $crate::StoreFuture<'_, $crate::ReserveResult> { self.$f.reserve(r) }
+    };
+    (@one $f:ident mark_dispatched) => {
+        fn mark_dispatched<'a>(&'a self, cid: &'a str, nonce: &'a str, at_ms: u64) -> $crate::StoreFuture<'a, ()> {
+            self.$f.mark_dispatched(cid, nonce, at_ms)
+        }
+    };
+    (@one $f:ident complete) => {
+        fn complete<'a>(&'a self, cid: &'a str, nonce: &'a str, outcome_entry: Vec<u8>) -> $crate::StoreFuture<'a, u64> {
+            self.$f.complete(cid, nonce, outcome_entry)
+        }
+    };
+    (@one $f:ident pending) => {
+        fn pending(&self) -> $crate::StoreFuture<'_, Vec<$crate::PendingExecution>> { self.$f.pending() }
+    };
+    (@one $f:ident in_flight) => {
+        fn in_flight(&self) -> $crate::StoreFuture<'_, Vec<$crate::PendingExecution>> { self.$f.in_flight() }
+    };
+    (@one $f:ident append) => {
+        fn append(&self, entries: Vec<Vec<u8>>) -> $crate::StoreFuture<'_, Vec<u64>> { self.$f.append(entries) }
+    };
+    (@one $f:ident ledger_size) => {
+        fn ledger_size(&self) -> $crate::StoreFuture<'_, u64> { self.$f.ledger_size() }
+    };
+    (@one $f:ident entries) => {
+        fn entries(&self, start: u64, end: u64) -> $crate::StoreFuture<'_, Vec<Vec<u8>>> { self.$f.entries(start, end) }
+    };
+    (@one $f:ident root) => {
+        fn root(&self, size: u64) -> $crate::StoreFuture<'_, $crate::Hash> { self.$f.root(size) }
+    };
+    (@one $f:ident inclusion_proof) => {
+        fn inclusion_proof(&self, index: u64, size: u64) -> $crate::StoreFuture<'_, Vec<$crate::Hash>> {
+            self.$f.inclusion_proof(index, size)
+        }
+    };
+    (@one $f:ident consistency_proof) => {
+        fn consistency_proof(&self, old_size: u64, new_size: u64) -> $crate::StoreFuture<'_, Vec<$crate::Hash>> {
+            self.$f.consistency_proof(old_size, new_size)
+        }
+    };
+    (@one $f:ident put_checkpoint) => {
+        fn put_checkpoint(&self, cp: $crate::StoredCheckpoint) -> $crate::StoreFuture<'_, ()> { self.$f.put_checkpoint(cp) }
+    };
+    (@one $f:ident latest_checkpoint) => {
+        fn latest_checkpoint(&self) -> $crate::StoreFuture<'_, Option<$crate::StoredCheckpoint>> { self.$f.latest_checkpoint() }
+    };
+    (@one $f:ident checkpoints) => {
+        fn checkpoints(&self) -> $crate::StoreFuture<'_, Vec<$crate::StoredCheckpoint>> { self.$f.checkpoints() }
+    };
+}
