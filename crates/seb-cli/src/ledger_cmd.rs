@@ -20,17 +20,19 @@ pub enum LedgerCmd {
     Verify {
         /// The export (JSON, from `seb ledger export`).
         export: PathBuf,
-        /// A broker public key (base64), from a trusted source; repeat for several brokers.
-        /// The first one also verifies the checkpoints unless `--checkpoint-key` is given.
+        /// A broker public key (base64), from a trusted source; repeat for several brokers
+        /// or across a key rotation. They also verify the checkpoints unless
+        /// `--checkpoint-key` is given.
         #[arg(long, required = true)]
         broker_key: Vec<String>,
         /// An admission issuer public key (base64); repeat for several. Needed when the
         /// ledger holds admission's issuance and denial records (embedded mode).
         #[arg(long)]
         admission_key: Vec<String>,
-        /// The key that signs checkpoints (base64; defaults to the first `--broker-key`).
+        /// A key trusted to sign checkpoints (base64; repeat across a key rotation). Default:
+        /// the `--broker-key`s.
         #[arg(long)]
-        checkpoint_key: Option<String>,
+        checkpoint_key: Vec<String>,
         /// Checkpoint key name (defaults to the export's origin).
         #[arg(long)]
         key_name: Option<String>,
@@ -86,9 +88,10 @@ pub async fn run(cmd: LedgerCmd) -> Result<ExitCode> {
             };
             let brokers = parse("broker-key", &broker_key)?;
             let admission = parse("admission-key", &admission_key)?;
-            let pk = match &checkpoint_key {
-                Some(k) => PublicKey::from_base64(k).context("--checkpoint-key")?,
-                None => *brokers.first().context("--broker-key is required")?,
+            let note_keys = if checkpoint_key.is_empty() {
+                brokers.clone()
+            } else {
+                parse("checkpoint-key", &checkpoint_key)?
             };
             let broker_keys: TrustedKeys = brokers.into_iter().collect();
             let admission_keys: TrustedKeys = admission.into_iter().collect();
@@ -101,15 +104,24 @@ pub async fn run(cmd: LedgerCmd) -> Result<ExitCode> {
                 Some(p) => {
                     let note = std::fs::read_to_string(&p)
                         .with_context(|| format!("reading `{}`", p.display()))?;
-                    Some(
-                        Checkpoint::parse_and_verify(&note, &name, &pk)
-                            .context("trusted checkpoint")?,
-                    )
+                    let mut verified = None;
+                    for k in &note_keys {
+                        if let Ok(c) = Checkpoint::parse_and_verify(&note, &name, k) {
+                            verified = Some(c);
+                            break;
+                        }
+                    }
+                    Some(verified.with_context(|| {
+                        format!(
+                            "trusted checkpoint `{}`: not signed by a checkpoint key",
+                            p.display()
+                        )
+                    })?)
                 }
                 None => None,
             };
             let opts = VerifyOptions { skew_ms, ..VerifyOptions::default() };
-            match verify_ledger(&x, &keys, &name, &pk, trusted.as_ref(), &opts) {
+            match verify_ledger(&x, &keys, &name, &note_keys, trusted.as_ref(), &opts) {
                 Ok(report) => {
                     println!("{}", serde_json::to_string_pretty(&report)?);
                     Ok(ExitCode::SUCCESS)

@@ -188,7 +188,7 @@ pub fn verify_export_with(
     options: &VerifyOptions,
 ) -> Result<VerifyReport, LedgerError> {
     let keys = RecordKeys { broker: broker_keys, admission: None };
-    verify_ledger(export, &keys, note_key_name, note_key, trusted, options)
+    verify_ledger(export, &keys, note_key_name, std::slice::from_ref(note_key), trusted, options)
 }
 
 /// The keys trusted to sign records, by role.
@@ -214,12 +214,13 @@ impl KeyResolver for RecordKeys<'_> {
     }
 }
 
-/// Verify a ledger that may hold admission records as well as the broker's.
+/// Verify a ledger that may hold admission records as well as the broker's. A checkpoint is
+/// valid when one of `note_keys` signed it (several across a broker key rotation).
 pub fn verify_ledger(
     export: &LedgerExport,
     keys: &RecordKeys<'_>,
     note_key_name: &str,
-    note_key: &PublicKey,
+    note_keys: &[PublicKey],
     trusted: Option<&Checkpoint>,
     options: &VerifyOptions,
 ) -> Result<VerifyReport, LedgerError> {
@@ -229,7 +230,14 @@ pub fn verify_ledger(
     // 1. Checkpoints.
     let mut checkpoints: Vec<Checkpoint> = Vec::with_capacity(export.checkpoints.len());
     for (position, note) in export.checkpoints.iter().enumerate() {
-        let c = Checkpoint::parse_and_verify(note, note_key_name, note_key)
+        let mut verified = Err(LedgerError::MalformedCheckpoint("no checkpoint key given".into()));
+        for key in note_keys {
+            verified = Checkpoint::parse_and_verify(note, note_key_name, key);
+            if verified.is_ok() {
+                break;
+            }
+        }
+        let c = verified
             .map_err(|e| LedgerError::CheckpointInvalid { position, source: Box::new(e) })?;
         if c.origin != export.origin {
             return Err(LedgerError::CheckpointOrigin {

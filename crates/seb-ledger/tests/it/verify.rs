@@ -596,7 +596,7 @@ fn verify_roles(
 ) -> Result<VerifyReport, LedgerError> {
     let broker_keys = trusted();
     let keys = RecordKeys { broker: &broker_keys, admission: admission.map(|a| a as _) };
-    verify_ledger(export, &keys, ORIGIN, &broker().public_key(), None, &VerifyOptions::default())
+    verify_ledger(export, &keys, ORIGIN, &[broker().public_key()], None, &VerifyOptions::default())
 }
 
 fn admission_keys() -> TrustedKeys {
@@ -702,4 +702,29 @@ fn admission_records_must_be_well_formed() {
             "{name}: {e}"
         );
     }
+}
+
+/// Across a broker key rotation the ledger's later records and checkpoints are signed by the
+/// new key: it verifies when both keys are trusted, and not with the old key alone.
+#[test]
+fn a_ledger_across_a_key_rotation_verifies_with_both_keys() {
+    let (mut l, _) = sample();
+    let new_key = || SigningKey::from_seed(&[9; 32]);
+    l.key = new_key();
+    l.admit("c6", "n6"); // 10, signed by the new key
+    l.outcome("c6", "n6", "applied"); // 11
+    l.checkpoint(); // at 12, signed by the new key
+    let export = l.export();
+    let both: TrustedKeys = [broker().public_key(), new_key().public_key()].into_iter().collect();
+    let keys = RecordKeys { broker: &both, admission: None };
+    let opts = VerifyOptions::default();
+    let note_keys = [broker().public_key(), new_key().public_key()];
+    let report = verify_ledger(&export, &keys, ORIGIN, &note_keys, None, &opts).unwrap();
+    assert_eq!((report.size, report.checkpoints), (12, 3));
+    // The old checkpoint key alone: the checkpoint at 12 does not verify.
+    let err = verify_ledger(&export, &keys, ORIGIN, &note_keys[..1], None, &opts).unwrap_err();
+    assert!(matches!(err, LedgerError::CheckpointInvalid { position: 2, .. }), "{err:?}");
+    // No checkpoint key at all verifies nothing.
+    let err = verify_ledger(&export, &keys, ORIGIN, &[], None, &opts).unwrap_err();
+    assert!(matches!(err, LedgerError::CheckpointInvalid { position: 0, .. }), "{err:?}");
 }
