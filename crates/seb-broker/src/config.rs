@@ -75,7 +75,8 @@ pub struct BrokerSection {
     /// PEM private key for TLS.
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
-    /// PEM CA bundle; when set, clients must present a certificate it signed (mTLS).
+    /// PEM CA bundle; when set, clients must present a certificate it signed (mTLS) on every
+    /// route but `/healthz`, `/readyz` and the Kubernetes webhook.
     #[serde(default)]
     pub client_ca: Option<PathBuf>,
     /// The broker's Ed25519 signing key (base64 of the 32-byte seed).
@@ -118,6 +119,10 @@ pub struct BrokerSection {
     /// Statement mode: where admission serves its signed epoch statement.
     #[serde(default)]
     pub epoch_statement_url: Option<String>,
+    /// Statement mode: PEM CA to trust for an `https://` statement URL (default: the system
+    /// roots). The statement is signed; TLS keeps it private and current.
+    #[serde(default)]
+    pub epoch_statement_ca: Option<PathBuf>,
     /// Statement mode: poll interval, ms.
     #[serde(default = "default_poll")]
     pub epoch_poll_interval_ms: u64,
@@ -252,9 +257,14 @@ impl Config {
             }
         };
         fix(&mut self.broker.key_file);
-        for p in [&mut self.broker.tls_cert, &mut self.broker.tls_key, &mut self.broker.client_ca]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut self.broker.tls_cert,
+            &mut self.broker.tls_key,
+            &mut self.broker.client_ca,
+            &mut self.broker.epoch_statement_ca,
+        ]
+        .into_iter()
+        .flatten()
         {
             fix(p);
         }

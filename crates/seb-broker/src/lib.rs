@@ -39,6 +39,38 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
+/// On a request whose TLS client presented a certificate the server's `client_ca` verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientCertificate;
+
+/// Paths served without a client certificate when mTLS is on: the kubelet's probes, the
+/// Kubernetes API server's admission reviews (which carry no client certificate unless the
+/// cluster's admission configuration gives it one), and admission's signed epoch statement
+/// (brokers in statement mode poll it; its signature is what they trust).
+pub const MTLS_EXEMPT_PATHS: [&str; 4] =
+    ["/healthz", "/readyz", "/v1/kubernetes/admission-review", "/v1/admission/epochs/statement"];
+
+/// Middleware for `client_ca`: a request without a verified client certificate gets 401
+/// (problem+json, `failed_check: client_certificate`) unless its path is in
+/// [`MTLS_EXEMPT_PATHS`].
+pub async fn require_client_certificate(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if req.extensions().get::<ClientCertificate>().is_some()
+        || MTLS_EXEMPT_PATHS.contains(&req.uri().path())
+    {
+        return next.run(req).await;
+    }
+    warn!(path = %req.uri().path(), "request without a client certificate refused (mTLS)");
+    http::problem(
+        401,
+        "client certificate required",
+        "this broker requires a TLS client certificate signed by its client_ca",
+        serde_json::json!({"failed_check": "client_certificate"}),
+    )
+}
+
 /// Serve `app` on `listener`, over TLS when `tls` is given, until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
@@ -74,9 +106,14 @@ pub async fn serve(
                     }
                     Err(_) => return,
                 };
+            // The handshake verified any certificate the client presented.
+            let client_cert = stream.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
             let svc =
                 app.map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ConnectInfo(peer));
+                    if client_cert {
+                        req.extensions_mut().insert(ClientCertificate);
+                    }
                     req
                 });
             let svc = hyper_util::service::TowerToHyperService::new(svc);

@@ -39,7 +39,10 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-/// A server config from PEM files; with `client_ca`, client certificates are required.
+/// A server config from PEM files. With `client_ca`, a client certificate is verified against
+/// it when presented (a bad one fails the handshake); that one was presented is recorded on
+/// each request ([`crate::ClientCertificate`]) and [`crate::require_client_certificate`]
+/// refuses requests without one, except the probes and the Kubernetes webhook.
 pub fn server_config(
     cert: &Path,
     key: &Path,
@@ -56,6 +59,7 @@ pub fn server_config(
                 roots.add(c).map_err(|e| TlsError::Rustls(e.to_string()))?;
             }
             let verifier = WebPkiClientVerifier::builder(Arc::new(roots))
+                .allow_unauthenticated()
                 .build()
                 .map_err(|e| TlsError::Rustls(e.to_string()))?;
             builder.with_client_cert_verifier(verifier)

@@ -40,9 +40,8 @@ pub struct Endpoint {
     /// Admission base URL (the `seb serve` that has an `[admission]` section).
     #[arg(long, env = "SEB_ADMISSION")]
     pub admission: String,
-    /// PEM CA certificate to trust for TLS.
-    #[arg(long, env = "SEB_CA")]
-    pub ca: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: crate::client::TlsClientArgs,
     /// Print raw JSON (for scripts) instead of a readable summary.
     #[arg(long)]
     pub json: bool,
@@ -61,7 +60,7 @@ impl Endpoint {
         admin_sig: Option<&str>,
     ) -> Result<(u16, Value)> {
         let url = self.url(path);
-        let mut req = http_client(self.ca.as_deref())?.request(method.clone(), &url);
+        let mut req = http_client(&self.tls)?.request(method.clone(), &url);
         if let Some(b) = body {
             req = req.header("content-type", "application/json").body(b);
         }

@@ -38,21 +38,42 @@ pub struct ExecuteArgs {
     /// Params to send instead of the contract's (JSON); must satisfy the constraints.
     #[arg(long)]
     pub params: Option<String>,
-    /// PEM CA certificate to trust for the broker's TLS.
-    #[arg(long, env = "SEB_CA")]
-    pub ca: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: TlsClientArgs,
     /// Override the request time (Unix ms); for tests.
     #[arg(long, hide = true)]
     pub t_exec_ms: Option<u64>,
 }
 
-/// HTTP client trusting `ca` when given.
-pub fn http_client(ca: Option<&Path>) -> Result<reqwest::Client> {
+/// The TLS options of every command that talks to `seb serve`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsClientArgs {
+    /// PEM CA certificate to trust for the server's TLS.
+    #[arg(long, env = "SEB_CA")]
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate (chain) for a broker with `client_ca` (mTLS).
+    #[arg(long, env = "SEB_CLIENT_CERT", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's PEM private key.
+    #[arg(long, env = "SEB_CLIENT_KEY", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+}
+
+/// HTTP client trusting `tls.ca` when given, presenting `tls.client_cert` when given.
+pub fn http_client(tls: &TlsClientArgs) -> Result<reqwest::Client> {
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading `{}`", p.display()));
     let mut b = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60));
-    if let Some(ca) = ca {
-        let pem = std::fs::read(ca).with_context(|| format!("reading `{}`", ca.display()))?;
-        let cert = reqwest::Certificate::from_pem(&pem).context("CA is not PEM")?;
+    if let Some(ca) = &tls.ca {
+        let cert = reqwest::Certificate::from_pem(&read(ca)?).context("CA is not PEM")?;
         b = b.tls_certs_only([cert]);
+    }
+    if let (Some(cert), Some(key)) = (&tls.client_cert, &tls.client_key) {
+        let mut pem = read(cert)?;
+        pem.push(b'\n');
+        pem.extend_from_slice(&zeroize::Zeroizing::new(read(key)?));
+        let identity = reqwest::Identity::from_pem(&pem);
+        zeroize::Zeroize::zeroize(&mut pem);
+        b = b.identity(identity.context("client certificate and key are not PEM")?);
     }
     b.build().context("building the HTTP client")
 }
@@ -86,7 +107,7 @@ pub async fn execute(a: ExecuteArgs) -> Result<ExitCode> {
     let proof = sign_request(&request, &agent)?;
     let body = json::canonical(&Presentation { certificate: envelope, request, proof })?;
     let url = format!("{}/v1/executions", a.broker.trim_end_matches('/'));
-    let resp = http_client(a.ca.as_deref())?
+    let resp = http_client(&a.tls)?
         .post(&url)
         .header("content-type", "application/json")
         .body(body)

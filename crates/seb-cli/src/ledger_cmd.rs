@@ -51,18 +51,16 @@ pub enum LedgerCmd {
         /// Output file.
         #[arg(long)]
         out: PathBuf,
-        /// PEM CA for the broker's TLS.
-        #[arg(long, env = "SEB_CA")]
-        ca: Option<PathBuf>,
+        #[command(flatten)]
+        tls: crate::client::TlsClientArgs,
     },
     /// Ask a broker to publish a checkpoint now, and print it.
     Checkpoint {
         /// Broker base URL.
         #[arg(long, env = "SEB_BROKER")]
         broker: String,
-        /// PEM CA for the broker's TLS.
-        #[arg(long, env = "SEB_CA")]
-        ca: Option<PathBuf>,
+        #[command(flatten)]
+        tls: crate::client::TlsClientArgs,
     },
 }
 
@@ -132,13 +130,10 @@ pub async fn run(cmd: LedgerCmd) -> Result<ExitCode> {
                 }
             }
         }
-        LedgerCmd::Export { broker, out, ca } => {
+        LedgerCmd::Export { broker, out, tls } => {
             let url = format!("{}/v1/ledger/export", broker.trim_end_matches('/'));
-            let resp = http_client(ca.as_deref())?
-                .get(&url)
-                .send()
-                .await
-                .with_context(|| format!("GET {url}"))?;
+            let resp =
+                http_client(&tls)?.get(&url).send().await.with_context(|| format!("GET {url}"))?;
             let status = resp.status();
             let bytes = resp.bytes().await?;
             if !status.is_success() {
@@ -152,9 +147,9 @@ pub async fn run(cmd: LedgerCmd) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        LedgerCmd::Checkpoint { broker, ca } => {
+        LedgerCmd::Checkpoint { broker, tls } => {
             let url = format!("{}/v1/ledger/checkpoint", broker.trim_end_matches('/'));
-            let resp = http_client(ca.as_deref())?
+            let resp = http_client(&tls)?
                 .post(&url)
                 .send()
                 .await

@@ -121,6 +121,7 @@ pub async fn run(a: ServeArgs) -> Result<()> {
             tokio::spawn(poll_statements(
                 broker.clone(),
                 url,
+                b.epoch_statement_ca.clone(),
                 Duration::from_millis(b.epoch_poll_interval_ms),
             ))
         });
@@ -128,6 +129,9 @@ pub async fn run(a: ServeArgs) -> Result<()> {
         (Some(c), Some(k)) => Some(seb_broker::tls::server_config(c, k, b.client_ca.as_deref())?),
         _ => None,
     };
+    if b.client_ca.is_some() && tls.is_none() {
+        bail!("[broker] client_ca needs tls_cert and tls_key (mTLS is TLS)");
+    }
     let listener = tokio::net::TcpListener::bind(b.listen)
         .await
         .with_context(|| format!("binding {}", b.listen))?;
@@ -144,7 +148,11 @@ pub async fn run(a: ServeArgs) -> Result<()> {
         });
         info!(path = seb_kube::deploy::ADMISSION_PATH, "kubernetes admission webhook mounted");
     }
-    let app = router(state, extra);
+    let mut app = router(state, extra);
+    if b.client_ca.is_some() && tls.is_some() {
+        app = app.layer(axum::middleware::from_fn(seb_broker::require_client_certificate));
+        info!(exempt = ?seb_broker::MTLS_EXEMPT_PATHS, "mTLS: client certificates required");
+    }
     seb_broker::serve(listener, app, tls, shutdown_signal()).await?;
     bg.abort();
     if let Some(p) = poller {
@@ -159,10 +167,24 @@ pub async fn run(a: ServeArgs) -> Result<()> {
 /// Statement mode: fetch admission's signed epoch statement periodically and apply it. A
 /// failure leaves the previous statement in force until its TTL runs out, then the broker
 /// fails closed.
-async fn poll_statements(broker: Arc<Broker>, url: String, every: Duration) {
-    let client = match reqwest::Client::builder().timeout(Duration::from_secs(5)).build() {
+async fn poll_statements(
+    broker: Arc<Broker>,
+    url: String,
+    ca: Option<std::path::PathBuf>,
+    every: Duration,
+) {
+    let built = (|| -> Result<reqwest::Client> {
+        let mut b = reqwest::Client::builder().timeout(Duration::from_secs(5));
+        if let Some(ca) = &ca {
+            let pem = std::fs::read(ca).with_context(|| format!("reading `{}`", ca.display()))?;
+            b = b.tls_certs_only([reqwest::Certificate::from_pem(&pem)?]);
+        }
+        Ok(b.build()?)
+    })();
+    let client = match built {
         Ok(c) => c,
         Err(e) => {
+            // Without statements the broker fails closed once the last one is stale.
             tracing::error!(error = %e, "cannot build the statement poller");
             return;
         }

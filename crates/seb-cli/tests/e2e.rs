@@ -22,6 +22,11 @@ fn now_ms() -> u64 {
 
 /// Write keys and a config into `dir` (once) and start `seb serve`.
 fn start(dir: &Path, crash_at: Option<&str>) -> Server {
+    start_with(dir, crash_at, "", None)
+}
+
+/// [`start`] with more `[broker]` lines, trusting `ca` for the server's TLS.
+fn start_with(dir: &Path, crash_at: Option<&str>, broker_extra: &str, ca: Option<&Path>) -> Server {
     let cfg = dir.join("seb.toml");
     if !cfg.exists() {
         write_signing_key(dir, "broker.seed", &common::broker_key());
@@ -36,7 +41,7 @@ fn start(dir: &Path, crash_at: Option<&str>) -> Server {
         std::fs::write(
             &cfg,
             format!(
-                "[broker]\nlisten = \"127.0.0.1:0\"\nkey_file = \"broker.seed\"\nstore = \"sqlite:seb.db\"\ncheckpoint_interval_s = 1\n\n[trust]\nissuers = [\"{}\"]\nbreak_glass = [\"{}\", \"{}\"]\nbreak_glass_quorum = 2\n\n{approvers}\n[targets.test]\nstate_file = \"target.json\"\n",
+                "[broker]\nlisten = \"127.0.0.1:0\"\nkey_file = \"broker.seed\"\nstore = \"sqlite:seb.db\"\ncheckpoint_interval_s = 1\n{broker_extra}\n[trust]\nissuers = [\"{}\"]\nbreak_glass = [\"{}\", \"{}\"]\nbreak_glass_quorum = 2\n\n{approvers}\n[targets.test]\nstate_file = \"target.json\"\n",
                 common::issuer().public_key().to_base64(),
                 common::operator(0).public_key().to_base64(),
                 common::operator(1).public_key().to_base64(),
@@ -44,7 +49,7 @@ fn start(dir: &Path, crash_at: Option<&str>) -> Server {
         )
         .unwrap();
     }
-    serve_crashing_at(dir, None, crash_at)
+    serve_crashing_at(dir, ca, crash_at)
 }
 
 /// Issue a real-time certificate for the test double through the CLI.
@@ -418,4 +423,167 @@ fn crash_at_every_step_leaves_no_duplicate_and_a_verifiable_ledger() {
         };
         assert_eq!(outcome["status"], expected, "{point} (case {i})");
     }
+}
+
+/// `openssl` with `args` in `dir`, which must succeed.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl").current_dir(dir).args(args).output().unwrap();
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A CA `<name>.crt`/`<name>.key` in `dir`.
+fn make_ca(dir: &Path, name: &str) {
+    let (crt, key) = (format!("{name}.crt"), format!("{name}.key"));
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &crt,
+            "-days",
+            "1",
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ],
+    );
+}
+
+/// A certificate `<name>.crt`/`<name>.key` signed by CA `ca`, for `usage` (`serverAuth` or
+/// `clientAuth`), valid for 127.0.0.1.
+fn make_cert(dir: &Path, ca: &str, name: &str, usage: &str) {
+    let (crt, key, csr, ext) = (
+        format!("{name}.crt"),
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.ext"),
+    );
+    std::fs::write(
+        dir.join(&ext),
+        format!("subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage={usage}\n"),
+    )
+    .unwrap();
+    openssl(dir, &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", &key]);
+    openssl(dir, &["pkcs8", "-topk8", "-nocrypt", "-in", &key, "-out", &format!("{key}.p8")]);
+    std::fs::rename(dir.join(format!("{key}.p8")), dir.join(&key)).unwrap();
+    openssl(dir, &["req", "-new", "-key", &key, "-subj", &format!("/CN={name}"), "-out", &csr]);
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &format!("{ca}.crt"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-sha256",
+            "-extfile",
+            &ext,
+            "-out",
+            &crt,
+        ],
+    );
+}
+
+/// mTLS (`client_ca`): a client without a certificate is refused with 401
+/// (`failed_check: client_certificate`) everywhere but the probes; one with a certificate of
+/// another CA fails the handshake; one with a certificate of `client_ca` is served — through
+/// `seb execute --client-cert/--client-key` and `seb ledger export`.
+#[test]
+fn with_client_ca_only_clients_with_a_certificate_of_that_ca_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    make_ca(d, "server-ca");
+    make_cert(d, "server-ca", "server", "serverAuth");
+    make_ca(d, "client-ca");
+    make_cert(d, "client-ca", "agent-client", "clientAuth");
+    make_ca(d, "other-ca");
+    make_cert(d, "other-ca", "stranger", "clientAuth");
+    let ca = d.join("server-ca.crt");
+    let b = start_with(
+        d,
+        None,
+        "tls_cert = \"server.crt\"\ntls_key = \"server.key\"\nclient_ca = \"client-ca.crt\"\n",
+        Some(&ca),
+    );
+    assert!(b.url.starts_with("https://"), "{}", b.url);
+    let curl = |path: &str, client: Option<&str>| -> String {
+        let mut c = std::process::Command::new("curl");
+        c.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"]).arg(&ca);
+        if let Some(n) = client {
+            c.arg("--cert")
+                .arg(d.join(format!("{n}.crt")))
+                .arg("--key")
+                .arg(d.join(format!("{n}.key")));
+        }
+        String::from_utf8_lossy(&c.arg(format!("{}{path}", b.url)).output().unwrap().stdout)
+            .into_owned()
+    };
+    // The probes answer anyone; the API needs a client certificate of client_ca.
+    assert_eq!(curl("/healthz", None), "200");
+    assert_eq!(curl("/readyz", None), "200");
+    assert_eq!(curl("/v1/keys", None), "401");
+    assert_eq!(curl("/v1/keys", Some("agent-client")), "200");
+    // A certificate of another CA does not complete the handshake (curl: no HTTP status).
+    assert_eq!(curl("/v1/keys", Some("stranger")), "000");
+
+    let cert = issue(d, "c1.json", json!(1), &[]);
+    let agent = write_signing_key(d, "agent.seed", &common::agent());
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "execute",
+            "--broker",
+            &b.url,
+            "--certificate",
+            cert.to_str().unwrap(),
+            "--agent-key",
+            agent.to_str().unwrap(),
+            "--ca",
+            ca.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        seb(&args)
+    };
+    let (code, out, err) = run(&[]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(out.contains("client_certificate"), "{out}{err}");
+    let (client_crt, client_key) = (d.join("agent-client.crt"), d.join("agent-client.key"));
+    let client = [
+        "--client-cert",
+        client_crt.to_str().unwrap(),
+        "--client-key",
+        client_key.to_str().unwrap(),
+    ];
+    let (code, out, err) = run(&client);
+    assert_eq!(code, 0, "{out}{err}\n{}", b.log());
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["outcome"]["status"], "applied", "{v}");
+    // The refused attempt consumed nothing: its nonce was still free for the served one.
+    let export = d.join("export.json");
+    let mut args =
+        vec!["ledger", "export", "--broker", &b.url, "--out", export.to_str().unwrap(), "--ca"];
+    args.push(ca.to_str().unwrap());
+    let (code, _, err) = seb(&args);
+    assert_ne!(code, 0, "export without a client certificate: {err}");
+    args.extend_from_slice(&client);
+    let (code, _, err) = seb(&args);
+    assert_eq!(code, 0, "{err}");
+    let (code, report) = verify(&export);
+    assert_eq!(code, 0, "{report}");
 }
