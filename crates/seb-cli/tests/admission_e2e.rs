@@ -15,6 +15,11 @@ use serde_json::{Value, json};
 use support::{PERMIT_PROPOSALS, SEB, Server, admission_config, pk, seb, serve, write_key};
 
 fn start(dir: &Path) -> Server {
+    start_with(dir, "", None)
+}
+
+/// [`start`] with more `[broker]` lines, trusting `ca` for its TLS.
+fn start_with(dir: &Path, broker_extra: &str, ca: Option<&Path>) -> Server {
     // Every proposal needs one human: the walkthrough's "a human approves".
     let policy = format!(
         "{PERMIT_PROPOSALS}permit(principal, action == SEB::Action::\"require_human\", resource);\n"
@@ -25,18 +30,30 @@ listen = "127.0.0.1:0"
 key_file = "broker.seed"
 store = "sqlite:seb.db"
 checkpoint_interval_s = 0
-
+{broker_extra}
 [targets.test]
 state_file = "target.json"
 {}"#,
         admission_config(dir, &policy, "statement_ttl_ms = 1500\n")
     );
     std::fs::write(dir.join("seb.toml"), cfg).unwrap();
-    serve(dir, None)
+    serve(dir, ca)
 }
 
 /// `seb propose --wait` in the background, approved by `seb approve` meanwhile.
 fn propose_and_approve(s: &Server, dir: &Path, id: &str, replicas: u64) -> PathBuf {
+    propose_and_approve_tls(s, dir, id, replicas, None)
+}
+
+/// [`propose_and_approve`] trusting `ca` for admission's TLS.
+fn propose_and_approve_tls(
+    s: &Server,
+    dir: &Path,
+    id: &str,
+    replicas: u64,
+    ca: Option<&Path>,
+) -> PathBuf {
+    let ca_args: Vec<&str> = ca.map(|c| vec!["--ca", c.to_str().unwrap()]).unwrap_or_default();
     let agent = dir.join("agent.seed");
     let alice = dir.join("alice.seed");
     let cert = dir.join(format!("{id}.cert.json"));
@@ -68,6 +85,7 @@ fn propose_and_approve(s: &Server, dir: &Path, id: &str, replicas: u64) -> PathB
             "--out",
             cert.to_str().unwrap(),
         ])
+        .args(&ca_args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -75,8 +93,11 @@ fn propose_and_approve(s: &Server, dir: &Path, id: &str, replicas: u64) -> PathB
     // The proposal shows up as pending, in the table and in JSON.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (code, out, _) =
-            seb(&["proposals", "--admission", &s.url, "--status", "pending", "--json"]);
+        let (code, out, _) = seb(&[
+            &["proposals", "--admission", &s.url, "--status", "pending", "--json"][..],
+            &ca_args,
+        ]
+        .concat());
         assert_eq!(code, 0);
         let v: Value = serde_json::from_str(&out).unwrap();
         if v["proposals"].as_array().unwrap().iter().any(|p| p["proposal_id"] == id) {
@@ -85,11 +106,11 @@ fn propose_and_approve(s: &Server, dir: &Path, id: &str, replicas: u64) -> PathB
         assert!(Instant::now() < deadline, "proposal never showed up");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let (code, table, _) = seb(&["proposals", "--admission", &s.url]);
+    let (code, table, _) = seb(&[&["proposals", "--admission", &s.url][..], &ca_args].concat());
     assert_eq!(code, 0);
     assert!(table.contains(id) && table.contains("pending") && table.contains("L1"), "{table}");
     // The human sees the contract, the evidence digest and the consequence, then approves.
-    let (code, out, err) = seb(&[
+    let approve = [
         "approve",
         id,
         "--admission",
@@ -101,7 +122,8 @@ fn propose_and_approve(s: &Server, dir: &Path, id: &str, replicas: u64) -> PathB
         "--yes",
         "--comment",
         "ok for the sale",
-    ]);
+    ];
+    let (code, out, err) = seb(&[&approve[..], &ca_args].concat());
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains("evidence_digest")
@@ -239,6 +261,16 @@ fn propose_approve_execute_then_a_revocation_stops_the_next_one() {
 /// A broker that does not share admission's store: it follows admission's signed epoch
 /// statements (statement mode), on the same test-double state file.
 fn start_statement_broker(dir: &Path, shared: &Path, admission: &Server) -> Server {
+    start_statement_broker_with(dir, shared, admission, "")
+}
+
+/// [`start_statement_broker`] with more `[broker]` lines.
+fn start_statement_broker_with(
+    dir: &Path,
+    shared: &Path,
+    admission: &Server,
+    broker_extra: &str,
+) -> Server {
     write_key(dir, "broker.seed", 3);
     let cfg = format!(
         r#"[broker]
@@ -249,6 +281,7 @@ checkpoint_interval_s = 0
 epoch_source = "statement"
 epoch_statement_url = "{url}/v1/admission/epochs/statement"
 epoch_poll_interval_ms = 200
+{broker_extra}
 
 [trust]
 issuers = ["{issuer}"]
@@ -329,4 +362,39 @@ fn a_broker_in_statement_mode_follows_admission_and_fails_closed_when_it_goes_qu
     let (code, v) = execute(&b, d, &third);
     assert_eq!(code, 2, "{v}");
     assert_eq!(v["decision"], "fail_closed", "{v}");
+}
+
+/// Statement mode over TLS: a broker reaches admission's signed statement at an `https://`
+/// URL by trusting `epoch_statement_ca`, and executes; a broker without that CA never gets a
+/// statement and fails closed.
+#[test]
+fn a_statement_broker_trusts_epoch_statement_ca_for_an_https_statement() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_key(d, "agent.seed", 2);
+    write_key(d, "alice.seed", 20);
+    let (ca, crt, key) =
+        seb_testinfra::kube::serving_certificate(d, "admission", "IP:127.0.0.1").unwrap();
+    let a = start_with(
+        d,
+        &format!("tls_cert = \"{}\"\ntls_key = \"{}\"\n", crt.display(), key.display()),
+        Some(&ca),
+    );
+    assert!(a.url.starts_with("https://"), "{}", a.url);
+    let trusting = tempfile::tempdir().unwrap();
+    let b = start_statement_broker_with(
+        trusting.path(),
+        d,
+        &a,
+        &format!("epoch_statement_ca = \"{}\"", ca.display()),
+    );
+    let untrusting = tempfile::tempdir().unwrap();
+    let c = start_statement_broker_with(untrusting.path(), d, &a, "");
+    let cert = propose_and_approve_tls(&a, d, "tls-first", 4, Some(&ca));
+    let (code, v) = execute(&c, d, &cert);
+    assert_ne!(code, 0, "a broker without the statement CA executed: {v}");
+    assert_eq!(v["decision"], "fail_closed", "{v}\n{}", c.log());
+    let (code, v) = execute(&b, d, &cert);
+    assert_eq!(code, 0, "{v}\n{}", b.log());
+    assert_eq!(v["outcome"]["status"], "applied");
 }
