@@ -374,7 +374,7 @@ fn a_statement_broker_trusts_epoch_statement_ca_for_an_https_statement() {
     write_key(d, "agent.seed", 2);
     write_key(d, "alice.seed", 20);
     let (ca, crt, key) =
-        seb_testinfra::kube::serving_certificate(d, "admission", "IP:127.0.0.1").unwrap();
+        seb_testinfra::certs::serving_certificate(d, "admission", "IP:127.0.0.1").unwrap();
     let a = start_with(
         d,
         &format!("tls_cert = \"{}\"\ntls_key = \"{}\"\n", crt.display(), key.display()),

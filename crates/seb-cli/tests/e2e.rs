@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use seb_core::types::{CertPath, CheckKind, Constraint};
+use seb_testinfra::certs::{self, Usage};
 use serde_json::{Value, json};
 use support::{Server, seb, serve_crashing_at, write_signing_key};
 
@@ -85,8 +86,14 @@ fn issue(dir: &Path, name: &str, value: Value, extra: &[&str]) -> PathBuf {
 }
 
 fn execute(b: &Server, cert: &Path) -> (i32, Value) {
+    let (code, out, _) = execute_with(b, cert, &[]);
+    (code, serde_json::from_str(&out).unwrap_or(Value::Null))
+}
+
+/// `seb execute` of `cert` as the agent, with `extra` arguments: (exit code, stdout, stderr).
+fn execute_with(b: &Server, cert: &Path, extra: &[&str]) -> (i32, String, String) {
     let agent = write_signing_key(&b.dir, "agent.seed", &common::agent());
-    let (code, out, _) = seb(&[
+    let args = [
         "execute",
         "--broker",
         &b.url,
@@ -94,8 +101,8 @@ fn execute(b: &Server, cert: &Path) -> (i32, Value) {
         cert.to_str().unwrap(),
         "--agent-key",
         agent.to_str().unwrap(),
-    ]);
-    (code, serde_json::from_str(&out).unwrap_or(Value::Null))
+    ];
+    seb(&[&args[..], extra].concat())
 }
 
 fn export(b: &Server) -> PathBuf {
@@ -425,82 +432,6 @@ fn crash_at_every_step_leaves_no_duplicate_and_a_verifiable_ledger() {
     }
 }
 
-/// `openssl` with `args` in `dir`, which must succeed.
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl").current_dir(dir).args(args).output().unwrap();
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A CA `<name>.crt`/`<name>.key` in `dir`.
-fn make_ca(dir: &Path, name: &str) {
-    let (crt, key) = (format!("{name}.crt"), format!("{name}.key"));
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &crt,
-            "-days",
-            "1",
-            "-subj",
-            &format!("/CN={name}"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign",
-        ],
-    );
-}
-
-/// A certificate `<name>.crt`/`<name>.key` signed by CA `ca`, for `usage` (`serverAuth` or
-/// `clientAuth`), valid for 127.0.0.1.
-fn make_cert(dir: &Path, ca: &str, name: &str, usage: &str) {
-    let (crt, key, csr, ext) = (
-        format!("{name}.crt"),
-        format!("{name}.key"),
-        format!("{name}.csr"),
-        format!("{name}.ext"),
-    );
-    std::fs::write(
-        dir.join(&ext),
-        format!("subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage={usage}\n"),
-    )
-    .unwrap();
-    openssl(dir, &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", &key]);
-    openssl(dir, &["pkcs8", "-topk8", "-nocrypt", "-in", &key, "-out", &format!("{key}.p8")]);
-    std::fs::rename(dir.join(format!("{key}.p8")), dir.join(&key)).unwrap();
-    openssl(dir, &["req", "-new", "-key", &key, "-subj", &format!("/CN={name}"), "-out", &csr]);
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &format!("{ca}.crt"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-sha256",
-            "-extfile",
-            &ext,
-            "-out",
-            &crt,
-        ],
-    );
-}
-
 /// mTLS (`client_ca`): a client without a certificate is refused with 401
 /// (`failed_check: client_certificate`) everywhere but the probes; one with a certificate of
 /// another CA fails the handshake; one with a certificate of `client_ca` is served — through
@@ -509,28 +440,35 @@ fn make_cert(dir: &Path, ca: &str, name: &str, usage: &str) {
 fn with_client_ca_only_clients_with_a_certificate_of_that_ca_are_served() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    make_ca(d, "server-ca");
-    make_cert(d, "server-ca", "server", "serverAuth");
-    make_ca(d, "client-ca");
-    make_cert(d, "client-ca", "agent-client", "clientAuth");
-    make_ca(d, "other-ca");
-    make_cert(d, "other-ca", "stranger", "clientAuth");
-    let ca = d.join("server-ca.crt");
+    // Three CAs in their own directories: the server's, the clients', and a stranger's.
+    let ca_dir = |n: &str| {
+        let p = d.join(n);
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    };
+    let (server, clients, other) = (ca_dir("server-ca"), ca_dir("client-ca"), ca_dir("other-ca"));
+    let ca = certs::make_ca(&server, "server-ca").unwrap();
+    certs::issue(&server, "server", "IP:127.0.0.1", Usage::Server).unwrap();
+    let client_ca = certs::make_ca(&clients, "client-ca").unwrap();
+    let (client_crt, client_key) =
+        certs::issue(&clients, "agent-client", "IP:127.0.0.1", Usage::Client).unwrap();
+    certs::make_ca(&other, "other-ca").unwrap();
+    let stranger = certs::issue(&other, "stranger", "IP:127.0.0.1", Usage::Client).unwrap();
     let b = start_with(
         d,
         None,
-        "tls_cert = \"server.crt\"\ntls_key = \"server.key\"\nclient_ca = \"client-ca.crt\"\n",
+        &format!(
+            "tls_cert = \"server-ca/server.crt\"\ntls_key = \"server-ca/server.key\"\nclient_ca = \"{}\"\n",
+            client_ca.display()
+        ),
         Some(&ca),
     );
     assert!(b.url.starts_with("https://"), "{}", b.url);
-    let curl = |path: &str, client: Option<&str>| -> String {
+    let curl = |path: &str, client: Option<&(PathBuf, PathBuf)>| -> String {
         let mut c = std::process::Command::new("curl");
         c.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"]).arg(&ca);
-        if let Some(n) = client {
-            c.arg("--cert")
-                .arg(d.join(format!("{n}.crt")))
-                .arg("--key")
-                .arg(d.join(format!("{n}.key")));
+        if let Some((crt, key)) = client {
+            c.arg("--cert").arg(crt).arg("--key").arg(key);
         }
         String::from_utf8_lossy(&c.arg(format!("{}{path}", b.url)).output().unwrap().stdout)
             .into_owned()
@@ -539,38 +477,22 @@ fn with_client_ca_only_clients_with_a_certificate_of_that_ca_are_served() {
     assert_eq!(curl("/healthz", None), "200");
     assert_eq!(curl("/readyz", None), "200");
     assert_eq!(curl("/v1/keys", None), "401");
-    assert_eq!(curl("/v1/keys", Some("agent-client")), "200");
+    assert_eq!(curl("/v1/keys", Some(&(client_crt.clone(), client_key.clone()))), "200");
     // A certificate of another CA does not complete the handshake (curl: no HTTP status).
-    assert_eq!(curl("/v1/keys", Some("stranger")), "000");
+    assert_eq!(curl("/v1/keys", Some(&stranger)), "000");
 
     let cert = issue(d, "c1.json", json!(1), &[]);
-    let agent = write_signing_key(d, "agent.seed", &common::agent());
-    let run = |extra: &[&str]| {
-        let mut args = vec![
-            "execute",
-            "--broker",
-            &b.url,
-            "--certificate",
-            cert.to_str().unwrap(),
-            "--agent-key",
-            agent.to_str().unwrap(),
-            "--ca",
-            ca.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        seb(&args)
-    };
-    let (code, out, err) = run(&[]);
+    let with_ca = ["--ca", ca.to_str().unwrap()];
+    let (code, out, err) = execute_with(&b, &cert, &with_ca);
     assert_ne!(code, 0, "{out}{err}");
     assert!(out.contains("client_certificate"), "{out}{err}");
-    let (client_crt, client_key) = (d.join("agent-client.crt"), d.join("agent-client.key"));
     let client = [
         "--client-cert",
         client_crt.to_str().unwrap(),
         "--client-key",
         client_key.to_str().unwrap(),
     ];
-    let (code, out, err) = run(&client);
+    let (code, out, err) = execute_with(&b, &cert, &[&with_ca[..], &client].concat());
     assert_eq!(code, 0, "{out}{err}\n{}", b.log());
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["outcome"]["status"], "applied", "{v}");

@@ -494,26 +494,7 @@ async fn tls_with_the_servers_ca() {
     // Another CA: the server's certificate does not verify.
     let dir = std::env::temp_dir().join(format!("seb-pg-otherca-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let other = dir.join("other.pem");
-    let st = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-        ])
-        .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
-        .arg(dir.join("other.key"))
-        .arg("-out")
-        .arg(&other)
-        .output()
-        .unwrap();
-    assert!(st.status.success());
+    let other = seb_testinfra::certs::make_ca(&dir, "127.0.0.1").unwrap();
     let bad = format!("{url}?sslmode=require&sslrootcert={}", other.display());
     match PostgresStore::connect(&bad, PostgresOptions::default()).await {
         Err(StoreError::Unavailable(m)) => assert!(m.to_lowercase().contains("cert"), "{m}"),

@@ -19,6 +19,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::InfraError;
+use crate::certs;
 use crate::process::{Supervised, apt_install, free_port, have, run, wait_for_port, wait_until};
 
 /// The build recipe (also runnable by hand).
@@ -127,105 +128,9 @@ fn sweep_stale_dirs() {
     }
 }
 
-/// A fresh CA (`ca.crt`, `ca.key`) in `dir`, valid for two days.
-pub(crate) fn make_ca(dir: &Path, common_name: &str) -> Result<(), InfraError> {
-    let d = |n: &str| path_str(&dir.join(n));
-    run(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &d("ca.key"),
-            "-out",
-            &d("ca.crt"),
-            "-days",
-            "2",
-            "-sha256",
-            "-subj",
-            &format!("/CN={common_name}"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    )?;
-    Ok(())
-}
-
 /// Issue a certificate for `127.0.0.1`/`localhost` signed by the CA in `dir`.
 fn issue(dir: &Path, name: &str) -> Result<(PathBuf, PathBuf), InfraError> {
-    issue_for(dir, name, "IP:127.0.0.1,DNS:localhost")
-}
-
-/// Issue a serving certificate for `subject_alt_names` (OpenSSL syntax, e.g.
-/// `IP:10.0.0.1,DNS:host`) signed by the CA in `dir`; returns the certificate and key files.
-pub(crate) fn issue_for(
-    dir: &Path,
-    name: &str,
-    subject_alt_names: &str,
-) -> Result<(PathBuf, PathBuf), InfraError> {
-    let key = dir.join(format!("{name}.key"));
-    let csr = dir.join(format!("{name}.csr"));
-    let crt = dir.join(format!("{name}.crt"));
-    let ext = dir.join(format!("{name}.ext"));
-    std::fs::write(
-        &ext,
-        format!(
-            "subjectAltName={subject_alt_names}\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
-        ),
-    )?;
-    run(
-        "openssl",
-        &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", &path_str(&key)],
-    )?;
-    // PKCS#8, which every consumer (Go, rustls-pemfile) reads.
-    let pk8 = dir.join(format!("{name}.pk8"));
-    run(
-        "openssl",
-        &["pkcs8", "-topk8", "-nocrypt", "-in", &path_str(&key), "-out", &path_str(&pk8)],
-    )?;
-    std::fs::rename(&pk8, &key)?;
-    run(
-        "openssl",
-        &[
-            "req",
-            "-new",
-            "-key",
-            &path_str(&key),
-            "-subj",
-            &format!("/CN={name}"),
-            "-out",
-            &path_str(&csr),
-        ],
-    )?;
-    run(
-        "openssl",
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &path_str(&csr),
-            "-CA",
-            &path_str(&dir.join("ca.crt")),
-            "-CAkey",
-            &path_str(&dir.join("ca.key")),
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-sha256",
-            "-extfile",
-            &path_str(&ext),
-            "-out",
-            &path_str(&crt),
-        ],
-    )?;
-    Ok((crt, key))
+    certs::issue(dir, name, "IP:127.0.0.1,DNS:localhost", certs::Usage::Server)
 }
 
 static SHARED: OnceLock<Result<KubeApiServer, String>> = OnceLock::new();
@@ -246,7 +151,7 @@ impl KubeApiServer {
         let d = |f: &str| path_str(&dir.join(f));
 
         // CA, serving certificate, ServiceAccount signing key.
-        make_ca(&dir, "seb-test-ca")?;
+        certs::make_ca(&dir, "seb-test-ca")?;
         let (srv_crt, srv_key) = issue(&dir, "apiserver")?;
         run(
             "openssl",
@@ -474,17 +379,4 @@ impl Drop for KubeApiServer {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// A fresh CA in `dir` and a serving certificate from it for `subject_alt_names` (OpenSSL
-/// syntax): `(ca.crt, <name>.crt, <name>.key)`. The walkthrough's broker serves its API and
-/// the admission webhook with it.
-pub fn serving_certificate(
-    dir: &Path,
-    name: &str,
-    subject_alt_names: &str,
-) -> Result<(PathBuf, PathBuf, PathBuf), InfraError> {
-    make_ca(dir, &format!("{name}-ca"))?;
-    let (crt, key) = issue_for(dir, name, subject_alt_names)?;
-    Ok((dir.join("ca.crt"), crt, key))
 }

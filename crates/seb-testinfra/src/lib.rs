@@ -8,12 +8,14 @@
 //! tests that need it fail.
 //!
 //! - [`process`]: supervised child processes, free ports, readiness polling.
+//! - [`certs`]: throwaway CAs and server or client certificates (`openssl`).
 //! - [`kube`]: etcd + kube-apiserver (built from Debian's `kubernetes` source package).
 //! - [`moto`]: moto_server with IAM enforcement.
 //! - [`postgres`]: a throwaway PostgreSQL cluster.
 //! - [`adopt`]: the walkthrough's identities on a real cluster or account instead.
 
 pub mod adopt;
+pub mod certs;
 pub mod kube;
 pub mod moto;
 pub mod postgres;

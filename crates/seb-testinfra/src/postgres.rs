@@ -112,57 +112,12 @@ impl Postgres {
         let data_s = data.to_string_lossy().into_owned();
         // A throwaway CA and a server certificate for 127.0.0.1 signed by it (TLS tests pass
         // the CA; rustls refuses a CA certificate used as the server's own).
-        let ca_crt = dir.join("ca.crt");
-        let ca_key = dir.join("ca.key");
-        let crt = dir.join("server.crt");
-        let key = dir.join("server.key");
-        let csr = dir.join("server.csr");
-        let ext = dir.join("server.ext");
-        std::fs::write(
-            &ext,
-            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
-             extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
-        )?;
-        let p = |path: &Path| path.to_string_lossy().into_owned();
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-        let mut ca_args = vec!["req", "-x509"];
-        ca_args.extend_from_slice(&ec);
-        let (ca_key_s, ca_crt_s) = (p(&ca_key), p(&ca_crt));
-        ca_args.extend_from_slice(&[
-            "-days",
-            "3",
-            "-subj",
-            "/CN=seb test CA",
-            "-keyout",
-            &ca_key_s,
-            "-out",
-            &ca_crt_s,
-        ]);
-        run("openssl", &ca_args)?;
-        let mut req_args = vec!["req"];
-        req_args.extend_from_slice(&ec);
-        let (key_s, csr_s, crt_s, ext_s) = (p(&key), p(&csr), p(&crt), p(&ext));
-        req_args.extend_from_slice(&["-subj", "/CN=127.0.0.1", "-keyout", &key_s, "-out", &csr_s]);
-        run("openssl", &req_args)?;
-        run(
-            "openssl",
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr_s,
-                "-CA",
-                &ca_crt_s,
-                "-CAkey",
-                &ca_key_s,
-                "-CAcreateserial",
-                "-days",
-                "3",
-                "-extfile",
-                &ext_s,
-                "-out",
-                &crt_s,
-            ],
+        crate::certs::make_ca(&dir, "seb test CA")?;
+        let (_, key) = crate::certs::issue(
+            &dir,
+            "server",
+            "IP:127.0.0.1,DNS:localhost",
+            crate::certs::Usage::Server,
         )?;
         if is_root() {
             run("chown", &["-R", "postgres:postgres", &dir_s])?;

@@ -177,7 +177,7 @@ fn run(a: &Args) -> Result<Running, String> {
         format!("DNS:{host}")
     };
     let (tls_ca, tls_cert, tls_key) =
-        seb_testinfra::kube::serving_certificate(out, "seb-demo-broker", &san)
+        seb_testinfra::certs::serving_certificate(out, "seb-demo-broker", &san)
             .map_err(|e| format!("broker certificate: {e}"))?;
 
     // AWS: moto unless a profile was given, then the walkthrough's users, role and bucket.
