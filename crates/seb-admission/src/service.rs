@@ -631,12 +631,16 @@ impl Admission {
             .map_err(|_| "observe: timed out".to_owned())?
             .map_err(|e| format!("observe: {e}"))?;
         let digest = Digest::of_json(&obs.projection).map_err(|e| format!("evidence: {e}"))?;
-        Ok(Evidence {
+        let evidence = Evidence {
             digest,
             projection: obs.projection,
             observed_at_ms: now,
             tolerance: BTreeMap::new(),
-        })
+        };
+        // Check 9's rules against the observed state (an SSM type change), as the broker runs
+        // them against the certified evidence.
+        adapter.target.check_evidence(c, &evidence).map_err(|e| format!("scope: {e}"))?;
+        Ok(evidence)
     }
 
     /// A proposal.

@@ -14,10 +14,11 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use seb_core::constraints::parse_cidr;
-use seb_core::types::{CheckKind, Contract};
+use seb_core::digest::Digest;
+use seb_core::types::{CheckKind, Contract, Evidence};
 
 use crate::AwsError;
-use crate::arn::ResourceKind;
+use crate::arn::{ResourceKind, parse_target};
 
 /// The operations this target drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -240,8 +241,11 @@ pub const PROFILES: &[Profile] = &[
         observe_call: "ssm:GetParameter",
         precondition: Precondition::SsmVersion,
         irreversible: false,
-        default_pointers: &["/value", "/type", "/version"],
-        params: &[f("/value", Str), f("/type", Str), f("/description", Str)],
+        // Never the value itself: a SecureString's value is its ciphertext (moto even embeds
+        // the plaintext), and evidence is kept verbatim in certificates and the store.
+        default_pointers: &["/value_digest", "/type", "/version"],
+        // The type may not vary under a constraint: check 9 compares it with the observed one.
+        params: &[f("/value", Str), id("/type", Str), f("/description", Str)],
     },
     Profile {
         op: Op::AutoScalingSetDesiredCapacity,
@@ -647,7 +651,18 @@ pub fn field_for(profile: &Profile, path: &str) -> Option<&'static Field> {
     profile.params.iter().find(|f| pattern_matches(f.path, path))
 }
 
-/// Check 9 for AWS: can every constraint be enforced?
+/// How an SSM parameter's value appears in the live model, evidence and records: its digest
+/// (`sha256:<hex>` of the UTF-8 bytes), never the value. A changed value changes the digest,
+/// so the drift check still sees it.
+pub fn value_digest(value: &str) -> String {
+    Digest::of_bytes(value.as_bytes()).to_string()
+}
+
+/// Check 9 for AWS: can the contract ever be valid, and can every constraint be enforced?
+///
+/// A contract whose target or params the operation cannot take (an ARN with a wildcard, of
+/// another resource type, region or account; params outside the request shape) is refused
+/// here, before anything is observed: it can never become valid, so it is not retried.
 ///
 /// IAM enforces the action and the resource (the session policy names exactly the certified
 /// ARN). No constraint on a parameter can be expressed to IAM; every one is enforced by the
@@ -663,6 +678,8 @@ pub fn field_for(profile: &Profile, path: &str) -> Option<&'static Field> {
 ///   a non-integer, `prefix`/`max_len` on a number or boolean).
 pub fn check_scope(contract: &Contract) -> Result<(), String> {
     let p = profile(&contract.op).map_err(|e| e.to_string())?;
+    parse_target(&contract.target, p.service, p.resource).map_err(|e| format!("target: {e}"))?;
+    normalise_params(p.op, &contract.params).map_err(|e| format!("params: {e}"))?;
     for c in &contract.constraints {
         if c.path.is_empty() {
             return Err("a constraint on the whole params cannot be enforced".into());
@@ -697,6 +714,32 @@ pub fn check_scope(contract: &Contract) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Check 9 against the evidence (spec section 9, AWS): rules that compare the contract with
+/// the certified live state.
+///
+/// `ssm:PutParameter` may not change the type of an existing parameter (`Overwrite=true`
+/// would turn a SecureString into a plain String): the evidence must pin the observed type
+/// (`/type`, a default pointer), and when the parameter existed the contract's type must be
+/// that type. Since the contract's params cannot carry SecureString, a write to an existing
+/// SecureString is always refused. The drift check then holds the live type to the evidence.
+pub fn check_evidence(contract: &Contract, evidence: &Evidence) -> Result<(), String> {
+    let p = profile(&contract.op).map_err(|e| e.to_string())?;
+    if p.op != Op::SsmPutParameter {
+        return Ok(());
+    }
+    let params = normalise_params(p.op, &contract.params).map_err(|e| format!("params: {e}"))?;
+    let wanted = params.get("type").and_then(Value::as_str).unwrap_or("String");
+    match evidence.projection.get("/type") {
+        None => Err("the evidence does not pin the parameter's type (`/type`): a type change could not be refused".into()),
+        Some(Value::Null) => Ok(()),
+        Some(Value::String(observed)) if observed == wanted => Ok(()),
+        Some(Value::String(observed)) => Err(format!(
+            "the parameter exists as `{observed}`; changing its type to `{wanted}` is refused"
+        )),
+        Some(other) => Err(format!("the evidence's `/type` is not a parameter type: {other}")),
+    }
 }
 
 fn cidr_size(cidr: &str) -> Option<(bool, u8)> {
@@ -878,8 +921,9 @@ pub fn applied(op: Op, live: &Value, params: &Value) -> bool {
             !live.is_null() && set_ok && rm_ok
         }
         Op::SsmPutParameter => {
+            let digest = params.get("value").and_then(Value::as_str).map(value_digest);
             !live.is_null()
-                && live.get("value") == params.get("value")
+                && live.get("value_digest").and_then(Value::as_str) == digest.as_deref()
                 && live.get("type") == params.get("type")
         }
         Op::AutoScalingSetDesiredCapacity => {
@@ -984,12 +1028,51 @@ mod tests {
         );
     }
 
+    fn tref(service: &str, arn: &str) -> Value {
+        json!({"account": "123456789012", "region": "us-east-1", "service": service, "arn": arn})
+    }
+
+    /// A valid target and params for each operation.
+    fn valid(op: &str) -> (Value, Value) {
+        let sg = tref("ec2", "arn:aws:ec2:us-east-1:123456789012:security-group/sg-0abc12");
+        let rules = json!({"rules": [{"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr": "10.0.0.0/8"}]});
+        let obj = tref("s3", "arn:aws:s3:::bucket-a/k.txt");
+        let table = tref("dynamodb", "arn:aws:dynamodb:us-east-1:123456789012:table/orders");
+        let key = json!({"pk": {"S": "a"}});
+        let asg = tref(
+            "autoscaling",
+            "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:0d2f1a2b-1111-2222-3333-444455556666:autoScalingGroupName/web",
+        );
+        match op {
+            "ec2:AuthorizeSecurityGroupIngress" | "ec2:RevokeSecurityGroupIngress" => (sg, rules),
+            "s3:PutObject" => (obj, json!({"body": "x"})),
+            "s3:DeleteObject" => (obj, json!({})),
+            "s3:PutBucketPolicy" => (
+                tref("s3", "arn:aws:s3:::bucket-a"),
+                json!({"policy": {"Version": "2012-10-17", "Statement": []}}),
+            ),
+            "dynamodb:PutItem" => {
+                (table, json!({"key": key, "item": {"pk": {"S": "a"}, "n": {"N": "1"}}}))
+            }
+            "dynamodb:UpdateItem" => (table, json!({"key": key, "set": {"n": {"N": "2"}}})),
+            "dynamodb:DeleteItem" => (table, json!({"key": key})),
+            "ssm:PutParameter" => (
+                tref("ssm", "arn:aws:ssm:us-east-1:123456789012:parameter/app/flag"),
+                json!({"value": "on", "type": "String"}),
+            ),
+            "autoscaling:SetDesiredCapacity" => (asg, json!({"desired_capacity": 2})),
+            "autoscaling:UpdateAutoScalingGroup" => (asg, json!({"max_size": 4})),
+            _ => (json!({}), json!({})),
+        }
+    }
+
     fn contract(op: &str, constraints: Vec<Constraint>) -> Contract {
+        let (target, params) = valid(op);
         Contract {
             platform: Platform::Aws,
             op: op.into(),
-            target: json!({}),
-            params: json!({}),
+            target,
+            params,
             constraints,
             risk_level: RiskLevel::L2,
         }
@@ -1044,6 +1127,112 @@ mod tests {
         ] {
             assert!(check_scope(&bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn scope_refuses_a_contract_that_can_never_be_valid() {
+        for p in PROFILES {
+            assert!(check_scope(&contract(p.action, vec![])).is_ok(), "{}", p.action);
+        }
+        let with_target = |op: &str, target: Value| Contract { target, ..contract(op, vec![]) };
+        for (op, target) in [
+            ("s3:PutObject", tref("s3", "arn:aws:s3:::bucket-a/*")),
+            ("s3:PutObject", tref("s3", "arn:aws:s3:::bucket-*/k")),
+            ("s3:PutBucketPolicy", tref("s3", "arn:aws:s3:::bucket-a/k")),
+            ("ssm:PutParameter", tref("ssm", "arn:aws:ssm:us-east-1:123456789012:parameter/app/*")),
+            ("ssm:PutParameter", tref("ssm", "arn:aws:ssm:us-east-1:*:parameter/app/flag")),
+            ("ssm:PutParameter", tref("ssm", "arn:aws:ssm:us-west-2:123456789012:parameter/a")),
+            (
+                "dynamodb:PutItem",
+                tref("dynamodb", "arn:aws:dynamodb:us-east-1:123456789012:table/?rders"),
+            ),
+            (
+                "ec2:AuthorizeSecurityGroupIngress",
+                tref("ec2", "arn:aws:ec2:us-east-1:123456789012:security-group/*"),
+            ),
+            ("ec2:AuthorizeSecurityGroupIngress", tref("s3", "arn:aws:s3:::bucket-a/k")),
+            ("s3:PutObject", json!({"arn": "arn:aws:s3:::bucket-a/k"})),
+        ] {
+            let err = check_scope(&with_target(op, target.clone())).unwrap_err();
+            assert!(err.starts_with("target: "), "{op} {target}: {err}");
+        }
+        let with_params = |op: &str, params: Value| Contract { params, ..contract(op, vec![]) };
+        for (op, params) in [
+            ("ssm:PutParameter", json!({"value": "v", "type": "SecureString"})),
+            ("s3:PutObject", json!({"body": "x", "acl": "public-read"})),
+            ("autoscaling:SetDesiredCapacity", json!({"desired_capacity": -1})),
+        ] {
+            let err = check_scope(&with_params(op, params.clone())).unwrap_err();
+            assert!(err.starts_with("params: "), "{op} {params}: {err}");
+        }
+        // The type of a parameter cannot vary under a constraint (check 9 compares it with
+        // the evidence's).
+        let c = Constraint {
+            path: "/type".into(),
+            check: CheckKind::In,
+            value: json!(["String", "StringList"]),
+        };
+        assert!(check_scope(&contract("ssm:PutParameter", vec![c])).is_err());
+    }
+
+    fn evidence(pairs: &[(&str, Value)]) -> Evidence {
+        let projection: std::collections::BTreeMap<String, Value> =
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+        Evidence {
+            digest: Digest::of_json(&projection).unwrap(),
+            projection,
+            observed_at_ms: 0,
+            tolerance: Default::default(),
+        }
+    }
+
+    #[test]
+    fn an_existing_parameters_type_cannot_change() {
+        let put = |ty: &str| Contract {
+            params: json!({"value": "v", "type": ty}),
+            ..contract("ssm:PutParameter", vec![])
+        };
+        let d = json!(value_digest("old"));
+        let ev = |ty: Value| {
+            evidence(&[("/value_digest", d.clone()), ("/type", ty), ("/version", json!(3))])
+        };
+        let err = check_evidence(&put("String"), &ev(json!("SecureString"))).unwrap_err();
+        assert!(err.contains("SecureString") && err.contains("refused"), "{err}");
+        assert!(check_evidence(&put("StringList"), &ev(json!("String"))).is_err());
+        assert!(check_evidence(&put("String"), &ev(json!("StringList"))).is_err());
+        assert!(check_evidence(&put("String"), &ev(json!(7))).is_err());
+        assert!(check_evidence(&put("String"), &ev(json!("String"))).is_ok());
+        assert!(check_evidence(&put("StringList"), &ev(json!("StringList"))).is_ok());
+        // Absent parameter: created with the contract's type (Overwrite=false).
+        assert!(check_evidence(&put("String"), &ev(Value::Null)).is_ok());
+        // No `/type` in the evidence: nothing pins the type, refused.
+        let unpinned = evidence(&[("/value_digest", d.clone()), ("/version", json!(3))]);
+        assert!(check_evidence(&put("String"), &unpinned).is_err());
+        // A type omitted in params means String.
+        let default_ty =
+            Contract { params: json!({"value": "v"}), ..contract("ssm:PutParameter", vec![]) };
+        assert!(check_evidence(&default_ty, &ev(json!("SecureString"))).is_err());
+        // Other operations have no evidence rule.
+        assert!(check_evidence(&contract("s3:PutObject", vec![]), &evidence(&[])).is_ok());
+    }
+
+    #[test]
+    fn ssm_values_are_digests() {
+        let d = value_digest("s3cr3t");
+        assert!(d.starts_with("sha256:") && d.len() == 7 + 64 && !d.contains("s3cr3t"), "{d}");
+        assert_ne!(d, value_digest("s3cr3u"));
+        let params = json!({"value": "s3cr3t", "type": "String"});
+        let live = json!({"value_digest": d, "type": "String", "version": 2});
+        assert!(applied(Op::SsmPutParameter, &live, &params));
+        let other = json!({"value_digest": value_digest("x"), "type": "String", "version": 2});
+        assert!(!applied(Op::SsmPutParameter, &other, &params));
+        let secure = json!({"value_digest": d, "type": "SecureString", "version": 2});
+        assert!(!applied(Op::SsmPutParameter, &secure, &params));
+        let p = profile("ssm:PutParameter").unwrap();
+        assert!(!p.default_pointers.contains(&"/value"));
+        assert!(
+            p.default_pointers.contains(&"/value_digest") && p.default_pointers.contains(&"/type")
+        );
     }
 
     #[test]

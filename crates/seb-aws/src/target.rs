@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use seb_core::pipeline::{Observation, ScopeCheck};
-use seb_core::types::{Contract, Platform};
+use seb_core::types::{Contract, Evidence, Platform};
 use seb_target::{
     ConsequenceFactors, Execution, Identity, MutationResult, MutationStatus, ObserveRequest,
     OpProfile, PlatformProfile, Reconciled, Target, TargetError, TargetFuture,
@@ -592,10 +592,10 @@ fn capacity_violation(p: &Prepared, evidence: &BTreeMap<String, Value>) -> Optio
 
 impl ScopeCheck for AwsTarget {
     fn check_scope(&self, contract: &Contract) -> Result<(), String> {
-        if contract.platform != Platform::Aws {
-            return Err("not an AWS contract".into());
-        }
-        profiles::check_scope(contract)
+        AwsPlatform.check_scope(contract)
+    }
+    fn check_evidence(&self, contract: &Contract, evidence: &Evidence) -> Result<(), String> {
+        AwsPlatform.check_evidence(contract, evidence)
     }
 }
 
@@ -658,6 +658,12 @@ impl ScopeCheck for AwsPlatform {
             return Err("not an AWS contract".into());
         }
         profiles::check_scope(contract)
+    }
+    fn check_evidence(&self, contract: &Contract, evidence: &Evidence) -> Result<(), String> {
+        if contract.platform != Platform::Aws {
+            return Err("not an AWS contract".into());
+        }
+        profiles::check_evidence(contract, evidence)
     }
 }
 

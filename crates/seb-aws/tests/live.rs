@@ -873,3 +873,499 @@ async fn reconcile_reports_applied_not_applied_uncertain() {
     assert_applied(&execute(&t, &mut e).await);
     assert_eq!(t.reconcile(&e).await.unwrap(), Reconciled::Applied);
 }
+
+// ---------------------------------------------------------------------------------------
+// SSM values are digests; an existing parameter's type cannot change; a target that can never
+// be valid is refused before anything is observed. Through admission and the broker (the
+// section 7 pipeline over this target, on a SQLite store).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use seb_aws::AwsPlatform;
+use seb_aws::profiles::value_digest;
+use seb_core::certificate::encode_nonce;
+use seb_core::digest::Digest;
+use seb_core::envelope::Envelope;
+use seb_core::keys::SigningKey;
+use seb_core::pipeline::{Observation, ScopeCheck, sign_request};
+use seb_core::types::{
+    CertPath, CertificatePayload, Decision, Evidence, ExecRequest, FailedCheck, Issuer,
+    OutcomeStatus, Presentation, Proposal, Subject, Validity,
+};
+use seb_target::{OpProfile, TargetError, TargetFuture};
+
+/// The AWS target, counting the calls that read or act on AWS.
+struct Counted {
+    inner: AwsTarget,
+    observes: AtomicUsize,
+    mints: AtomicUsize,
+}
+
+impl Counted {
+    fn calls(&self) -> (usize, usize) {
+        (self.observes.load(Ordering::SeqCst), self.mints.load(Ordering::SeqCst))
+    }
+}
+
+impl ScopeCheck for Counted {
+    fn check_scope(&self, contract: &Contract) -> Result<(), String> {
+        self.inner.check_scope(contract)
+    }
+    fn check_evidence(&self, contract: &Contract, evidence: &Evidence) -> Result<(), String> {
+        self.inner.check_evidence(contract, evidence)
+    }
+}
+
+impl Target for Counted {
+    fn platform(&self) -> Platform {
+        self.inner.platform()
+    }
+    fn profile(&self, op: &str) -> Result<OpProfile, TargetError> {
+        self.inner.profile(op)
+    }
+    fn observe<'a>(&'a self, req: &'a ObserveRequest) -> TargetFuture<'a, Observation> {
+        self.observes.fetch_add(1, Ordering::SeqCst);
+        self.inner.observe(req)
+    }
+    fn mint<'a>(&'a self, exec: &'a Execution) -> TargetFuture<'a, Identity> {
+        self.mints.fetch_add(1, Ordering::SeqCst);
+        self.inner.mint(exec)
+    }
+    fn mutate<'a>(
+        &'a self,
+        exec: &'a Execution,
+        identity: &'a Identity,
+    ) -> TargetFuture<'a, MutationResult> {
+        self.inner.mutate(exec, identity)
+    }
+    fn retire<'a>(&'a self, exec: &'a Execution, identity: Identity) -> TargetFuture<'a, ()> {
+        self.inner.retire(exec, identity)
+    }
+    fn reconcile<'a>(&'a self, exec: &'a Execution) -> TargetFuture<'a, Reconciled> {
+        self.inner.reconcile(exec)
+    }
+}
+
+fn issuer_key() -> SigningKey {
+    SigningKey::from_seed(&[71; 32])
+}
+fn agent_key() -> SigningKey {
+    SigningKey::from_seed(&[72; 32])
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis(),
+    )
+    .unwrap()
+}
+
+/// Admission and a broker sharing one SQLite store, both over one counted AWS target.
+struct Pipeline {
+    target: Arc<Counted>,
+    admission: Arc<seb_admission::Admission>,
+    broker: seb_broker::engine::Broker,
+    store: Arc<seb_store::sqlite::SqliteStore>,
+    _dir: tempfile::TempDir,
+}
+
+async fn pipeline() -> (&'static Fixture, Pipeline) {
+    let (f, t) = target().await;
+    let target =
+        Arc::new(Counted { inner: t, observes: AtomicUsize::new(0), mints: AtomicUsize::new(0) });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("issuer.seed"),
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            issuer_key().seed().as_slice(),
+        ),
+    )
+    .unwrap();
+    let store = Arc::new(
+        seb_store::sqlite::SqliteStore::open(&dir.path().join("seb.db"), Default::default())
+            .unwrap(),
+    );
+    let cfg = seb_admission::AdmissionConfig::from_toml_str(
+        &format!(
+            "[admission]\nissuer_key_file = \"issuer.seed\"\nissuer_name = \"aws-admission\"\n\
+             [[admission.agents]]\nname = \"{AGENT}\"\npublic_keys = [\"{}\"]\n",
+            agent_key().public_key().to_base64()
+        ),
+        dir.path(),
+    )
+    .unwrap();
+    let mut platforms = seb_admission::Platforms::default();
+    platforms.insert_parts(Arc::new(AwsPlatform), target.clone());
+    let admission = seb_admission::Admission::open(
+        &cfg,
+        store.clone(),
+        platforms,
+        Arc::new(seb_admission::clock::SystemClock),
+    )
+    .await
+    .unwrap();
+    let broker = seb_broker::engine::Broker::new(
+        store.clone(),
+        vec![target.clone()],
+        seb_broker::records::RecordSigner::new(SigningKey::from_seed(&[73; 32])),
+        seb_broker::engine::TrustRoots {
+            issuers: [issuer_key().public_key()].into_iter().collect(),
+            ..Default::default()
+        },
+        seb_broker::engine::EngineSettings::default(),
+        Arc::new(seb_broker::clock::SystemClock::default()),
+    );
+    (f, Pipeline { target, admission, broker, store, _dir: dir })
+}
+
+impl Pipeline {
+    /// A proposal from the agent, through admission.
+    async fn propose(
+        &self,
+        op: &str,
+        target: Value,
+        params: Value,
+    ) -> seb_admission::service::ProposalView {
+        let p = Proposal {
+            proposal_id: uuid::Uuid::new_v4().to_string(),
+            agent: AGENT.into(),
+            platform: Platform::Aws,
+            op: op.into(),
+            target,
+            params,
+            constraints: vec![],
+            rationale: "test".into(),
+            at_ms: now_ms(),
+        };
+        let env = seb_admission::client::sign_proposal(&p, &agent_key()).unwrap();
+        self.admission.submit(&seb_core::json::canonical(&env).unwrap()).await.unwrap()
+    }
+
+    /// A certificate signed by the broker's trusted issuer over `contract` and `projection`
+    /// (as an issuer that skipped admission's rules, or predates them, would sign it).
+    async fn certificate(
+        &self,
+        contract: Contract,
+        projection: BTreeMap<String, Value>,
+    ) -> Envelope {
+        use seb_store::Store as _;
+        let epochs = self.store.epoch_check("", AGENT).await.unwrap().epochs;
+        let now = now_ms();
+        let mut nonce = [0u8; 24];
+        nonce[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        nonce[16..].copy_from_slice(&uuid::Uuid::new_v4().as_bytes()[..8]);
+        let payload = CertificatePayload {
+            version: 1,
+            cid: uuid::Uuid::new_v4().to_string(),
+            nonce: encode_nonce(&nonce),
+            issuer: Issuer { name: "aws-admission".into(), kid: issuer_key().kid() },
+            subject: Subject { agent: AGENT.into(), public_key: agent_key().public_key() },
+            contract_digest: contract.digest().unwrap(),
+            contract,
+            evidence: Evidence {
+                digest: Digest::of_json(&projection).unwrap(),
+                projection,
+                observed_at_ms: now,
+                tolerance: BTreeMap::new(),
+            },
+            validity: Validity { not_before: now / 1000 - 5, not_after: now / 1000 + 120 },
+            policy_epoch: epochs.policy_epoch,
+            revocation_epoch: epochs.revocation_epoch,
+            cert_path: CertPath::Policy,
+            attestations: vec![],
+            issued_at_ms: now,
+        };
+        payload.sign(&issuer_key()).unwrap()
+    }
+
+    /// Present a certificate as its agent, with the contract's own request.
+    async fn execute(&self, cert: &Envelope) -> seb_broker::engine::ExecResult {
+        let p: CertificatePayload =
+            serde_json::from_slice(&cert.insecure_payload_bytes().unwrap()).unwrap();
+        let request = ExecRequest {
+            cid: p.cid.clone(),
+            nonce: p.nonce.clone(),
+            op: p.contract.op.clone(),
+            target: p.contract.target.clone(),
+            params: p.contract.params.clone(),
+            caller: AGENT.into(),
+            t_exec_ms: now_ms(),
+        };
+        let proof = sign_request(&request, &agent_key()).unwrap();
+        let body =
+            seb_core::json::canonical(&Presentation { certificate: cert.clone(), request, proof })
+                .unwrap();
+        self.broker.execute(&body, "127.0.0.1").await
+    }
+
+    /// Every ledger entry as (payloadType, payload).
+    async fn ledger(&self) -> Vec<(String, Value)> {
+        use seb_store::Store as _;
+        let n = self.store.ledger_size().await.unwrap();
+        self.store
+            .entries(0, n)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let env: Envelope = seb_core::json::parse(e, usize::MAX).unwrap();
+                let payload: Value =
+                    serde_json::from_slice(&env.insecure_payload_bytes().unwrap()).unwrap();
+                (env.payload_type.to_string(), payload)
+            })
+            .collect()
+    }
+
+    /// The refusal, checked against its decision record (the last ledger entry).
+    async fn refused(&self, r: &seb_broker::engine::ExecResult) -> (FailedCheck, Decision, u16) {
+        let f = match r {
+            Ok(e) => panic!("expected a refusal, got {:?}", e.outcome.status),
+            Err(f) => f,
+        };
+        let l = self.ledger().await;
+        let (ty, rec) = l.last().expect("a decision record");
+        assert!(ty.contains("decision"), "{ty}");
+        assert_eq!(rec["id"], json!(f.record_id));
+        assert_eq!(rec["failed_check"], json!(f.failed_check));
+        assert_eq!(rec["decision"], json!(f.decision));
+        (f.failed_check, f.decision, f.http_status())
+    }
+}
+
+fn ssm_target(name: &str) -> Value {
+    tref("ssm", &format!("arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{name}"))
+}
+
+fn ssm_contract(target: Value, params: Value) -> Contract {
+    Contract {
+        platform: Platform::Aws,
+        op: "ssm:PutParameter".into(),
+        target,
+        params,
+        constraints: vec![],
+        risk_level: RiskLevel::L2,
+    }
+}
+
+fn put_secure_string(f: &Fixture, name: &str, plaintext: &str) {
+    f.moto
+        .call(
+            "ssm",
+            "put_parameter",
+            json!({"Name": name, "Value": plaintext, "Type": "SecureString"}),
+        )
+        .unwrap();
+}
+
+/// The parameter as moto holds it (value as stored, undecrypted), for before/after checks.
+fn stored_parameter(f: &Fixture, name: &str) -> Value {
+    f.moto
+        .call("ssm", "get_parameter", json!({"Name": name, "WithDecryption": false}))
+        .unwrap()["Parameter"]
+        .clone()
+}
+
+#[tokio::test]
+async fn ssm_evidence_holds_a_digest_not_the_value_and_still_sees_a_changed_value() {
+    let (f, t) = target().await;
+    let name = format!("/seb/{}", uniq("secret"));
+    let plaintext = "hunter2-plaintext-value";
+    put_secure_string(f, &name, plaintext);
+    let stored = stored_parameter(f, &name);
+    let ciphertext = stored["Value"].as_str().unwrap().to_owned();
+    assert_eq!(stored["Type"], "SecureString");
+    let req = ObserveRequest {
+        op: "ssm:PutParameter".into(),
+        target: ssm_target(&name),
+        params: json!({"value": "x"}),
+        pointers: vec![],
+    };
+    let obs = t.observe(&req).await.unwrap();
+    let text = serde_json::to_string(&obs.projection).unwrap();
+    assert!(!text.contains(plaintext) && !text.contains(&ciphertext), "{text}");
+    let keys: Vec<&str> = obs.projection.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["/type", "/value_digest", "/version"]);
+    assert_eq!(obs.projection["/type"], "SecureString");
+    assert_eq!(obs.projection["/value_digest"], json!(value_digest(&ciphertext)));
+    // Asking for the value itself yields nothing: the live model has no clear value.
+    let asked = ObserveRequest { pointers: vec!["/value".into()], ..req.clone() };
+    assert_eq!(t.observe(&asked).await.unwrap().projection["/value"], Value::Null);
+
+    // A changed value is still drift, even with only the digest pinned (no version).
+    let pname = format!("/seb/{}", uniq("digest"));
+    f.moto.put_parameter(REGION, &pname, "blue", false).unwrap();
+    let only_digest = ObserveRequest {
+        op: "ssm:PutParameter".into(),
+        target: ssm_target(&pname),
+        params: json!({"value": "x"}),
+        pointers: vec!["/value_digest".into()],
+    };
+    let before = t.observe(&only_digest).await.unwrap().projection;
+    assert_eq!(before["/value_digest"], json!(value_digest("blue")));
+    f.moto.put_parameter(REGION, &pname, "blue", true).unwrap();
+    let same = t.observe(&only_digest).await.unwrap().projection;
+    assert!(seb_core::drift::compare(&before, &BTreeMap::new(), &same).is_ok());
+    f.moto.put_parameter(REGION, &pname, "green", true).unwrap();
+    let changed = t.observe(&only_digest).await.unwrap().projection;
+    let err = seb_core::drift::compare(&before, &BTreeMap::new(), &changed).unwrap_err();
+    assert!(err.contains("/value_digest"), "{err}");
+}
+
+#[tokio::test]
+async fn a_secure_string_cannot_be_downgraded_at_admission_or_at_the_broker() {
+    let (f, p) = pipeline().await;
+    let name = format!("/seb/{}", uniq("secure"));
+    let plaintext = "db-password-plaintext";
+    put_secure_string(f, &name, plaintext);
+    let before = stored_parameter(f, &name);
+    let params = json!({"value": "now-in-clear", "type": "String"});
+
+    // Admission: observes (the evidence says SecureString) and denies at scope.
+    let v = p.propose("ssm:PutParameter", ssm_target(&name), params.clone()).await;
+    assert_eq!(v.status, seb_admission::service::ProposalStatus::Denied, "{v:?}");
+    let reason = v.reason.clone().unwrap();
+    assert!(reason.starts_with("scope: ") && reason.contains("SecureString"), "{reason}");
+    assert!(v.cid.is_none() && v.certificate_digest.is_none());
+    assert_eq!(p.target.calls(), (1, 0), "admission observed once, minted nothing");
+
+    // The broker, presented a certificate over the same contract and evidence from an issuer
+    // that did not apply the rule: check 9 refuses it before anything is observed.
+    let obs = p
+        .target
+        .observe(&ObserveRequest {
+            op: "ssm:PutParameter".into(),
+            target: ssm_target(&name),
+            params: params.clone(),
+            pointers: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(obs.projection["/type"], "SecureString");
+    let cert = p.certificate(ssm_contract(ssm_target(&name), params), obs.projection).await;
+    let r = p.execute(&cert).await;
+    assert_eq!(p.refused(&r).await, (FailedCheck::Scope, Decision::Reject, 403));
+    assert!(r.unwrap_err().reason.contains("SecureString"));
+    assert_eq!(p.target.calls(), (2, 0), "the broker observed nothing and minted nothing");
+    let after = stored_parameter(f, &name);
+    assert_eq!(after, before, "the parameter is unchanged");
+    assert_eq!(after["Type"], "SecureString");
+
+    // Evidence without `/type` pins nothing: refused too.
+    let mut unpinned = p
+        .target
+        .observe(&ObserveRequest {
+            op: "ssm:PutParameter".into(),
+            target: ssm_target(&name),
+            params: json!({"value": "x"}),
+            pointers: vec!["/version".into()],
+        })
+        .await
+        .unwrap()
+        .projection;
+    unpinned.remove("/type");
+    let cert = p
+        .certificate(
+            ssm_contract(ssm_target(&name), json!({"value": "x", "type": "String"})),
+            unpinned,
+        )
+        .await;
+    let r = p.execute(&cert).await;
+    assert_eq!(p.refused(&r).await, (FailedCheck::Scope, Decision::Reject, 403));
+    assert_eq!(stored_parameter(f, &name), before);
+
+    // Nothing secret reached the ledger.
+    let ledger = serde_json::to_string(&p.ledger().await).unwrap();
+    assert!(!ledger.contains(plaintext) && !ledger.contains(before["Value"].as_str().unwrap()));
+}
+
+#[tokio::test]
+async fn a_certified_ssm_write_keeps_its_type_and_records_no_value() {
+    let (f, p) = pipeline().await;
+    let name = format!("/seb/{}", uniq("plain"));
+    f.moto.put_parameter(REGION, &name, "old-value-in-clear", false).unwrap();
+    let params = json!({"value": "new-value", "type": "String"});
+    let obs = p
+        .target
+        .observe(&ObserveRequest {
+            op: "ssm:PutParameter".into(),
+            target: ssm_target(&name),
+            params: params.clone(),
+            pointers: vec![],
+        })
+        .await
+        .unwrap();
+    let cert = p.certificate(ssm_contract(ssm_target(&name), params.clone()), obs.projection).await;
+    let done = p.execute(&cert).await.expect("admitted");
+    assert_eq!(done.outcome.status, OutcomeStatus::Applied, "{done:?}");
+    let got = stored_parameter(f, &name);
+    assert_eq!((got["Value"].as_str(), got["Type"].as_str()), (Some("new-value"), Some("String")));
+
+    // A value changed after certification is drift (readmit), and nothing is written.
+    let name2 = format!("/seb/{}", uniq("plain"));
+    f.moto.put_parameter(REGION, &name2, "a", false).unwrap();
+    let obs = p
+        .target
+        .observe(&ObserveRequest {
+            op: "ssm:PutParameter".into(),
+            target: ssm_target(&name2),
+            params: params.clone(),
+            pointers: vec![],
+        })
+        .await
+        .unwrap();
+    let cert = p.certificate(ssm_contract(ssm_target(&name2), params), obs.projection).await;
+    f.moto.put_parameter(REGION, &name2, "b", true).unwrap();
+    let r = p.execute(&cert).await;
+    assert_eq!(p.refused(&r).await, (FailedCheck::Drift, Decision::Readmit, 409));
+    let reason = r.unwrap_err().reason;
+    assert!(reason.contains("/value_digest") || reason.contains("/version"), "{reason}");
+    assert_eq!(stored_parameter(f, &name2)["Value"], "b");
+
+    let ledger = serde_json::to_string(&p.ledger().await).unwrap();
+    assert!(!ledger.contains("old-value-in-clear"), "no observed value in any record");
+}
+
+#[tokio::test]
+async fn a_target_that_can_never_be_valid_is_refused_before_anything_is_observed() {
+    let (f, p) = pipeline().await;
+    let bucket = uniq("wild");
+    f.moto.create_bucket(&bucket).unwrap();
+    f.moto.put_object(&bucket, "k", "untouched").unwrap();
+    let wildcard = s3_obj(&bucket, "*");
+    let params = json!({"body": "everything"});
+
+    // Admission: refused when the proposal is compiled, nothing observed.
+    let v = p.propose("s3:PutObject", wildcard.clone(), params.clone()).await;
+    assert_eq!(v.status, seb_admission::service::ProposalStatus::Denied, "{v:?}");
+    assert!(v.reason.as_deref().unwrap().contains("wildcard"), "{:?}", v.reason);
+    assert!(v.evidence.is_none());
+    assert_eq!(p.target.calls(), (0, 0));
+
+    // The broker: a certificate naming a wildcard ARN (or an ARN of another region, or a
+    // bucket ARN for an object op) is refused at scope (403, reject), not `fail_closed` at
+    // the observe step; nothing is observed or minted.
+    let other_region = tref("ssm", &format!("arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/seb/x"));
+    for (op, target, params) in [
+        ("s3:PutObject", wildcard.clone(), params.clone()),
+        ("s3:PutObject", s3_obj(&format!("{bucket}*"), "k"), params.clone()),
+        ("s3:PutObject", tref("s3", &format!("arn:aws:s3:::{bucket}")), params.clone()),
+        ("s3:DeleteObject", s3_obj(&bucket, "?"), json!({})),
+        ("ssm:PutParameter", other_region, json!({"value": "v", "type": "String"})),
+    ] {
+        let contract = Contract {
+            platform: Platform::Aws,
+            op: op.into(),
+            target: target.clone(),
+            params,
+            constraints: vec![],
+            risk_level: RiskLevel::L2,
+        };
+        let r = p.execute(&p.certificate(contract, BTreeMap::new()).await).await;
+        assert_eq!(p.refused(&r).await, (FailedCheck::Scope, Decision::Reject, 403), "{target}");
+        assert!(r.unwrap_err().reason.starts_with("target: "), "{target}");
+    }
+    assert_eq!(p.target.calls(), (0, 0), "nothing observed, nothing minted");
+    assert_eq!(get_object(f, &bucket, "k").as_deref(), Some("untouched"));
+}

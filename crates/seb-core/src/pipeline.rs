@@ -21,7 +21,7 @@ use crate::envelope::{PayloadType, pae};
 use crate::json::{self, JsonError};
 use crate::keys::{KeyId, KeyResolver};
 use crate::types::{
-    Approval, ApprovalDecision, CertPath, Contract, Decision, ExecRequest, FailedCheck,
+    Approval, ApprovalDecision, CertPath, Contract, Decision, Evidence, ExecRequest, FailedCheck,
     Presentation, RiskLevel,
 };
 
@@ -229,11 +229,21 @@ pub struct Observation {
     pub version: Option<String>,
 }
 
-/// Whether a contract's constraints can be enforced on its platform (check 9). Implemented
-/// by each platform profile; pure.
+/// Whether a contract can be enforced on its platform (check 9). Implemented by each
+/// platform profile; pure.
 pub trait ScopeCheck {
-    /// `Err(reason)` when some constraint has no enforcement point.
+    /// `Err(reason)` when some constraint has no enforcement point, or the contract can never
+    /// be valid on the platform (a target or params the operation cannot take).
     fn check_scope(&self, contract: &Contract) -> Result<(), String>;
+
+    /// `Err(reason)` when the contract may not act on the state its evidence certifies (for
+    /// example: changing the type of an existing SSM parameter). Also part of check 9, run
+    /// after [`ScopeCheck::check_scope`], before anything is observed; admission runs it on
+    /// the evidence it has just built. Default: no such rule.
+    fn check_evidence(&self, contract: &Contract, evidence: &Evidence) -> Result<(), String> {
+        let _ = (contract, evidence);
+        Ok(())
+    }
 }
 
 /// Checks 1 to 6.
@@ -473,6 +483,7 @@ pub fn check_state(
     // 9. scope
     scope
         .check_scope(&c.contract)
+        .and_then(|()| scope.check_evidence(&c.contract, &c.evidence))
         .map_err(|r| auth.reject(FailedCheck::Scope, Decision::Reject, r))?;
     // 10. replay (pre-check; the reservation at 12 is authoritative)
     if already_reserved {

@@ -56,6 +56,13 @@ impl ScopeCheck for SnapshotObserve {
     fn check_scope(&self, contract: &Contract) -> Result<(), String> {
         self.inner.check_scope(contract)
     }
+    fn check_evidence(
+        &self,
+        contract: &Contract,
+        evidence: &seb_core::types::Evidence,
+    ) -> Result<(), String> {
+        self.inner.check_evidence(contract, evidence)
+    }
 }
 
 impl Target for SnapshotObserve {

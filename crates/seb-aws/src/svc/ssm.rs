@@ -1,5 +1,6 @@
-//! SSM parameters: GetParameter; PutParameter with `Overwrite=false` when the parameter was
-//! absent (atomic), or `Overwrite=true` and a version check after the write when present.
+//! SSM parameters: GetParameter (the value projected as its digest only); PutParameter with
+//! `Overwrite=false` when the parameter was absent (atomic), or `Overwrite=true` and a version
+//! check after the write when present.
 
 use aws_config::SdkConfig;
 use aws_sdk_ssm::operation::RequestId;
@@ -10,6 +11,7 @@ use seb_target::{MutationStatus, TargetError};
 
 use super::{Called, Live, failure};
 use crate::arn::Resource;
+use crate::profiles::value_digest;
 
 pub(crate) async fn observe(sdk: &SdkConfig, res: &Resource) -> Result<Live, TargetError> {
     let Resource::SsmParameter { name } = res else {
@@ -24,8 +26,11 @@ pub(crate) async fn observe(sdk: &SdkConfig, res: &Resource) -> Result<Live, Tar
     {
         Ok(out) => {
             let Some(p) = out.parameter() else { return Ok(Live::absent()) };
+            // The value is projected as its digest only: for a SecureString it is the
+            // ciphertext (moto embeds the plaintext), and the live model ends up in evidence,
+            // certificates, records and the store.
             let obj = json!({
-                "value": p.value(),
+                "value_digest": p.value().map(value_digest),
                 "type": p.r#type().map(|t| t.as_str()),
                 "version": p.version(),
             });
