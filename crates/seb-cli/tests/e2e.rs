@@ -199,11 +199,47 @@ fn a_revocation_from_the_cli_is_signed_into_the_ledger_and_stops_the_agent() {
     assert_eq!(r["fail_closed"], 1, "{r}");
     let (code, report) = verify(&x);
     assert_eq!(code, 1, "{report}");
-    // Without --key the revocation still applies, with a warning that nothing is recorded.
+    // No invisible epoch change: without --key nothing changes and the command says why.
+    let (_, before, _) = seb(&["epoch", "show", "--store", &db]);
+    let size = export_size(&b);
     let (code, _, err) =
         seb(&["revoke", "--store", &db, "--cid", &uuid::Uuid::new_v4().to_string()]);
-    assert_eq!(code, 0);
-    assert!(err.contains("will not record"), "{err}");
+    assert_eq!(code, 1);
+    assert!(err.contains("without a signed ledger record") && err.contains("--key"), "{err}");
+    let (code, _, err) = seb(&["revoke", "--store", &db, "--all"]);
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = seb(&["epoch", "bump-policy", "--store", &db]);
+    assert_eq!(code, 1, "{err}");
+    let (_, after, _) = seb(&["epoch", "show", "--store", &db]);
+    assert_eq!(after, before, "the epochs did not change");
+    assert_eq!(export_size(&b), size, "and the ledger did not either");
+    // With the broker's own key (no admission running), the bump is a record that verifies
+    // with the broker key alone.
+    let broker_key = dir.path().join("broker.seed");
+    let (code, out, err) =
+        seb(&["epoch", "bump-policy", "--store", &db, "--key", broker_key.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let x = export(&b);
+    assert_eq!(export_size(&b), size + 1);
+    let (code, out, err) = seb(&[
+        "ledger",
+        "verify",
+        x.to_str().unwrap(),
+        "--broker-key",
+        &common::broker_key().public_key().to_base64(),
+        "--admission-key",
+        &common::issuer().public_key().to_base64(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["epochs"], 2, "{r}");
+}
+
+/// Entries in the broker's ledger.
+fn export_size(b: &Server) -> usize {
+    let x = export(b);
+    let v: Value = serde_json::from_slice(&std::fs::read(x).unwrap()).unwrap();
+    v["entries"].as_array().unwrap().len()
 }
 
 #[test]
