@@ -98,7 +98,10 @@ pub async fn execute(a: ExecuteArgs) -> Result<ExitCode> {
         target: cert.contract.target.clone(),
         params,
         caller: a.caller.clone().unwrap_or_else(|| cert.subject.agent.clone()),
-        t_exec_ms: a.t_exec_ms.unwrap_or_else(now_ms),
+        t_exec_ms: match a.t_exec_ms {
+            Some(t) => t,
+            None => now_ms()?,
+        },
     };
     let proof = sign_request(&request, &agent)?;
     let body = json::canonical(&Presentation { certificate: envelope, request, proof })?;
