@@ -242,6 +242,38 @@ fn export_size(b: &Server) -> usize {
     v["entries"].as_array().unwrap().len()
 }
 
+/// One key-file reader for every key: a key file the group or others can read is refused by
+/// every command that loads one, with the file, its mode and the fix.
+#[test]
+fn a_key_file_others_can_read_is_refused_by_every_command() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    set_target(dir.path(), json!({"replicas": 3}));
+    drop(start(dir.path(), None));
+    let broker_key = dir.path().join("broker.seed");
+    std::fs::set_permissions(&broker_key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let cfg = dir.path().join("seb.toml");
+    let (code, _, err) = seb(&["serve", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("broker.seed") && err.contains("0640") && err.contains("chmod 600"),
+        "{err}"
+    );
+    let (code, _, err) = seb(&["pubkey", broker_key.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("readable by group or other users"), "{err}");
+    let db = format!("sqlite:{}", dir.path().join("seb.db").display());
+    let (code, _, err) =
+        seb(&["revoke", "--store", &db, "--all", "--key", broker_key.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("chmod 600"), "{err}");
+    // 0600 again: used.
+    std::fs::set_permissions(&broker_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, out, err) = seb(&["pubkey", broker_key.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&common::broker_key().public_key().to_base64()), "{out}");
+}
+
 #[test]
 fn tampered_exports_are_caught() {
     let dir = tempfile::tempdir().unwrap();
