@@ -18,4 +18,4 @@ while [ $# -gt 0 ]; do
     *) args+=("$1"); shift ;;
   esac
 done
-exec cargo run --release --locked -p seb-eval -- --out "$out" "${args[@]}"
+exec cargo run --release --locked -p seb-eval --features harness -- --out "$out" "${args[@]}"

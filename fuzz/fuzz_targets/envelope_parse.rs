@@ -25,8 +25,8 @@ fuzz_target!(|data: &[u8]| {
     for ty in PayloadType::ALL {
         if let Ok(v) = env.verify(ty, &issuer) {
             // Only the issuer key is trusted, so a verified envelope was signed by it.
-            assert_eq!(v.signers.len(), 1);
-            assert_eq!(v.bytes, env.insecure_payload_bytes().expect("verified payload decodes"));
+            assert_eq!(v.signers().len(), 1);
+            assert_eq!(v.bytes().to_vec(), env.insecure_payload_bytes().expect("verified payload decodes"));
         }
     }
     let policy = fixed.broker.policy();

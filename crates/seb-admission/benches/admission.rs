@@ -134,6 +134,12 @@ async fn admission(store: Arc<dyn Store>, dir: &std::path::Path) -> (Arc<Admissi
         base64::engine::general_purpose::STANDARD.encode([1u8; 32]),
     )
     .unwrap();
+    // Key files other users can read are refused.
+    std::fs::set_permissions(
+        dir.join("issuer.seed"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let cfg = format!(
         "[admission]\nissuer_key_file = \"issuer.seed\"\n\n[[admission.agents]]\nname = \"bot\"\npublic_keys = [\"{}\"]\ngroups = [\"sre\"]\nattributes = {{ team = \"payments\", environment = \"prod\" }}\n\n[[admission.admins]]\nname = \"ops\"\npublic_key = \"{}\"\n",
         agent.public_key().to_base64(),
@@ -142,7 +148,8 @@ async fn admission(store: Arc<dyn Store>, dir: &std::path::Path) -> (Arc<Admissi
     let cfg = AdmissionConfig::from_toml_str(&cfg, dir).unwrap();
     let mut platforms = Platforms::default();
     platforms.insert(Arc::new(Instant0));
-    let a = Admission::open(&cfg, store, platforms, Arc::new(SystemClock)).await.unwrap();
+    let a =
+        Admission::open(&cfg, store, platforms, Arc::new(SystemClock::default())).await.unwrap();
     let req = AdminRequest {
         request_id: "bench".into(),
         admin: "ops".into(),

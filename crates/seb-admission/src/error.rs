@@ -36,9 +36,10 @@ pub enum AdmissionError {
     /// The store failed: nothing was issued (503, fail closed).
     #[error("store: {0}")]
     Store(#[from] seb_store::StoreError),
-    /// The clock cannot be read: nothing is issued (503, fail closed).
-    #[error("clock unavailable")]
-    Clock,
+    /// The clock cannot be read or stepped backwards: nothing is issued or signed (503,
+    /// fail closed).
+    #[error("clock unavailable: {0}")]
+    Clock(#[from] seb_store::clock::ClockError),
     /// Encoding or signing failed (500).
     #[error("internal: {0}")]
     Internal(String),
@@ -53,7 +54,7 @@ impl AdmissionError {
             Self::NotFound(_) => 404,
             Self::Conflict(_) => 409,
             Self::Invalid(_) | Self::Policy(_) => 422,
-            Self::Store(_) | Self::Clock => 503,
+            Self::Store(_) | Self::Clock(_) => 503,
             Self::Config(_) | Self::Internal(_) => 500,
         }
     }
@@ -71,7 +72,7 @@ impl AdmissionError {
             Self::Policy(_) => "policy",
             Self::Config(_) => "config",
             Self::Store(_) => "store_unavailable",
-            Self::Clock => "clock_unavailable",
+            Self::Clock(_) => "clock_unavailable",
             Self::Internal(_) => "internal",
         }
     }

@@ -1,8 +1,9 @@
 //! What admission writes to the ledger (the broker's Merkle log, shared in embedded mode).
 //!
 //! - **Issuance and denial**: an [`AdmissionRecord`] with `stage = "admission"` and
-//!   `decision = "issue" | "deny"`, payloadType `decision`, signed by the **admission
-//!   issuer key** (never the broker's). It carries no `nonce` and no `broker_kid`, so it
+//!   `decision = "issue" | "deny"`, payloadType `admission` (never the broker's `decision`:
+//!   records of different roles are told apart by their payloadType), signed by the
+//!   **admission issuer key** (never the broker's). It carries no `nonce` and no `broker_kid`, so it
 //!   can never be mistaken for, or collide with, the broker's `admit` of the same
 //!   certificate; `certificate_digest` is the digest the broker's decision records carry for
 //!   that certificate, which links the two.
@@ -82,7 +83,7 @@ fn entry(envelope: Envelope) -> Result<SignedEntry, JsonError> {
 impl AdmissionRecord {
     /// Sign with the admission key.
     pub fn sign(&self, key: &SigningKey) -> Result<SignedEntry, JsonError> {
-        entry(Envelope::sign(PayloadType::Decision, self, key)?)
+        entry(Envelope::sign(PayloadType::Admission, self, key)?)
     }
 }
 

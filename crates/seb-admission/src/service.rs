@@ -377,7 +377,7 @@ impl Admission {
     }
 
     fn now(&self) -> Result<u64, AdmissionError> {
-        self.clock.now_ms().ok_or(AdmissionError::Clock)
+        Ok(self.clock.now_ms()?)
     }
 
     fn active_policy(&self) -> Result<(Arc<PolicyEngine>, u64), AdmissionError> {
@@ -427,7 +427,7 @@ impl Admission {
             | EnvelopeError::Payload(_) => AdmissionError::Parse(e.to_string()),
             other => AdmissionError::Unauthenticated(other.to_string()),
         })?;
-        let [signer] = verified.signers.as_slice() else {
+        let [signer] = verified.signers() else {
             return Err(AdmissionError::Unauthenticated(
                 "a proposal carries exactly one signature".into(),
             ));
@@ -715,7 +715,7 @@ impl Admission {
             | EnvelopeError::Payload(_) => AdmissionError::Parse(e.to_string()),
             other => AdmissionError::Unauthenticated(format!("approval: {other}")),
         })?;
-        let [kid] = verified.signers.as_slice() else {
+        let [kid] = verified.signers() else {
             return Err(AdmissionError::Unauthenticated(
                 "an approval carries exactly one signature".into(),
             ));

@@ -31,9 +31,9 @@ use seb_target::{Execution, Identity, MutationResult, MutationStatus, Reconciled
 use serde::Serialize;
 use tracing::{error, info, warn};
 
-use crate::clock::Clock;
+use crate::clock::{Clock, ClockError};
 use crate::metrics::Metrics;
-use crate::ratelimit::PreauthLimiter;
+use crate::ratelimit::{PreauthLimiter, Summary};
 use crate::records::{RecordSigner, SignedRecord, digest_opt, new_record_id};
 
 /// Static settings of the engine.
@@ -141,6 +141,8 @@ pub struct Reserved {
     exec: Execution,
     admit_record_id: String,
     admit_index: u64,
+    /// The trusted time of the reservation (the floor of the outcome's times).
+    reserved_ms: u64,
 }
 
 /// Executions whose credential is live right now, by identity name (for admission webhooks).
@@ -243,15 +245,16 @@ impl Timings {
     }
 }
 
-/// Fault injection for crash tests: abort the process at a named step.
-#[cfg(feature = "test-double")]
+/// Fault injection for crash tests: abort the process at a named step (feature
+/// `fault-injection`, never in a product build).
+#[cfg(feature = "fault-injection")]
 fn crash_point(step: &str) {
     if std::env::var("SEB_CRASH_AT").is_ok_and(|v| v == step) {
         eprintln!("SEB_CRASH_AT={step}: aborting");
         std::process::abort();
     }
 }
-#[cfg(not(feature = "test-double"))]
+#[cfg(not(feature = "fault-injection"))]
 fn crash_point(_step: &str) {}
 
 impl Broker {
@@ -325,14 +328,9 @@ impl Broker {
     pub async fn execute(&self, body: &[u8], client: &str) -> ExecResult {
         let total = Instant::now();
         let mut timings = Timings::default();
-        let Some(now_ms) = self.clock.now_ms() else {
-            let rej = Rejection {
-                check: FailedCheck::Time,
-                decision: Decision::FailClosed,
-                reason: "broker clock is not trustworthy (stepped backwards)".into(),
-                presented: Box::default(),
-            };
-            return Err(self.refuse(rej, client, 0).await);
+        let now_ms = match self.clock.now_ms() {
+            Ok(t) => t,
+            Err(e) => return Err(self.refuse_untimed(client, &e)),
         };
         // Checks 1–6.
         let t = Instant::now();
@@ -485,7 +483,7 @@ impl Broker {
             Ok(ReserveResult::Reserved { admit_index }) => {
                 self.metrics.decision("admit", None);
                 info!(cid = %c.cid, nonce = %c.nonce, decision = "admit", ledger_index = admit_index, break_glass = record.break_glass, "admitted");
-                Ok(Reserved { exec, admit_record_id: record.id, admit_index })
+                Ok(Reserved { exec, admit_record_id: record.id, admit_index, reserved_ms: now_ms })
             }
             Ok(ReserveResult::Replay) => {
                 Err(self.refuse(fail(Decision::Reject, "nonce already reserved (lost the race)".into()), client, now_ms).await)
@@ -519,7 +517,9 @@ impl Broker {
         timings: &mut Timings,
     ) -> Executed {
         let exec = &r.exec;
-        let started_ms = self.clock.now_ms().unwrap_or(0);
+        // After the fact: the execution is under way, so a distrusted clock cannot stop it;
+        // the times are the last trusted reading, never before the reservation.
+        let started_ms = self.clock.settled_ms(r.reserved_ms);
         // Live from before the identity exists: a platform hook that sees the identity's
         // first request must already find its execution.
         let mut live = self.live.register(target.identity_name(exec).into_iter().collect(), exec);
@@ -663,7 +663,7 @@ impl Broker {
             nonce: r.exec.nonce.clone(),
             status,
             started_ms,
-            ended_ms: self.clock.now_ms().unwrap_or(started_ms),
+            ended_ms: self.clock.settled_ms(started_ms),
             identity,
             target_request_id: m.target_request_id,
             result_digest: digest_opt(m.result.as_ref()),
@@ -717,10 +717,33 @@ impl Broker {
         }
     }
 
+    /// Refuse an execution when the clock gives no trusted time: nothing is reserved, and
+    /// nothing is signed now (there is no trustworthy `at_ms` to sign). The refusal is counted
+    /// in the open summary window, whose record is signed once the clock is trusted again,
+    /// and the body names that summary record.
+    fn refuse_untimed(&self, client: &str, e: &ClockError) -> Refusal {
+        let (check, decision) = (FailedCheck::Time, Decision::FailClosed);
+        self.metrics.decision(decision.as_str(), Some(check.as_str()));
+        let record_id = self.limiter.count_unrecorded(client).unwrap_or_default();
+        error!(decision = decision.as_str(), failed_check = check.as_str(), client, error = %e, summary_record_id = %record_id, "refused: the broker clock is not trustworthy");
+        Refusal {
+            failed_check: check,
+            decision,
+            reason: format!("broker clock is not trustworthy: {e}"),
+            record_id,
+            recorded: false,
+        }
+    }
+
     /// Record a failed check and build the refusal.
     async fn refuse(&self, rej: Rejection, client: &str, now_ms: u64) -> Refusal {
         let preauth = matches!(rej.check, FailedCheck::Parse | FailedCheck::Signature);
-        self.metrics.decision(rej.decision.as_str(), Some(rej.check.as_str()));
+        // Garbage from anyone must not page the operator: counted apart.
+        if preauth {
+            self.metrics.preauth_refusal(rej.decision.as_str(), rej.check.as_str());
+        } else {
+            self.metrics.decision(rej.decision.as_str(), Some(rej.check.as_str()));
+        }
         warn!(
             cid = rej.presented.cid.as_deref().unwrap_or(""),
             nonce = rej.presented.nonce.as_deref().unwrap_or(""),
@@ -730,12 +753,13 @@ impl Broker {
             reason = %rej.reason,
             "refused"
         );
-        if preauth && !self.limiter.admit(client, now_ms) {
+        if preauth && let Err(summary_id) = self.limiter.admit(client, now_ms) {
+            // Counted in the open summary window: the body names the summary record.
             return Refusal {
                 failed_check: rej.check,
                 decision: rej.decision,
                 reason: rej.reason,
-                record_id: "rate-limited".into(),
+                record_id: summary_id,
                 recorded: false,
             };
         }
@@ -794,18 +818,25 @@ impl Broker {
         self.backlog.lock().map(|b| b.len()).unwrap_or(0)
     }
 
-    /// Append a summary of rate-limited pre-auth failures, if any were dropped.
+    /// Close the summary window, if it counted anything, and append its summary record under
+    /// the id allocated when the window opened. Without a trusted time the window stays open
+    /// (and keeps counting) until a later call.
     pub async fn write_summary(&self) {
-        let (clients, dropped) = self.limiter.take_dropped();
-        if dropped == 0 {
+        let now_ms = match self.clock.now_ms() {
+            Ok(t) => t,
+            Err(e) => {
+                warn!(error = %e, "summary record waits for a trusted clock");
+                return;
+            }
+        };
+        let Some(Summary { summary_id, clients, dropped }) = self.limiter.take_window() else {
             return;
-        }
+        };
         self.metrics.preauth_dropped(dropped);
-        let now_ms = self.clock.now_ms().unwrap_or(0);
         let reason = format!(
-            "summary: {dropped} pre-authentication failures from {clients} clients were rate-limited and not recorded individually"
+            "summary: {dropped} refusals from {clients} clients were not recorded individually (pre-authentication failures over the rate limit, or refused while the clock was not trustworthy)"
         );
-        let record = self.signer.decision(
+        let mut record = self.signer.decision(
             Decision::Reject,
             Some(FailedCheck::Parse),
             &reason,
@@ -813,8 +844,10 @@ impl Broker {
             Some("summary".into()),
             now_ms,
         );
-        if let Ok(signed) = self.signer.sign_decision(&record) {
-            self.append_or_backlog(signed).await;
+        record.id = summary_id;
+        match self.signer.sign_decision(&record) {
+            Ok(signed) => self.append_or_backlog(signed).await,
+            Err(e) => error!(error = %e, record_id = %record.id, "cannot sign summary record"),
         }
     }
 
@@ -827,10 +860,18 @@ impl Broker {
         if latest.as_ref().is_some_and(|c| c.size == size) {
             return Ok(latest);
         }
+        let at_ms = match self.clock.now_ms() {
+            Ok(t) => t,
+            Err(e) => {
+                // Nothing is signed without a trusted time: the next tick retries.
+                warn!(error = %e, "checkpoint waits for a trusted clock");
+                return Ok(latest);
+            }
+        };
         let root = self.store.root(size).await?;
         let note = Checkpoint { origin: self.settings.origin.clone(), size, root }
             .sign(&self.settings.origin, self.signer.key());
-        let cp = StoredCheckpoint { size, note, at_ms: self.clock.now_ms().unwrap_or(0) };
+        let cp = StoredCheckpoint { size, note, at_ms };
         match self.store.put_checkpoint(cp.clone()).await {
             Ok(()) => Ok(Some(cp)),
             Err(e) => {
@@ -869,7 +910,7 @@ impl Broker {
                 st.issued_at_ms
             ));
         }
-        let now_ms = self.clock.now_ms().unwrap_or(0);
+        let now_ms = self.clock.now_ms().map_err(|e| format!("statement not applied: {e}"))?;
         let store_err = |e: StoreError| format!("store: {e}");
         // Bring the local store up to the statement (monotonic, idempotent).
         let mut ep = self.store.epochs().await.map_err(store_err)?;
@@ -908,7 +949,7 @@ impl Broker {
     pub async fn recover(&self) -> Result<Vec<(String, String, OutcomeStatus)>, StoreError> {
         let mut done = Vec::new();
         for p in self.store.pending().await? {
-            let now_ms = self.clock.now_ms().unwrap_or(0);
+            let now_ms = self.clock.settled_ms(p.admitted_at_ms);
             let exec: Option<Execution> = json::parse(&p.intent, usize::MAX).ok();
             let status = match (&exec, p.dispatched) {
                 (_, false) => OutcomeStatus::NotAttempted,

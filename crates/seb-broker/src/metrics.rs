@@ -1,4 +1,8 @@
 //! Prometheus metrics: decisions by check, outcomes by status, latency per step.
+//!
+//! Refusals before the certificate is authenticated (`parse`, `signature`) are counted in
+//! `seb_preauth_refusals_total`, apart from `seb_decisions_total`: anyone can send garbage,
+//! so it must not raise the `fail_closed` decisions an operator is paged on.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -33,6 +37,7 @@ fn step_histogram() -> Histogram {
 pub struct Metrics {
     registry: Registry,
     decisions: Family<DecisionLabels, Counter>,
+    preauth_refusals: Family<DecisionLabels, Counter>,
     outcomes: Family<OutcomeLabels, Counter>,
     steps: Family<StepLabels, Histogram, fn() -> Histogram>,
     preauth_dropped: Counter,
@@ -52,6 +57,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("seb");
         let decisions = Family::<DecisionLabels, Counter>::default();
         let outcomes = Family::<OutcomeLabels, Counter>::default();
+        let preauth_refusals = Family::<DecisionLabels, Counter>::default();
         let steps = Family::<StepLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             step_histogram,
         );
@@ -60,8 +66,13 @@ impl Metrics {
         let pending_records = Gauge::default();
         registry.register(
             "decisions",
-            "Broker decisions by decision and failed check",
+            "Broker decisions on authenticated certificates (and admits) by decision and failed check",
             decisions.clone(),
+        );
+        registry.register(
+            "preauth_refusals",
+            "Refusals before the certificate is authenticated (parse, signature), by decision and failed check; not in seb_decisions_total",
+            preauth_refusals.clone(),
         );
         registry.register("outcomes", "Execution outcomes by status", outcomes.clone());
         registry.register("step_duration_seconds", "Latency of each pipeline step", steps.clone());
@@ -76,7 +87,16 @@ impl Metrics {
             "Records waiting for the store to come back",
             pending_records.clone(),
         );
-        Self { registry, decisions, outcomes, steps, preauth_dropped, ledger_size, pending_records }
+        Self {
+            registry,
+            decisions,
+            preauth_refusals,
+            outcomes,
+            steps,
+            preauth_dropped,
+            ledger_size,
+            pending_records,
+        }
     }
 
     /// Count a decision.
@@ -85,6 +105,16 @@ impl Metrics {
             .get_or_create(&DecisionLabels {
                 decision: decision.to_owned(),
                 failed_check: failed_check.unwrap_or("").to_owned(),
+            })
+            .inc();
+    }
+
+    /// Count a refusal before authentication (kept out of [`Metrics::decision`]).
+    pub fn preauth_refusal(&self, decision: &str, failed_check: &str) {
+        self.preauth_refusals
+            .get_or_create(&DecisionLabels {
+                decision: decision.to_owned(),
+                failed_check: failed_check.to_owned(),
             })
             .inc();
     }

@@ -268,14 +268,14 @@ async fn validity_window_is_enforced() {
     req.t_exec_ms = cert.payload.validity.not_after * 1000;
     let r = env.broker.execute(&cert.present_with(cert.envelope(), req, &agent()), "c").await;
     assert_eq!(refusal(&r), (FailedCheck::Time, Decision::Reject, 403));
+    // Before the window, on a fresh broker (setting this one's clock back would distrust it).
+    let env = common::env();
     env.clock.set((cert.payload.validity.not_before - 31) * 1000);
     let mut req = cert.request();
     req.t_exec_ms = (cert.payload.validity.not_before - 31) * 1000;
-    assert_eq!(
-        refusal(&env.broker.execute(&cert.present_with(cert.envelope(), req, &agent()), "c").await)
-            .0,
-        FailedCheck::Time
-    );
+    let r = env.broker.execute(&cert.present_with(cert.envelope(), req, &agent()), "c").await;
+    assert_eq!(refusal(&r), (FailedCheck::Time, Decision::Reject, 403));
+    assert_recorded(&env, &r).await;
 }
 
 #[tokio::test]

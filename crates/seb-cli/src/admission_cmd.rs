@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
@@ -25,14 +25,8 @@ use seb_store::{Revocation, Store};
 use serde_json::Value;
 
 use crate::client::http_client;
+use crate::clock::now_ms;
 use crate::keyfile;
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(0))
-        .unwrap_or(0)
-}
 
 /// Where admission is.
 #[derive(Debug, Args)]
@@ -255,7 +249,7 @@ pub async fn propose(a: ProposeArgs) -> Result<ExitCode> {
         params: serde_json::from_str(&a.params).context("--params is not JSON")?,
         constraints,
         rationale: a.rationale.clone(),
-        at_ms: now_ms(),
+        at_ms: now_ms()?,
     };
     let body = json::canonical(&sign_proposal(&p, &key)?)?;
     let (status, mut v) = a.ep.post("/proposals", body, None).await?;
@@ -369,7 +363,7 @@ pub async fn approve(a: ApproveArgs) -> Result<ExitCode> {
         decision,
         approver: a.approver.clone(),
         comment: a.comment.clone(),
-        at_ms: now_ms(),
+        at_ms: now_ms()?,
     };
     let body = json::canonical(&sign_approval(&approval, &key)?)?;
     let (st, v) = a.ep.post(&format!("/proposals/{}/approvals", a.proposal), body, None).await?;
@@ -484,7 +478,7 @@ fn admin_request(
     let r = AdminRequest {
         request_id: uuid::Uuid::new_v4().to_string(),
         admin: id.admin.clone(),
-        at_ms: now_ms(),
+        at_ms: now_ms()?,
         revoke,
         load_policy,
     };
@@ -733,7 +727,7 @@ pub async fn mount(
         &acfg,
         store,
         platforms,
-        Arc::new(seb_admission::clock::SystemClock),
+        Arc::new(seb_admission::clock::SystemClock::default()),
     )
     .await?;
     let issuer = admission.issuer_key();

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
@@ -18,6 +17,7 @@ use seb_core::types::{
 };
 use serde_json::Value;
 
+use crate::clock::now_ms;
 use crate::keyfile;
 
 /// Arguments of `seb execute`.
@@ -78,10 +78,6 @@ pub fn http_client(tls: &TlsClientArgs) -> Result<reqwest::Client> {
     b.build().context("building the HTTP client")
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 /// `seb execute`: exit 0 when applied, 3 when admitted but not applied, 2 when refused.
 pub async fn execute(a: ExecuteArgs) -> Result<ExitCode> {
     let env_bytes = std::fs::read(&a.certificate)
@@ -102,7 +98,10 @@ pub async fn execute(a: ExecuteArgs) -> Result<ExitCode> {
         target: cert.contract.target.clone(),
         params,
         caller: a.caller.clone().unwrap_or_else(|| cert.subject.agent.clone()),
-        t_exec_ms: a.t_exec_ms.unwrap_or_else(now_ms),
+        t_exec_ms: match a.t_exec_ms {
+            Some(t) => t,
+            None => now_ms()?,
+        },
     };
     let proof = sign_request(&request, &agent)?;
     let body = json::canonical(&Presentation { certificate: envelope, request, proof })?;
@@ -216,7 +215,7 @@ pub fn issue(a: IssueArgs) -> Result<()> {
     }
     let mut random = [0u8; 24];
     getrandom::fill(&mut random).map_err(|e| anyhow::anyhow!("random source: {e}"))?;
-    let now_s = now_ms() / 1000;
+    let now_s = now_ms()? / 1000;
     let not_before =
         now_s.checked_add_signed(a.not_before_offset_s).context("--not-before-offset-s")?;
     if a.validity_s == 0 {
@@ -236,7 +235,7 @@ pub fn issue(a: IssueArgs) -> Result<()> {
         evidence: Evidence {
             digest: Digest::of_json(&projection)?,
             projection,
-            observed_at_ms: now_ms(),
+            observed_at_ms: now_ms()?,
             tolerance,
         },
         validity: Validity { not_before, not_after: not_before + a.validity_s },
@@ -244,7 +243,7 @@ pub fn issue(a: IssueArgs) -> Result<()> {
         revocation_epoch: a.revocation_epoch,
         cert_path,
         attestations,
-        issued_at_ms: now_ms(),
+        issued_at_ms: now_ms()?,
     };
     let env = payload.sign(&issuer)?;
     let text = serde_json::to_string_pretty(&env)?;

@@ -3,7 +3,7 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use seb_core::keys::SigningKey;
@@ -30,24 +30,8 @@ pub fn write(path: &Path, key: &SigningKey) -> Result<()> {
     Ok(())
 }
 
-/// Read a key file. A file other users can read is used, with a warning naming it (the
-/// secret may already have leaked; rotate it and `chmod 600`).
+/// Read a key file through the one key-file reader ([`seb_store::keyfile`]): a file the
+/// group or other users can read is refused, naming the file, its mode and the fix.
 pub fn read(path: &Path) -> Result<SigningKey> {
-    use std::os::unix::fs::PermissionsExt as _;
-    if let Ok(meta) = std::fs::metadata(path)
-        && meta.permissions().mode() & 0o077 != 0
-    {
-        tracing::warn!(path = %path.display(), mode = format!("{:o}", meta.permissions().mode() & 0o777), "key file is readable by other users: chmod 600 it and consider rotating the key");
-    }
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path)
-            .with_context(|| format!("reading key file `{}`", path.display()))?,
-    );
-    let raw = Zeroizing::new(STANDARD.decode(text.trim()).context("key file is not base64")?);
-    if raw.len() != 32 {
-        bail!("key file `{}` does not hold a 32-byte seed", path.display());
-    }
-    let mut seed = Zeroizing::new([0u8; 32]);
-    seed.copy_from_slice(&raw);
-    Ok(SigningKey::from_seed(&seed))
+    Ok(seb_store::keyfile::read_signing_key(path)?)
 }

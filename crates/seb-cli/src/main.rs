@@ -2,6 +2,7 @@
 
 mod admission_cmd;
 mod client;
+mod clock;
 mod deploy_cmd;
 mod keyfile;
 mod ledger_cmd;
@@ -47,8 +48,8 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ledger_cmd::LedgerCmd,
     },
-    /// Revoke a certificate, an agent, or everything, directly in the store (no signed
-    /// statement; prefer `seb admission revoke` when admission runs).
+    /// Revoke a certificate, an agent, or everything, directly in the store, signed into the
+    /// ledger with `--key` (prefer `seb admission revoke` when admission runs).
     Revoke(store_cmd::RevokeArgs),
     /// Show or bump the epochs in the store.
     Epoch {

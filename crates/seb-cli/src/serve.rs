@@ -64,6 +64,15 @@ pub async fn run(a: ServeArgs) -> Result<()> {
             .with_env_filter(filter)
             .init();
     }
+    // A product build has neither (tests/shipped_features.rs); say so loudly if this one does.
+    for (feature, on) in [
+        ("test-double", cfg!(feature = "test-double")),
+        ("fault-injection", cfg!(feature = "fault-injection")),
+    ] {
+        if on {
+            tracing::warn!(feature, "this seb is a test build: never run it in production");
+        }
+    }
     let mut cfg = Config::load(&a.config)?;
     if let Some(l) = a.listen {
         cfg.broker.listen = l;

@@ -4,14 +4,8 @@ use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use seb_store::Revocation;
 
+use crate::clock::now_ms;
 use crate::serve::open_store;
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// Arguments of `seb revoke`.
 #[derive(Debug, Args)]
@@ -28,10 +22,11 @@ pub struct RevokeArgs {
     /// Revoke everything issued so far (bumps the revocation epoch).
     #[arg(long, conflicts_with_all = ["cid", "agent"])]
     pub all: bool,
-    /// Sign the change as an epoch statement appended to the ledger in the same transaction
-    /// (the admission issuer key, which auditors pass to `seb ledger verify
-    /// --admission-key`). Without it the revocation takes effect but the ledger does not
-    /// show it. Prefer `seb admission revoke` when admission runs.
+    /// Required: the key that signs the change as an epoch statement appended to the ledger
+    /// in the same transaction, so an auditor sees every revocation. The admission issuer
+    /// key (auditors pass it to `seb ledger verify --admission-key`), or the broker's key
+    /// when admission does not run (verifies with `--broker-key` alone). Prefer `seb
+    /// admission revoke` when admission runs.
     #[arg(long, env = "SEB_EPOCH_KEY")]
     pub key: Option<std::path::PathBuf>,
 }
@@ -39,23 +34,29 @@ pub struct RevokeArgs {
 /// How long a statement written by these commands is valid for brokers that poll (ms).
 const STATEMENT_TTL_MS: u64 = 10_000;
 
-/// The signed ledger record of an epoch change, when a key is given.
+/// The key that signs an epoch change. There is no unrecorded change: without a key nothing
+/// changes.
+fn epoch_key(key: Option<&std::path::Path>) -> Result<seb_core::keys::SigningKey> {
+    let Some(path) = key else {
+        bail!(
+            "refusing to change the epochs without a signed ledger record: pass --key (or SEB_EPOCH_KEY) with the admission issuer key, or the broker's key when admission does not run"
+        );
+    };
+    crate::keyfile::read(path)
+}
+
+/// The signed ledger record of an epoch change.
 async fn epoch_record(
     store: &dyn seb_store::Store,
-    key: Option<&std::path::Path>,
+    key: &seb_core::keys::SigningKey,
     change: &seb_admission::service::EpochChange,
     now: u64,
-) -> Result<Option<Vec<u8>>> {
-    let Some(path) = key else {
-        eprintln!("warning: no --key: the change takes effect but the ledger will not record it");
-        return Ok(None);
-    };
-    let key = crate::keyfile::read(path)?;
+) -> Result<Vec<u8>> {
     let epochs = store.epochs().await?;
     let revoked = store.revocations().await?;
     let statement =
         seb_admission::service::statement_after(&epochs, revoked, change, now, STATEMENT_TTL_MS);
-    Ok(Some(seb_admission::records::sign_statement(&statement, &key)?.entry))
+    Ok(seb_admission::records::sign_statement(&statement, key)?.entry)
 }
 
 /// `seb revoke`.
@@ -66,11 +67,12 @@ pub async fn revoke(a: RevokeArgs) -> Result<()> {
         (None, None, true) => Revocation::All,
         _ => bail!("say exactly one of --cid, --agent, --all"),
     };
+    let key = epoch_key(a.key.as_deref())?;
     let store = open_store(&a.store).await?;
-    let now = now_ms();
+    let now = now_ms()?;
     let change = seb_admission::service::EpochChange::Revoke(what.clone());
-    let record = epoch_record(store.as_ref(), a.key.as_deref(), &change, now).await?;
-    let epochs = store.revoke(what.clone(), now, record).await?;
+    let record = epoch_record(store.as_ref(), &key, &change, now).await?;
+    let epochs = store.revoke(what.clone(), now, Some(record)).await?;
     println!("{}", serde_json::json!({ "revoked": what, "epochs": epochs }));
     Ok(())
 }
@@ -89,7 +91,7 @@ pub enum EpochCmd {
         /// The store (`sqlite:<path>` or `postgres://…`).
         #[arg(long, env = "SEB_STORE")]
         store: String,
-        /// Sign the change into the ledger (see `seb revoke --key`).
+        /// Required: the key that signs the change into the ledger (see `seb revoke --key`).
         #[arg(long, env = "SEB_EPOCH_KEY")]
         key: Option<std::path::PathBuf>,
     },
@@ -108,11 +110,12 @@ pub async fn epoch(cmd: EpochCmd) -> Result<()> {
             );
         }
         EpochCmd::BumpPolicy { store, key } => {
+            let key = epoch_key(key.as_deref())?;
             let s = open_store(&store).await?;
-            let now = now_ms();
+            let now = now_ms()?;
             let change = seb_admission::service::EpochChange::Policy;
-            let record = epoch_record(s.as_ref(), key.as_deref(), &change, now).await?;
-            let e = s.bump_policy_epoch(now, record).await?;
+            let record = epoch_record(s.as_ref(), &key, &change, now).await?;
+            let e = s.bump_policy_epoch(now, Some(record)).await?;
             println!("{}", serde_json::json!({ "epochs": e }));
         }
     }

@@ -199,11 +199,79 @@ fn a_revocation_from_the_cli_is_signed_into_the_ledger_and_stops_the_agent() {
     assert_eq!(r["fail_closed"], 1, "{r}");
     let (code, report) = verify(&x);
     assert_eq!(code, 1, "{report}");
-    // Without --key the revocation still applies, with a warning that nothing is recorded.
+    // No invisible epoch change: without --key nothing changes and the command says why.
+    let (_, before, _) = seb(&["epoch", "show", "--store", &db]);
+    let size = export_size(&b);
     let (code, _, err) =
         seb(&["revoke", "--store", &db, "--cid", &uuid::Uuid::new_v4().to_string()]);
-    assert_eq!(code, 0);
-    assert!(err.contains("will not record"), "{err}");
+    assert_eq!(code, 1);
+    assert!(err.contains("without a signed ledger record") && err.contains("--key"), "{err}");
+    let (code, _, err) = seb(&["revoke", "--store", &db, "--all"]);
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = seb(&["epoch", "bump-policy", "--store", &db]);
+    assert_eq!(code, 1, "{err}");
+    let (_, after, _) = seb(&["epoch", "show", "--store", &db]);
+    assert_eq!(after, before, "the epochs did not change");
+    assert_eq!(export_size(&b), size, "and the ledger did not either");
+    // With the broker's own key (no admission running), the bump is a record that verifies
+    // with the broker key alone.
+    let broker_key = dir.path().join("broker.seed");
+    let (code, out, err) =
+        seb(&["epoch", "bump-policy", "--store", &db, "--key", broker_key.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let x = export(&b);
+    assert_eq!(export_size(&b), size + 1);
+    let (code, out, err) = seb(&[
+        "ledger",
+        "verify",
+        x.to_str().unwrap(),
+        "--broker-key",
+        &common::broker_key().public_key().to_base64(),
+        "--admission-key",
+        &common::issuer().public_key().to_base64(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["epochs"], 2, "{r}");
+}
+
+/// Entries in the broker's ledger.
+fn export_size(b: &Server) -> usize {
+    let x = export(b);
+    let v: Value = serde_json::from_slice(&std::fs::read(x).unwrap()).unwrap();
+    v["entries"].as_array().unwrap().len()
+}
+
+/// One key-file reader for every key: a key file the group or others can read is refused by
+/// every command that loads one, with the file, its mode and the fix.
+#[test]
+fn a_key_file_others_can_read_is_refused_by_every_command() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    set_target(dir.path(), json!({"replicas": 3}));
+    drop(start(dir.path(), None));
+    let broker_key = dir.path().join("broker.seed");
+    std::fs::set_permissions(&broker_key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let cfg = dir.path().join("seb.toml");
+    let (code, _, err) = seb(&["serve", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("broker.seed") && err.contains("0640") && err.contains("chmod 600"),
+        "{err}"
+    );
+    let (code, _, err) = seb(&["pubkey", broker_key.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("readable by group or other users"), "{err}");
+    let db = format!("sqlite:{}", dir.path().join("seb.db").display());
+    let (code, _, err) =
+        seb(&["revoke", "--store", &db, "--all", "--key", broker_key.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("chmod 600"), "{err}");
+    // 0600 again: used.
+    std::fs::set_permissions(&broker_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, out, err) = seb(&["pubkey", broker_key.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&common::broker_key().public_key().to_base64()), "{out}");
 }
 
 #[test]

@@ -242,9 +242,12 @@ fn a_revocation_through_the_cli_stops_every_replica_at_once() {
             post(&client, &r.url, presentation(&cert("cid-live", &format!("live-{k}"), "o0")));
         assert_eq!(s, 200, "{b}");
     }
-    // Revoke the cid through the store, as an operator would; no waiting afterwards.
+    // Revoke the cid through the store, as an operator would (signed with the brokers' key:
+    // every epoch change is a ledger record); no waiting afterwards.
+    let key = dir.path().join("r0/broker.seed");
+    let key = key.to_str().unwrap();
     let doomed = cid_for("cid-doomed");
-    let (code, out, err) = seb(&["revoke", "--store", &db, "--cid", &doomed]);
+    let (code, out, err) = seb(&["revoke", "--store", &db, "--cid", &doomed, "--key", key]);
     assert_eq!(code, 0, "{out}{err}");
     for (k, r) in replicas.iter().enumerate() {
         let (s, b) =
@@ -254,7 +257,7 @@ fn a_revocation_through_the_cli_stops_every_replica_at_once() {
         assert_eq!(b["decision"], "fail_closed");
     }
     // An agent revocation, then revoke-all: the next presentation on each replica fails.
-    let (code, _, err) = seb(&["revoke", "--store", &db, "--agent", "agent-a"]);
+    let (code, _, err) = seb(&["revoke", "--store", &db, "--agent", "agent-a", "--key", key]);
     assert_eq!(code, 0, "{err}");
     for (k, r) in replicas.iter().enumerate() {
         let (s, b) =
@@ -270,7 +273,7 @@ fn a_revocation_through_the_cli_stops_every_replica_at_once() {
     let shown: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(shown["revoked_cids"], json!([doomed]));
     assert_eq!(shown["revoked_agents"], json!(["agent-a"]));
-    let (code, _, err) = seb(&["revoke", "--store", &db, "--all"]);
+    let (code, _, err) = seb(&["revoke", "--store", &db, "--all", "--key", key]);
     assert_eq!(code, 0, "{err}");
     let (code, out, _) = seb(&["epoch", "show", "--store", &db]);
     assert_eq!(code, 0);
@@ -279,6 +282,7 @@ fn a_revocation_through_the_cli_stops_every_replica_at_once() {
     let report = verify(&export(&replicas[2]));
     assert_eq!(report["admits"], 3, "{report}");
     assert_eq!(report["fail_closed"], 6, "{report}");
+    assert_eq!(report["epochs"], 3, "every revocation is a signed record: {report}");
 }
 
 #[test]

@@ -116,9 +116,9 @@ impl UnverifiedCertificate {
             if payload.cert_path != CertPath::BreakGlass {
                 return Err(CertificateError::WrongTrustRoot(payload.cert_path));
             }
-            if verified.signers.len() < trust.break_glass_quorum.max(1) {
+            if verified.signers().len() < trust.break_glass_quorum.max(1) {
                 return Err(CertificateError::BreakGlassQuorum {
-                    have: verified.signers.len(),
+                    have: verified.signers().len(),
                     need: trust.break_glass_quorum.max(1),
                 });
             }
@@ -126,8 +126,8 @@ impl UnverifiedCertificate {
             if payload.cert_path == CertPath::BreakGlass {
                 return Err(CertificateError::WrongTrustRoot(payload.cert_path));
             }
-            let signed = verified.signers.first().map(ToString::to_string).unwrap_or_default();
-            if verified.signers.len() != 1 || payload.issuer.kid.as_str() != signed {
+            let signed = verified.signers().first().map(ToString::to_string).unwrap_or_default();
+            if verified.signers().len() != 1 || payload.issuer.kid.as_str() != signed {
                 return Err(CertificateError::IssuerMismatch {
                     named: payload.issuer.kid.to_string(),
                     signed,
@@ -144,7 +144,7 @@ impl UnverifiedCertificate {
         {
             return Err(CertificateError::DigestMismatch("evidence"));
         }
-        Ok(VerifiedCertificate { payload, envelope_digest, signers: verified.signers })
+        Ok(VerifiedCertificate { payload, envelope_digest, signers: verified.into_signers() })
     }
 }
 

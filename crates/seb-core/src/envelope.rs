@@ -24,11 +24,13 @@ pub enum PayloadType {
     Decision,
     Outcome,
     Epoch,
+    /// Admission's records (issue, deny, …), signed by the issuer key (spec section 8).
+    Admission,
 }
 
 impl PayloadType {
     /// Every payload type.
-    pub const ALL: [PayloadType; 7] = [
+    pub const ALL: [PayloadType; 8] = [
         Self::Proposal,
         Self::Certificate,
         Self::Approval,
@@ -36,6 +38,7 @@ impl PayloadType {
         Self::Decision,
         Self::Outcome,
         Self::Epoch,
+        Self::Admission,
     ];
 
     /// The media type string, `application/vnd.seb.<name>+json;v=1`.
@@ -48,6 +51,7 @@ impl PayloadType {
             Self::Decision => "application/vnd.seb.decision+json;v=1",
             Self::Outcome => "application/vnd.seb.outcome+json;v=1",
             Self::Epoch => "application/vnd.seb.epoch+json;v=1",
+            Self::Admission => "application/vnd.seb.admission+json;v=1",
         }
     }
 
@@ -128,15 +132,38 @@ pub enum EnvelopeError {
 }
 
 /// Payload bytes whose signatures have been checked, with the signers that checked out.
+///
+/// Only [`Envelope::verify`] constructs one (private fields, no constructor): holding a
+/// `VerifiedPayload` proves the bytes verified under a trusted key, like
+/// [`crate::certificate::VerifiedCertificate`].
+///
+/// Code outside this module cannot forge one:
+///
+/// ```compile_fail,E0451
+/// let forged = seb_core::envelope::VerifiedPayload { bytes: b"{}".to_vec(), signers: vec![] };
+/// ```
 #[derive(Debug, Clone)]
 pub struct VerifiedPayload {
-    /// The exact signed bytes (canonical JSON when produced by SEB).
-    pub bytes: Vec<u8>,
-    /// Distinct key ids whose signatures verified, in envelope order.
-    pub signers: Vec<KeyId>,
+    bytes: Vec<u8>,
+    signers: Vec<KeyId>,
 }
 
 impl VerifiedPayload {
+    /// The exact signed bytes (canonical JSON when produced by SEB).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Distinct key ids whose signatures verified, in envelope order.
+    pub fn signers(&self) -> &[KeyId] {
+        &self.signers
+    }
+
+    /// The signers, consuming the payload.
+    pub fn into_signers(self) -> Vec<KeyId> {
+        self.signers
+    }
+
     /// Parse the verified bytes strictly into `T`.
     pub fn parse<T: DeserializeOwned>(&self, limit: usize) -> Result<T, JsonError> {
         json::parse(&self.bytes, limit)

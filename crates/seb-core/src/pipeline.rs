@@ -386,7 +386,7 @@ fn check_path(cert: &VerifiedCertificate, policy: &BrokerPolicy<'_>) -> Result<(
             .map_err(|e| format!("attestation {i}: {e}"))?;
         let a: Approval =
             v.parse(policy.trust.limit).map_err(|e| format!("attestation {i}: {e}"))?;
-        let [kid] = v.signers.as_slice() else {
+        let [kid] = v.signers() else {
             return Err(format!("attestation {i}: must carry exactly one signature"));
         };
         let approver = policy

@@ -386,7 +386,15 @@ fn check_entry(
         return Err(LedgerError::EntryNotCanonical { index });
     }
     let payload_type = PayloadType::from_media_type(&envelope.payload_type)
-        .filter(|t| matches!(t, PayloadType::Decision | PayloadType::Outcome | PayloadType::Epoch))
+        .filter(|t| {
+            matches!(
+                t,
+                PayloadType::Decision
+                    | PayloadType::Outcome
+                    | PayloadType::Epoch
+                    | PayloadType::Admission
+            )
+        })
         .ok_or_else(|| LedgerError::EntryPayloadType {
             index,
             found: short(&envelope.payload_type),
@@ -399,35 +407,46 @@ fn check_entry(
         source => LedgerError::EntrySignature { index, source },
     })?;
     let bad = |reason: String| LedgerError::EntryPayload { index, reason };
-    let value = json::parse_value(&verified.bytes, options.max_entry_bytes)
+    let value = json::parse_value(verified.bytes(), options.max_entry_bytes)
         .map_err(|e| bad(e.to_string()))?;
-    if json::canonical(&value).map_err(|e| bad(e.to_string()))? != verified.bytes {
+    if json::canonical(&value).map_err(|e| bad(e.to_string()))? != verified.bytes() {
         return Err(bad("payload is not canonical JSON".into()));
     }
     let Value::Object(obj) = &value else {
         return Err(bad("payload is not a JSON object".into()));
     };
-    let admission_record = payload_type == PayloadType::Decision
-        && obj.get("stage").and_then(Value::as_str) == Some(ADMISSION_STAGE);
-    if admission_record {
+    // Each role's records are told apart by their payloadType (spec section 2), never by a
+    // field inside: a broker decision may not pose as an admission record.
+    if payload_type == PayloadType::Decision
+        && obj.get("stage").and_then(Value::as_str) == Some(ADMISSION_STAGE)
+    {
+        return Err(bad(
+            "an admission record (`stage: admission`) under the broker's `decision` payloadType"
+                .into(),
+        ));
+    }
+    if payload_type == PayloadType::Admission {
         // Signed by the admission key its `issuer_kid` names, and that key is trusted as one.
         let role = LedgerError::EntrySignerRole { index, role: "admission" };
         let claimed = req_str(obj, "issuer_kid").map_err(bad)?;
         let trusted_issuer = keys.admission.is_some_and(|a| {
-            verified.signers.iter().any(|k| k.as_str() == claimed && a.resolve(k).is_some())
+            verified.signers().iter().any(|k| k.as_str() == claimed && a.resolve(k).is_some())
         });
         if !trusted_issuer {
             return Err(role);
+        }
+        if req_str(obj, "stage").map_err(bad)? != ADMISSION_STAGE {
+            return Err(bad("an admission record without `stage: admission`".into()));
         }
         return parse_admission(obj).map_err(bad);
     }
     if payload_type != PayloadType::Epoch {
         if let Some(claimed) = obj.get("broker_kid").and_then(Value::as_str)
-            && !verified.signers.iter().any(|k| k.as_str() == claimed)
+            && !verified.signers().iter().any(|k| k.as_str() == claimed)
         {
             return Err(LedgerError::EntryBrokerKid { index, claimed: short(claimed) });
         }
-        if !verified.signers.iter().any(|k| keys.broker.resolve(k).is_some()) {
+        if !verified.signers().iter().any(|k| keys.broker.resolve(k).is_some()) {
             return Err(LedgerError::EntrySignerRole { index, role: "broker" });
         }
     }

@@ -4,6 +4,10 @@
 //! revocations, the execution intents (admitted, dispatched, completed), the ledger entries
 //! with their stored Merkle subtree hashes, and checkpoints.
 //!
+//! It also holds what both trusted roles (broker and admission, which both depend on this
+//! crate) read from the host besides their state: the one guarded wall [`clock`] and the one
+//! [`keyfile`] reader. `seb-core` stays pure (time is an argument there, keys are bytes).
+//!
 //! [`Store`] is the seam; [`sqlite::SqliteStore`] is the embedded default, and the
 //! PostgreSQL backend implements the same trait. Every backend must pass
 //! [`conformance`] (feature `conformance`).
@@ -39,6 +43,8 @@ use std::pin::Pin;
 
 pub use seb_ledger::merkle::Hash;
 
+pub mod clock;
+pub mod keyfile;
 pub mod sqlite;
 
 #[cfg(feature = "conformance")]

@@ -73,6 +73,9 @@ fn write_key(dir: &Path, name: &str, k: &SigningKey) {
         base64::engine::general_purpose::STANDARD.encode(k.seed().as_ref()),
     )
     .unwrap();
+    // Key files other users can read are refused.
+    std::fs::set_permissions(dir.join(name), std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .unwrap();
 }
 
 /// The `[admission]` configuration of the fixtures, with `extra` appended inside the table.

@@ -44,7 +44,8 @@ async fn policy_path_issues_at_once_and_the_broker_applies_it() {
     applied(&env.execute(&cert).await);
     assert_eq!(env.target.get("cfg").unwrap(), Some(json!({"replicas": 5, "image": "nginx:1"})));
 
-    // The ledger: startup epoch statement, issuance (admission key), admit + outcome (broker key).
+    // The ledger: startup epoch statement, issuance (payloadType `admission`, admission key),
+    // admit + outcome (broker key).
     let l = env.ledger().await;
     let kinds: Vec<(&str, &str)> = l.iter().map(|(t, k, _)| (t.as_str(), k.as_str())).collect();
     let ik = issuer().kid().to_string();
@@ -53,7 +54,7 @@ async fn policy_path_issues_at_once_and_the_broker_applies_it() {
         kinds,
         vec![
             ("application/vnd.seb.epoch+json;v=1", ik.as_str()),
-            ("application/vnd.seb.decision+json;v=1", ik.as_str()),
+            ("application/vnd.seb.admission+json;v=1", ik.as_str()),
             ("application/vnd.seb.decision+json;v=1", bk.as_str()),
             ("application/vnd.seb.outcome+json;v=1", bk.as_str()),
         ]

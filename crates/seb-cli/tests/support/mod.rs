@@ -34,6 +34,8 @@ pub fn write_signing_key(dir: &Path, name: &str, key: &SigningKey) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, base64::engine::general_purpose::STANDARD.encode(key.seed().as_ref()))
         .unwrap();
+    // `seb` refuses key files other users can read.
+    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     p
 }
 
@@ -131,7 +133,7 @@ pub fn serve(dir: &Path, ca: Option<&Path>) -> Server {
 }
 
 /// [`serve`], aborting at the engine's crash point `crash_at` (`SEB_CRASH_AT`; builds with
-/// the `test-double` feature) when given.
+/// the `fault-injection` feature) when given.
 pub fn serve_crashing_at(dir: &Path, ca: Option<&Path>, crash_at: Option<&str>) -> Server {
     let log = dir.join("broker.log");
     let mut cmd = Command::new(SEB);

@@ -2134,8 +2134,8 @@ pub fn verify_envelope_case(
     Ok(match env.verify(ty, &trusted) {
         Ok(v) => json!({
             "ok": {
-                "payload_sha256": Digest::of_bytes(&v.bytes).to_string(),
-                "signers": v.signers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "payload_sha256": Digest::of_bytes(v.bytes()).to_string(),
+                "signers": v.signers().iter().map(ToString::to_string).collect::<Vec<_>>(),
             }
         }),
         Err(e) => json!({"error": envelope_error_kind(&e)}),

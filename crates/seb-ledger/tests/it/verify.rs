@@ -563,7 +563,7 @@ fn entries_must_be_canonical_typed_and_well_formed_records() {
     );
 }
 
-// ----- Admission records (stage "admission", signed by the issuer key) -----
+// ----- Admission records (payloadType `admission`, signed by the issuer key) -----
 
 fn issuer() -> SigningKey {
     SigningKey::from_seed(&[9; 32])
@@ -609,12 +609,17 @@ fn admission_records_verify_under_the_issuer_key_and_are_counted() {
     push_signed(
         &mut l,
         &issuer(),
-        PayloadType::Decision,
+        PayloadType::Admission,
         &admission_json(&issuer(), "issue", Some("c1")),
     );
     l.admit("c1", "n1");
     l.outcome("c1", "n1", "applied");
-    push_signed(&mut l, &issuer(), PayloadType::Decision, &admission_json(&issuer(), "deny", None));
+    push_signed(
+        &mut l,
+        &issuer(),
+        PayloadType::Admission,
+        &admission_json(&issuer(), "deny", None),
+    );
     l.checkpoint();
     let r = verify_roles(&l.export(), Some(&admission_keys())).unwrap();
     assert_eq!((r.issued, r.denied, r.admits, r.outcomes, r.decisions), (1, 1, 1, 1, 1));
@@ -632,7 +637,7 @@ fn a_key_trusted_for_one_role_cannot_sign_the_other() {
     push_signed(
         &mut l,
         &broker(),
-        PayloadType::Decision,
+        PayloadType::Admission,
         &admission_json(&broker(), "issue", Some("c1")),
     );
     l.checkpoint();
@@ -662,10 +667,65 @@ fn a_key_trusted_for_one_role_cannot_sign_the_other() {
     let mut l = Ledger::new();
     let mut v = admission_json(&issuer(), "issue", Some("c1"));
     v["issuer_kid"] = json!(broker().kid().to_string());
-    push_signed(&mut l, &issuer(), PayloadType::Decision, &v);
+    push_signed(&mut l, &issuer(), PayloadType::Admission, &v);
     l.checkpoint();
     let e = verify_roles(&l.export(), Some(&admission_keys())).unwrap_err();
     assert!(matches!(e, LedgerError::EntrySignerRole { index: 0, role: "admission" }), "{e}");
+}
+
+/// Records of different roles are told apart by their payloadType, not by a field inside:
+/// an admission record under the broker's `decision` type is refused whoever signed it, and
+/// each type is checked under its own role's key.
+#[test]
+fn each_role_signs_only_under_its_own_payload_type() {
+    // The pre-`admission`-type encoding: an issuance under `decision`, signed by the issuer.
+    let mut l = Ledger::new();
+    push_signed(
+        &mut l,
+        &issuer(),
+        PayloadType::Decision,
+        &admission_json(&issuer(), "issue", Some("c1")),
+    );
+    l.checkpoint();
+    let e = verify_roles(&l.export(), Some(&admission_keys())).unwrap_err();
+    assert!(
+        matches!(&e, LedgerError::EntryPayload { index: 0, reason } if reason.contains("payloadType")),
+        "{e}"
+    );
+    // The same under `decision` signed by the broker key: still refused.
+    let mut l = Ledger::new();
+    push_signed(
+        &mut l,
+        &broker(),
+        PayloadType::Decision,
+        &admission_json(&broker(), "issue", Some("c1")),
+    );
+    l.checkpoint();
+    assert!(verify_roles(&l.export(), Some(&admission_keys())).is_err());
+    // A broker admit under the `admission` type, signed by the broker key: the role check
+    // refuses it (the broker key is not an admission key).
+    let mut l = Ledger::new();
+    let admit = l.decision_json("admit", Some("c1"), Some("n1"), NB * 1000 + 5_000);
+    push_signed(&mut l, &broker(), PayloadType::Admission, &admit);
+    l.checkpoint();
+    let e = verify_roles(&l.export(), Some(&admission_keys())).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            LedgerError::EntrySignerRole { index: 0, role: "admission" }
+                | LedgerError::EntryPayload { index: 0, .. }
+        ),
+        "{e}"
+    );
+    // A broker admit under the `admission` type signed by the issuer key (naming itself):
+    // not an admission record's shape.
+    let mut l = Ledger::new();
+    let mut admit = l.decision_json("admit", Some("c1"), Some("n1"), NB * 1000 + 5_000);
+    admit["issuer_kid"] = json!(issuer().kid().to_string());
+    push_signed(&mut l, &issuer(), PayloadType::Admission, &admit);
+    l.checkpoint();
+    let e = verify_roles(&l.export(), Some(&admission_keys())).unwrap_err();
+    assert!(matches!(e, LedgerError::EntryPayload { index: 0, .. }), "{e}");
 }
 
 #[test]
@@ -686,12 +746,13 @@ fn admission_records_must_be_well_formed() {
             }),
         ),
         ("at_ms negative", Box::new(|v| v["at_ms"] = json!(-1))),
+        ("another stage", Box::new(|v| v["stage"] = json!("broker"))),
     ];
     for (name, mutate) in cases {
         let mut l = Ledger::new();
         let mut v = admission_json(&issuer(), "issue", Some("c1"));
         mutate(&mut v);
-        push_signed(&mut l, &issuer(), PayloadType::Decision, &v);
+        push_signed(&mut l, &issuer(), PayloadType::Admission, &v);
         l.checkpoint();
         let e = verify_roles(&l.export(), Some(&admission_keys())).unwrap_err();
         assert!(
