@@ -80,24 +80,22 @@ enum Platform<'a> {
 }
 
 impl Platform<'_> {
-    /// The object crash `k` mutates, and its certificate: the test double's `set`, or on
+    /// Object `name` for crash `k`, and its certificate: the test double's `set`, or on
     /// Kubernetes a Deployment whose container gets one argument appended by a JSON patch (a
     /// second application would append it again: visible).
-    async fn prepare(&self, dir: &Path, rng: &mut Rng, k: usize) -> Result<Cert> {
+    async fn prepare(&self, dir: &Path, rng: &mut Rng, name: &str, k: usize) -> Result<Cert> {
         match self {
             Self::TestDouble => {
-                let name = format!("cfg-{k}");
                 let t = TestTarget::open(&dir.join(TARGET)).map_err(|e| anyhow!("{e}"))?;
-                t.insecure_direct_write(&name, json!({"replicas": 3}))
+                t.insecure_direct_write(name, json!({"replicas": 3}))
                     .map_err(|e| anyhow!("{e}"))?;
-                let contract = fixtures::set_contract(&name, json!({"replicas": 4 + k}), vec![]);
+                let contract = fixtures::set_contract(name, json!({"replicas": 4 + k}), vec![]);
                 Cert::new(rng, contract, [("/replicas".to_owned(), json!(3))].into())
             }
             Self::Kube(w) => {
                 let Workload::Kube { target, ns, admin, .. } = w else {
                     return Err(anyhow!("not a Kubernetes workload"));
                 };
-                let name = format!("crash-{k}");
                 deployments(admin, ns)
                     .create(
                         &kube::api::PostParams::default(),
@@ -136,8 +134,8 @@ impl Platform<'_> {
         }
     }
 
-    /// How many times crash `k`'s mutation shows on the target.
-    async fn applications(&self, dir: &Path, cid: &str, k: usize) -> Result<usize> {
+    /// How many times the mutation of `cid` on object `name` shows on the target.
+    async fn applications(&self, dir: &Path, cid: &str, name: &str) -> Result<usize> {
         match self {
             Self::TestDouble => {
                 let t = TestTarget::open(&dir.join(TARGET)).map_err(|e| anyhow!("{e}"))?;
@@ -149,7 +147,7 @@ impl Platform<'_> {
             }
             Self::Kube(Workload::Kube { ns, admin, .. }) => {
                 let d = deployments(admin, ns)
-                    .get(&format!("crash-{k}"))
+                    .get(name)
                     .await
                     .map_err(|e| anyhow!("read deployment: {e}"))?;
                 let v = serde_json::to_value(d)?;
@@ -229,7 +227,8 @@ async fn run(
         std::fs::write(dir.path().join(KUBE), serde_json::to_vec(conn)?)?;
     }
     for k in 0..crashes {
-        let cert = platform.prepare(dir.path(), &mut rng, k).await?;
+        let name = format!("crash-{}-{k}", step.replace('_', "-"));
+        let cert = platform.prepare(dir.path(), &mut rng, &name, k).await?;
         let body = cert.present()?;
         std::fs::write(dir.path().join(BODY), &body)?;
         let mut child = std::process::Command::new(exe)
@@ -273,7 +272,7 @@ async fn run(
             Err(_) => out.replays_refused += 1,
             Ok(_) => out.problems.push(format!("crash {k}: replay after recovery admitted")),
         }
-        let muts = platform.applications(dir.path(), &cert.payload.cid, k).await?;
+        let muts = platform.applications(dir.path(), &cert.payload.cid, &name).await?;
         if muts > 1 {
             out.duplicates += 1;
             out.problems.push(format!("crash {k}: {muts} mutations for one certificate"));
