@@ -6,7 +6,9 @@
 //!   [`Reserved`] that only [`Broker::reserve`] constructs from a successful reservation.
 //! - The admit record is durable (committed with the reservation) before any credential
 //!   exists.
-//! - The credential is retired right after the call, whatever the call's outcome.
+//! - The credential is retired right after the call, whatever the call's outcome; a
+//!   retirement that fails (there, or for a crashed execution at recovery) is retried with
+//!   backoff until it succeeds.
 //! - Every failure of checks 1–12 produces a signed decision record (pre-authentication
 //!   failures are rate-limited per client and counted in summaries); every attempt after a
 //!   reservation produces a signed outcome record.
