@@ -551,6 +551,62 @@ async fn retirement_that_fails_is_retried_with_backoff_until_it_succeeds() {
     drop(orphan);
 }
 
+/// Until crash recovery has finished (`ready`), a presentation waits (an execution admitted
+/// meanwhile would be taken for a crashed one); past the bound it is refused 503
+/// `reserve`/`fail_closed` without reserving or recording anything.
+#[tokio::test]
+async fn executions_wait_for_recovery_and_consume_nothing_when_it_does_not_finish() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let env = env();
+    let settings = seb_broker::engine::EngineSettings {
+        target_timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    };
+    let broker = Arc::new(seb_broker::engine::Broker::new(
+        env.store.clone(),
+        vec![env.target.clone()],
+        seb_broker::records::RecordSigner::new(broker_key()),
+        trust(),
+        settings,
+        env.clock.clone(),
+    ));
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = seb_broker::http::AppState { broker, ready: ready.clone() };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/executions", listener.local_addr().unwrap());
+    tokio::spawn(seb_broker::serve(
+        listener,
+        seb_broker::http::router(state, None),
+        None,
+        std::future::pending(),
+    ));
+    let c = Cert::new(60);
+    let post = || reqwest::Client::new().post(&url).body(c.present()).send();
+    // Recovery never finishes: refused after the bound, nothing reserved or recorded.
+    let t0 = std::time::Instant::now();
+    let r = post().await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(t0.elapsed() >= std::time::Duration::from_millis(300), "it waited first");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (body["failed_check"].as_str(), body["decision"].as_str()),
+        (Some("reserve"), Some("fail_closed")),
+        "{body}"
+    );
+    assert_eq!(body["recorded"], false);
+    assert!(!env.store.is_reserved(&c.payload.cid, &c.payload.nonce).await.unwrap());
+    assert_eq!(env.store.ledger_size().await.unwrap(), 0, "nothing recorded");
+    // Recovery finishes while the same presentation waits: it is then executed.
+    let waiting = tokio::spawn(post());
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    assert!(!waiting.is_finished(), "answered before recovery finished");
+    ready.store(true, Ordering::Release);
+    let r = waiting.await.unwrap().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let done: Value = r.json().await.unwrap();
+    assert_eq!(done["outcome"]["status"], "applied", "{done}");
+}
+
 #[tokio::test]
 async fn checkpoints_sign_the_current_root() {
     let env = env();
