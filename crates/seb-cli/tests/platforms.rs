@@ -488,7 +488,7 @@ broker_username = "broker"
         };
 
         let target = json!({"cluster":"test","api_version":"apps/v1","kind":"Deployment","namespace": ns,"name":"web"});
-        // cid → (argument, what the client was told, if anything)
+        // (cid, its argument, what its client was told if anything)
         let mut runs: Vec<(String, String, Option<Value>)> = Vec::new();
         let mut srv = serve(d, Some(&ca));
         // How long `seb execute` takes from its start to the broker's first step (measured on
@@ -561,6 +561,12 @@ broker_username = "broker"
             }
         }
 
+        // Nothing awaits retirement on the last broker.
+        let ca_cert = reqwest::Certificate::from_pem(s.ca_pem()).unwrap();
+        let client =
+            reqwest::blocking::Client::builder().add_root_certificate(ca_cert).build().unwrap();
+        let metrics = client.get(format!("{}/metrics", srv.url)).send().unwrap().text().unwrap();
+        assert!(metrics.contains("seb_identities_awaiting_retirement 0"), "{metrics}");
         // Every admit has exactly one outcome, and it is what the object shows.
         let export = d.join("ledger.json");
         let (code, out, err) = seb(&[
