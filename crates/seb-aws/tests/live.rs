@@ -1002,7 +1002,7 @@ async fn pipeline() -> (&'static Fixture, Pipeline) {
         &cfg,
         store.clone(),
         platforms,
-        Arc::new(seb_admission::clock::SystemClock),
+        Arc::new(seb_admission::clock::SystemClock::default()),
     )
     .await
     .unwrap();

@@ -6,7 +6,9 @@
 //!   [`Reserved`] that only [`Broker::reserve`] constructs from a successful reservation.
 //! - The admit record is durable (committed with the reservation) before any credential
 //!   exists.
-//! - The credential is retired right after the call, whatever the call's outcome.
+//! - The credential is retired right after the call, whatever the call's outcome; a
+//!   retirement that fails (there, or for a crashed execution at recovery) is retried with
+//!   backoff until it succeeds.
 //! - Every failure of checks 1–12 produces a signed decision record (pre-authentication
 //!   failures are rate-limited per client and counted in summaries); every attempt after a
 //!   reservation produces a signed outcome record.
@@ -221,6 +223,23 @@ pub struct Broker {
     backlog: Mutex<VecDeque<Vec<u8>>>,
     /// Statement mode: (issued_at_ms, ttl_ms) of the newest applied statement.
     statement: Mutex<Option<(u64, u64)>>,
+    /// Identities whose retirement failed, retried with backoff until it succeeds.
+    retirements: Mutex<Vec<AwaitingRetirement>>,
+}
+
+/// An execution whose identity could not be retired yet (after a crash, or a failed retire).
+#[derive(Debug)]
+struct AwaitingRetirement {
+    exec: Execution,
+    /// Failed attempts so far.
+    attempts: u32,
+    next_at: Instant,
+}
+
+/// Delay before retirement attempt `attempts + 1`: 250 ms doubling, at most 30 s.
+fn retirement_backoff(attempts: u32) -> Duration {
+    Duration::from_millis(250u64.saturating_mul(1u64 << attempts.saturating_sub(1).min(7)))
+        .min(Duration::from_secs(30))
 }
 
 impl std::fmt::Debug for Broker {
@@ -280,6 +299,7 @@ impl Broker {
             live: LiveExecutions::default(),
             backlog: Mutex::new(VecDeque::new()),
             statement: Mutex::new(None),
+            retirements: Mutex::new(Vec::new()),
         }
     }
 
@@ -614,17 +634,82 @@ impl Broker {
 
     async fn retire(&self, target: &dyn Target, exec: &Execution, identity: Identity) {
         let name = identity.name.clone();
-        match tokio::time::timeout(self.settings.target_timeout, target.retire(exec, identity))
-            .await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                error!(cid = %exec.cid, nonce = %exec.nonce, identity = %name, error = %e, "retire failed")
-            }
-            Err(_) => {
-                error!(cid = %exec.cid, nonce = %exec.nonce, identity = %name, "retire timed out")
-            }
+        let error =
+            match tokio::time::timeout(self.settings.target_timeout, target.retire(exec, identity))
+                .await
+            {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "timed out".to_owned(),
+            };
+        warn!(cid = %exec.cid, nonce = %exec.nonce, identity = %name, error = %error, "retire failed; queued for retry");
+        self.queue_retirement(exec.clone());
+    }
+
+    /// One attempt at deleting whatever [`Target::mint`] may have created for `exec`.
+    async fn retire_orphans_once(&self, exec: &Execution) -> Result<(), String> {
+        let Some(t) = self.targets.get(&exec.platform) else {
+            return Err(format!("platform `{}` is not configured on this broker", exec.platform));
+        };
+        match tokio::time::timeout(self.settings.target_timeout, t.retire_orphans(exec)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("timed out".to_owned()),
         }
+    }
+
+    /// Keep `exec`'s identity for [`Broker::retire_queued`] (one failed attempt so far).
+    fn queue_retirement(&self, exec: Execution) {
+        if let Ok(mut q) = self.retirements.lock() {
+            if !q.iter().any(|r| r.exec.cid == exec.cid && r.exec.nonce == exec.nonce) {
+                q.push(AwaitingRetirement {
+                    exec,
+                    attempts: 1,
+                    next_at: Instant::now() + retirement_backoff(1),
+                });
+            }
+            self.metrics.set_awaiting_retirement(q.len());
+        }
+    }
+
+    /// Identities whose retirement has not succeeded yet.
+    pub fn awaiting_retirement(&self) -> usize {
+        self.retirements.lock().map(|q| q.len()).unwrap_or(0)
+    }
+
+    /// Retry every queued retirement that is due; a failure is logged (warn) and retried
+    /// later with backoff, without limit. Returns how many still wait.
+    pub async fn retire_queued(&self) -> usize {
+        let now = Instant::now();
+        let due: Vec<Execution> = match self.retirements.lock() {
+            Ok(q) => q.iter().filter(|r| r.next_at <= now).map(|r| r.exec.clone()).collect(),
+            Err(_) => return 0,
+        };
+        for exec in due {
+            let result = self.retire_orphans_once(&exec).await;
+            let Ok(mut q) = self.retirements.lock() else { break };
+            let Some(i) =
+                q.iter().position(|r| r.exec.cid == exec.cid && r.exec.nonce == exec.nonce)
+            else {
+                continue;
+            };
+            match result {
+                Ok(()) => {
+                    let done = q.swap_remove(i);
+                    info!(cid = %exec.cid, nonce = %exec.nonce, attempts = done.attempts + 1, "execution identity retired");
+                }
+                Err(error) => {
+                    if let Some(r) = q.get_mut(i) {
+                        r.attempts = r.attempts.saturating_add(1);
+                        let wait = retirement_backoff(r.attempts);
+                        r.next_at = Instant::now() + wait;
+                        warn!(cid = %exec.cid, nonce = %exec.nonce, attempt = r.attempts, retry_in_ms = wait.as_millis() as u64, error = %error, "execution identity awaiting retirement");
+                    }
+                }
+            }
+            self.metrics.set_awaiting_retirement(q.len());
+        }
+        self.awaiting_retirement()
     }
 
     async fn finish(
@@ -944,13 +1029,24 @@ impl Broker {
         Ok(st)
     }
 
-    /// Crash recovery (spec section 10): resolve every admit without an outcome. Never
-    /// re-executes; the nonce stays consumed. Returns the statuses recorded.
+    /// Crash recovery (spec section 10): resolve every admit without an outcome by
+    /// observation. Never re-executes; the nonce stays consumed. Identities that cannot be
+    /// retired yet are queued for [`Broker::retire_queued`]. Returns the statuses recorded.
     pub async fn recover(&self) -> Result<Vec<(String, String, OutcomeStatus)>, StoreError> {
         let mut done = Vec::new();
         for p in self.store.pending().await? {
             let now_ms = self.clock.settled_ms(p.admitted_at_ms);
             let exec: Option<Execution> = json::parse(&p.intent, usize::MAX).ok();
+            // The crash lost the identity the execution may have minted: delete what is left
+            // of it before observing, so that nothing can still write with it. A failure is
+            // queued and retried with backoff until it succeeds ([`Broker::retire_queued`]);
+            // the observation below does not depend on it.
+            if let Some(e) = &exec
+                && let Err(error) = self.retire_orphans_once(e).await
+            {
+                warn!(cid = %p.cid, nonce = %p.nonce, error = %error, "cannot retire the crashed execution's identity yet; queued for retry");
+                self.queue_retirement(e.clone());
+            }
             let status = match (&exec, p.dispatched) {
                 (_, false) => OutcomeStatus::NotAttempted,
                 (None, true) => OutcomeStatus::Uncertain,
@@ -971,22 +1067,6 @@ impl Broker {
             };
             if status == OutcomeStatus::Uncertain {
                 error!(cid = %p.cid, nonce = %p.nonce, "ALERT: recovery cannot tell whether the mutation happened");
-            }
-            // The crash lost the identity the execution may have minted: delete what is left
-            // of it on the platform (best effort; its own expiry is the backstop).
-            if let Some(e) = &exec
-                && let Some(t) = self.targets.get(&e.platform)
-            {
-                match tokio::time::timeout(self.settings.target_timeout, t.retire_orphans(e)).await
-                {
-                    Ok(Ok(())) => {}
-                    Ok(Err(err)) => {
-                        error!(cid = %p.cid, nonce = %p.nonce, error = %err, "cannot retire the crashed execution's identity")
-                    }
-                    Err(_) => {
-                        error!(cid = %p.cid, nonce = %p.nonce, "retiring the crashed execution's identity timed out")
-                    }
-                }
             }
             let outcome = OutcomeRecord {
                 id: new_record_id(),

@@ -108,7 +108,28 @@ fn refusal_response(r: &Refusal) -> Response {
     )
 }
 
+/// Wait (bounded by the target timeout) for crash recovery to finish: an execution admitted
+/// while recovery runs would be taken for a crashed one.
+async fn recovered(st: &AppState) -> bool {
+    let deadline = tokio::time::Instant::now() + st.broker.settings().target_timeout;
+    while !st.ready.load(Ordering::Acquire) {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
 async fn execute(State(st): State<AppState>, req: axum::extract::Request) -> Response {
+    if !recovered(&st).await {
+        return problem(
+            503,
+            "not ready",
+            "crash recovery has not finished; nothing was checked or reserved, retry later",
+            json!({"failed_check": "reserve", "decision": "fail_closed", "record_id": null, "recorded": false}),
+        );
+    }
     let client = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

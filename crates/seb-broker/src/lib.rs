@@ -127,8 +127,22 @@ pub async fn serve(
     }
 }
 
+/// Retry the retirement of execution identities that could not be deleted yet (after a
+/// crash, or a failed retire), with backoff, for as long as the broker runs. Serve the
+/// Kubernetes admission review before starting this: the deletion passes through it.
+pub async fn run_retirements(broker: std::sync::Arc<engine::Broker>) {
+    let mut iv = tokio::time::interval(Duration::from_millis(100));
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        iv.tick().await;
+        broker.retire_queued().await;
+    }
+}
+
 /// Start the broker's background duties: checkpoints at `interval`, rate-limit summaries,
-/// and retrying records that waited for the store. Runs recovery first and sets `ready`.
+/// and retrying records that waited for the store. Runs recovery first and sets `ready`
+/// (executions wait for it); start it once the listener serves, since recovery on
+/// Kubernetes needs the broker's own admission review.
 pub async fn run_background(state: http::AppState, checkpoint_interval: Duration) {
     let broker = state.broker.clone();
     loop {

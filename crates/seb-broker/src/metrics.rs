@@ -43,6 +43,7 @@ pub struct Metrics {
     preauth_dropped: Counter,
     ledger_size: Gauge,
     pending_records: Gauge,
+    awaiting_retirement: Gauge,
 }
 
 impl Default for Metrics {
@@ -64,6 +65,7 @@ impl Metrics {
         let preauth_dropped = Counter::default();
         let ledger_size = Gauge::default();
         let pending_records = Gauge::default();
+        let awaiting_retirement = Gauge::default();
         registry.register(
             "decisions",
             "Broker decisions on authenticated certificates (and admits) by decision and failed check",
@@ -87,6 +89,11 @@ impl Metrics {
             "Records waiting for the store to come back",
             pending_records.clone(),
         );
+        registry.register(
+            "identities_awaiting_retirement",
+            "Execution identities (after a crash or a failed retire) whose deletion is being retried",
+            awaiting_retirement.clone(),
+        );
         Self {
             registry,
             decisions,
@@ -96,6 +103,7 @@ impl Metrics {
             preauth_dropped,
             ledger_size,
             pending_records,
+            awaiting_retirement,
         }
     }
 
@@ -142,6 +150,11 @@ impl Metrics {
     /// Set the pending records gauge.
     pub fn set_pending_records(&self, n: usize) {
         self.pending_records.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Set the identities-awaiting-retirement gauge.
+    pub fn set_awaiting_retirement(&self, n: usize) {
+        self.awaiting_retirement.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// The text exposition format.

@@ -474,6 +474,139 @@ async fn recovery_never_reexecutes_and_keeps_the_nonce() {
     }
 }
 
+/// Retirement is retried until it succeeds: after a crash (the identity was minted, the
+/// process died) and after a retire that failed in the execution itself. The queue shows in
+/// `seb_identities_awaiting_retirement`; the recorded outcome does not wait for it.
+#[tokio::test]
+async fn retirement_that_fails_is_retried_with_backoff_until_it_succeeds() {
+    let env = env();
+    let gauge = |b: &seb_broker::engine::Broker| {
+        let text = b.metrics().encode();
+        text.lines()
+            .find_map(|l| l.strip_prefix("seb_identities_awaiting_retirement "))
+            .map(|v| v.trim().to_owned())
+    };
+    assert_eq!(gauge(&env.broker).as_deref(), Some("0"));
+    // 1. A retire that fails during the execution: applied, and the identity queued.
+    env.target.set_fail(&["retire", "retire_orphans"]);
+    let done = env.broker.execute(&Cert::new(40).present(), "c").await.expect("admitted");
+    assert_eq!(done.outcome.status, OutcomeStatus::Applied);
+    assert_eq!(env.target.live_tokens().unwrap(), 1, "the failed retire left the token");
+    assert_eq!(env.broker.awaiting_retirement(), 1);
+    // 2. A crash after mint: the admit is open, the token lives, the platform refuses to
+    // retire it at recovery. The outcome is recorded anyway; the identity is queued.
+    let c = Cert::new(41);
+    let exec = seb_target::Execution {
+        cid: c.payload.cid.clone(),
+        nonce: c.payload.nonce.clone(),
+        agent: "agent-a".into(),
+        risk_level: c.payload.contract.risk_level,
+        platform: seb_core::types::Platform::Test,
+        op: "set".into(),
+        target: json!({"name": "cfg"}),
+        params: c.payload.contract.params.clone(),
+        contract: c.payload.contract.clone(),
+        evidence: c.payload.evidence.projection.clone(),
+        observed_version: Some("1".into()),
+        break_glass: false,
+    };
+    env.store
+        .reserve(Reservation {
+            cid: exec.cid.clone(),
+            nonce: exec.nonce.clone(),
+            agent: "agent-a".into(),
+            policy_epoch: 0,
+            revocation_epoch: 0,
+            admit_entry: b"admit".to_vec(),
+            intent: json::canonical(&exec).unwrap(),
+            at_ms: NOW_MS,
+        })
+        .await
+        .unwrap();
+    use seb_target::Target as _;
+    let orphan = env.target.mint(&exec).await.unwrap();
+    assert_eq!(env.target.live_tokens().unwrap(), 2);
+    let recovered = env.broker.recover().await.unwrap();
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(recovered[0].2, OutcomeStatus::NotAttempted);
+    assert!(env.store.pending().await.unwrap().is_empty(), "the outcome did not wait");
+    assert_eq!(env.broker.awaiting_retirement(), 2);
+    assert_eq!(gauge(&env.broker).as_deref(), Some("2"));
+    // Retries fail while the platform refuses, and back off.
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < std::time::Duration::from_millis(900) {
+        assert_eq!(env.broker.retire_queued().await, 2);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(env.target.live_tokens().unwrap(), 2);
+    // The platform accepts again: both are retired by the next due attempts.
+    env.target.set_fail(&[]);
+    let t0 = std::time::Instant::now();
+    while env.broker.retire_queued().await > 0 {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(5), "retirement never succeeded");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(env.target.live_tokens().unwrap(), 0, "every identity retired");
+    assert_eq!(gauge(&env.broker).as_deref(), Some("0"));
+    drop(orphan);
+}
+
+/// Until crash recovery has finished (`ready`), a presentation waits (an execution admitted
+/// meanwhile would be taken for a crashed one); past the bound it is refused 503
+/// `reserve`/`fail_closed` without reserving or recording anything.
+#[tokio::test]
+async fn executions_wait_for_recovery_and_consume_nothing_when_it_does_not_finish() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let env = env();
+    let settings = seb_broker::engine::EngineSettings {
+        target_timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    };
+    let broker = Arc::new(seb_broker::engine::Broker::new(
+        env.store.clone(),
+        vec![env.target.clone()],
+        seb_broker::records::RecordSigner::new(broker_key()),
+        trust(),
+        settings,
+        env.clock.clone(),
+    ));
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = seb_broker::http::AppState { broker, ready: ready.clone() };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/executions", listener.local_addr().unwrap());
+    tokio::spawn(seb_broker::serve(
+        listener,
+        seb_broker::http::router(state, None),
+        None,
+        std::future::pending(),
+    ));
+    let c = Cert::new(60);
+    let post = || reqwest::Client::new().post(&url).body(c.present()).send();
+    // Recovery never finishes: refused after the bound, nothing reserved or recorded.
+    let t0 = std::time::Instant::now();
+    let r = post().await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(t0.elapsed() >= std::time::Duration::from_millis(300), "it waited first");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (body["failed_check"].as_str(), body["decision"].as_str()),
+        (Some("reserve"), Some("fail_closed")),
+        "{body}"
+    );
+    assert_eq!(body["recorded"], false);
+    assert!(!env.store.is_reserved(&c.payload.cid, &c.payload.nonce).await.unwrap());
+    assert_eq!(env.store.ledger_size().await.unwrap(), 0, "nothing recorded");
+    // Recovery finishes while the same presentation waits: it is then executed.
+    let waiting = tokio::spawn(post());
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    assert!(!waiting.is_finished(), "answered before recovery finished");
+    ready.store(true, Ordering::Release);
+    let r = waiting.await.unwrap().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let done: Value = r.json().await.unwrap();
+    assert_eq!(done["outcome"]["status"], "applied", "{done}");
+}
+
 #[tokio::test]
 async fn checkpoints_sign_the_current_root() {
     let env = env();

@@ -119,12 +119,6 @@ pub async fn run(a: ServeArgs) -> Result<()> {
         Arc::new(SystemClock::default()),
     ));
     let state = AppState { broker: broker.clone(), ready: Arc::new(AtomicBool::new(false)) };
-    // Recovery runs before anything is served as ready; executions wait for it too.
-    broker.recover().await.context("crash recovery")?;
-    let bg = tokio::spawn(seb_broker::run_background(
-        state.clone(),
-        Duration::from_secs(b.checkpoint_interval_s),
-    ));
     let poller =
         b.epoch_statement_url.clone().filter(|_| b.epoch_source == "statement").map(|url| {
             tokio::spawn(poll_statements(
@@ -157,13 +151,22 @@ pub async fn run(a: ServeArgs) -> Result<()> {
         });
         info!(path = seb_kube::deploy::ADMISSION_PATH, "kubernetes admission webhook mounted");
     }
-    let mut app = router(state, extra);
+    let mut app = router(state.clone(), extra);
     if b.client_ca.is_some() && tls.is_some() {
         app = app.layer(axum::middleware::from_fn(seb_broker::require_client_certificate));
         info!(exempt = ?seb_broker::MTLS_EXEMPT_PATHS, "mTLS: client certificates required");
     }
+    // Crash recovery starts once the listener is bound: on Kubernetes, deleting a crashed
+    // execution's Role and RoleBinding passes through this broker's own admission review.
+    // Until it finishes, /readyz answers 503 and executions wait (spec section 10).
+    let bg = tokio::spawn(seb_broker::run_background(
+        state,
+        Duration::from_secs(b.checkpoint_interval_s),
+    ));
+    let retirements = tokio::spawn(seb_broker::run_retirements(broker.clone()));
     seb_broker::serve(listener, app, tls, shutdown_signal()).await?;
     bg.abort();
+    retirements.abort();
     if let Some(p) = poller {
         p.abort();
     }

@@ -405,6 +405,259 @@ broker_username = "broker"
         let (code, out, err) = seb_with(&deploy_args, &["--no-namespaces", "--delete"]);
         assert_eq!(code, 0, "{out}{err}");
     }
+
+    /// Execution objects named `seb-exec-…` anywhere: ServiceAccounts, Roles, RoleBindings.
+    fn execution_identities(t: &Tokens) -> Vec<String> {
+        let mut left = Vec::new();
+        for (kind, path) in [
+            ("ServiceAccount", "/api/v1/serviceaccounts"),
+            ("Role", "/apis/rbac.authorization.k8s.io/v1/roles"),
+            ("RoleBinding", "/apis/rbac.authorization.k8s.io/v1/rolebindings"),
+        ] {
+            let (st, list) = kube("GET", path, &t.admin, None);
+            assert_eq!(st, 200, "{list}");
+            for i in list["items"].as_array().unwrap() {
+                let name = i["metadata"]["name"].as_str().unwrap_or("");
+                if name.starts_with("seb-exec-") {
+                    left.push(format!("{kind} {}/{name}", i["metadata"]["namespace"]));
+                }
+            }
+        }
+        left
+    }
+
+    /// Spec section 10 under SIGKILL: `seb serve` (Kubernetes target, webhook on) is killed
+    /// at a random point 0–200 ms into a presentation (after the client's own start-up time,
+    /// measured once), 50 times, and restarted on the same store and port each time. Each execution appends its own argument to a Deployment's
+    /// container (a JSON patch at the array's current end), so a double application would
+    /// show as a repeated argument. After each restart no execution ServiceAccount, Role or
+    /// RoleBinding remains anywhere (the Role and RoleBinding are deleted through the
+    /// restarted broker's own webhook); at the end every admitted execution has exactly one
+    /// outcome, its status is what the object shows (never `uncertain`: the object is always
+    /// readable), whatever a client was told is what the ledger says, and the ledger verifies.
+    #[test]
+    fn sigkill_during_executions_leaves_no_grant_and_outcomes_match_the_object() {
+        const KILLS: usize = 50;
+        let started = std::time::Instant::now();
+        let s = KubeApiServer::shared().unwrap_or_else(|e| panic!("kube-apiserver: {e}"));
+        let _iso = KubeApiServer::isolated();
+        let t = &s.tokens().clone();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (ns, deps) = workload(t, "kill");
+        // Before SEB guards the namespace, the container gets one argument: every execution
+        // then appends one more.
+        let patch = json!([{"op": "add", "path": "/spec/template/spec/containers/0/args", "value": ["serve"]}]);
+        let (st, body) = kube(
+            "PATCH",
+            &format!("{deps}/web"),
+            &t.admin,
+            Some(("application/json-patch+json", patch)),
+        );
+        assert_eq!(st, 200, "{body}");
+        let port = free_port();
+        let ca = d.join("ca.pem");
+        std::fs::write(&ca, s.ca_pem()).unwrap();
+        let deploy_args = deploy_args(s, &ns, port, &ca);
+        let (code, out, err) = seb_with(&deploy_args, &["--apply"]);
+        assert_eq!(code, 0, "{out}{err}");
+        write_broker_files(s, t, d, &ca);
+        let cfg =
+            broker_toml(port, "sqlite:seb.db", &ns, &admission_config(d, PERMIT_PROPOSALS, ""));
+        std::fs::write(d.join("seb.toml"), cfg).unwrap();
+        let args_of = || -> Vec<String> {
+            let (st, dep) = kube("GET", &format!("{deps}/web"), &t.admin, None);
+            assert_eq!(st, 200, "{dep}");
+            dep["spec"]["template"]["spec"]["containers"][0]["args"]
+                .as_array()
+                .map(|a| a.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(args_of(), vec!["serve".to_owned()]);
+        let seed: u64 =
+            std::env::var("SEB_KILL_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+                u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap())
+            });
+        eprintln!("SEB_KILL_SEED={seed}");
+        let mut rng = seed | 1;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+
+        let target = json!({"cluster":"test","api_version":"apps/v1","kind":"Deployment","namespace": ns,"name":"web"});
+        // (cid, its argument, what its client was told if anything)
+        let mut runs: Vec<(String, String, Option<Value>)> = Vec::new();
+        let mut srv = serve(d, Some(&ca));
+        // How long `seb execute` takes from its start to the broker's first step (measured on
+        // presentation 0, which is not killed): kills land 0–200 ms after that point.
+        let mut lead_ms = 0u64;
+        for k in 0..=KILLS {
+            let arg = format!("exec-{k}");
+            // Appended at the array's current end (the agent proposes from what it sees).
+            let at = format!("/spec/template/spec/containers/0/args/{}", args_of().len());
+            let params = json!([{"op": "add", "path": at, "value": arg}]);
+            let change =
+                Change { platform: "kubernetes", op: "json_patch", target: target.clone(), params };
+            let cert = propose(&srv, d, Some(&ca), &format!("kill-{k}"), &change);
+            let cid = serde_json::from_str::<Value>(&std::fs::read_to_string(&cert).unwrap())
+                .ok()
+                .and_then(|c| {
+                    let payload = c["payload"].as_str()?;
+                    use base64::Engine as _;
+                    let bytes = base64::engine::general_purpose::STANDARD.decode(payload).ok()?;
+                    serde_json::from_slice::<Value>(&bytes).ok()?["cid"].as_str().map(str::to_owned)
+                })
+                .unwrap_or_else(|| panic!("no cid in {}", cert.display()));
+            // Present, and SIGKILL the broker 0–200 ms into the presentation.
+            let spawned = std::time::Instant::now();
+            let client = std::process::Command::new(support::SEB)
+                .args(["execute", "--broker", &srv.url, "--certificate"])
+                .arg(&cert)
+                .arg("--agent-key")
+                .arg(d.join("agent.seed"))
+                .arg("--ca")
+                .arg(&ca)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            if k == 0 {
+                let answer = client.wait_with_output().unwrap();
+                let v: Value = serde_json::from_slice(&answer.stdout).unwrap();
+                assert_eq!(v["outcome"]["status"], "applied", "{v}\n{}", srv.log());
+                let server_ms = v["timings_us"]["total"].as_u64().unwrap() / 1000;
+                let wall_ms = u64::try_from(spawned.elapsed().as_millis()).unwrap();
+                lead_ms = wall_ms.saturating_sub(server_ms);
+                eprintln!(
+                    "presentation 0: {wall_ms} ms at the client, {server_ms} ms in the broker"
+                );
+                runs.push((cid, arg, Some(v)));
+                continue;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(lead_ms + next() % 201));
+            drop(srv); // SIGKILL, then wait
+            let answer = client.wait_with_output().unwrap();
+            let told = serde_json::from_slice::<Value>(&answer.stdout)
+                .ok()
+                .filter(|v| v["outcome"]["status"].is_string());
+            runs.push((cid, arg, told));
+            // Restart on the same store and port: ready means recovery is done.
+            srv = serve(d, Some(&ca));
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+            loop {
+                let left = execution_identities(t);
+                if left.is_empty() {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "kill {k}: execution identities left behind: {left:?}\n{}",
+                    srv.log()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+
+        // Nothing awaits retirement on the last broker.
+        let ca_cert = reqwest::Certificate::from_pem(s.ca_pem()).unwrap();
+        let client =
+            reqwest::blocking::Client::builder().add_root_certificate(ca_cert).build().unwrap();
+        let metrics = client.get(format!("{}/metrics", srv.url)).send().unwrap().text().unwrap();
+        assert!(metrics.contains("seb_identities_awaiting_retirement 0"), "{metrics}");
+        // Every admit has exactly one outcome, and it is what the object shows.
+        let export = d.join("ledger.json");
+        let (code, out, err) = seb(&[
+            "ledger",
+            "export",
+            "--broker",
+            &srv.url,
+            "--out",
+            export.to_str().unwrap(),
+            "--ca",
+            ca.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{out}{err}");
+        let ledger: Value =
+            serde_json::from_str(&std::fs::read_to_string(&export).unwrap()).unwrap();
+        let mut outcomes: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+        let mut admits: std::collections::BTreeMap<String, usize> = Default::default();
+        for e in ledger["entries"].as_array().unwrap() {
+            use base64::Engine as _;
+            let raw =
+                base64::engine::general_purpose::STANDARD.decode(e.as_str().unwrap()).unwrap();
+            let env: Value = serde_json::from_slice(&raw).unwrap();
+            let payload: Value = serde_json::from_slice(
+                &base64::engine::general_purpose::STANDARD
+                    .decode(env["payload"].as_str().unwrap())
+                    .unwrap(),
+            )
+            .unwrap();
+            let cid = payload["cid"].as_str().unwrap_or("").to_owned();
+            if env["payloadType"].as_str().unwrap_or("").contains("outcome") {
+                outcomes.entry(cid).or_default().push(payload);
+            } else if payload["decision"] == "admit" {
+                *admits.entry(cid).or_default() += 1;
+            }
+        }
+        let final_args = args_of();
+        let mut tally: std::collections::BTreeMap<String, usize> = Default::default();
+        for (cid, arg, told) in &runs {
+            let times = final_args.iter().filter(|a| *a == arg).count();
+            assert!(times <= 1, "{arg} was applied {times} times: {final_args:?}");
+            let Some(o) = outcomes.get(cid) else {
+                // Killed before the reservation: never admitted, never applied.
+                assert_eq!(admits.get(cid), None, "{cid}: admitted without an outcome");
+                assert_eq!(times, 0, "{arg} applied without an admit");
+                assert!(told.is_none(), "{cid}: a client was told {told:?} without a record");
+                *tally.entry("not admitted".into()).or_default() += 1;
+                continue;
+            };
+            assert_eq!(o.len(), 1, "{cid}: {} outcome records", o.len());
+            assert_eq!(admits.get(cid), Some(&1), "{cid}: admits");
+            let status = o[0]["status"].as_str().unwrap().to_owned();
+            let applied = status == "applied";
+            assert!(
+                status != "uncertain",
+                "{cid}: uncertain although the object is readable: {}",
+                o[0]
+            );
+            assert_eq!(
+                times,
+                usize::from(applied),
+                "{cid}: outcome `{status}` but {arg} appears {times} times"
+            );
+            if let Some(told) = told {
+                assert_eq!(
+                    told["outcome"]["status"], o[0]["status"],
+                    "{cid}: the client was told otherwise"
+                );
+                assert_eq!(told["outcome"]["id"], o[0]["id"], "{cid}: another outcome id");
+            }
+            let how = if o[0]["error"] == "resolved by crash recovery" {
+                "recovered"
+            } else {
+                "finished"
+            };
+            *tally.entry(format!("{how} {status}")).or_default() += 1;
+        }
+        assert!(
+            tally.keys().any(|k| k.starts_with("recovered")),
+            "no kill landed inside an execution: {tally:?}"
+        );
+        // The ledger verifies offline with no open admit.
+        let report = verify_ledger(&srv, d, Some(&ca));
+        assert_eq!(report["open_admits"].as_u64().unwrap_or(0), 0, "{report}");
+        eprintln!(
+            "{KILLS} SIGKILLs in {:.1} s; outcomes {tally:?}; {} arguments applied",
+            started.elapsed().as_secs_f64(),
+            final_args.iter().filter(|a| a.starts_with("exec-")).count()
+        );
+        let (code, out, err) = seb_with(&deploy_args, &["--no-namespaces", "--delete"]);
+        assert_eq!(code, 0, "{out}{err}");
+    }
 }
 
 // ------------------------------------------------------------------------------ AWS

@@ -57,6 +57,8 @@ pub struct Plan {
     pub drift_cases: usize,
     pub attack_cases: usize,
     pub crashes_per_step: usize,
+    /// Crashes per step on the real kube-apiserver (one Deployment each).
+    pub kube_crashes_per_step: usize,
     /// The binary that runs crash children (`seb-eval`).
     pub exe: PathBuf,
 }
@@ -83,6 +85,7 @@ impl Plan {
             drift_cases: 1_200,
             attack_cases: 1_000,
             crashes_per_step: 50,
+            kube_crashes_per_step: 10,
             exe,
         }
     }
@@ -107,6 +110,7 @@ impl Plan {
             drift_cases: 120,
             attack_cases: 12,
             crashes_per_step: 2,
+            kube_crashes_per_step: 2,
             ..Self::full(exe)
         }
     }
@@ -279,6 +283,24 @@ pub async fn run_all(plan: &Plan, out: &Path) -> Result<Results> {
         .await;
         if let Some(c) = note_err(errors, &format!("crash injection {step}"), res) {
             r.crashes.push(c);
+        }
+    }
+    // The same on Kubernetes: the crashed identity is a ServiceAccount, Role and RoleBinding.
+    if let Some(w) =
+        note_err(errors, "crash injection on kubernetes", platform::Workload::kube(0).await)
+    {
+        for (i, step) in crash::STEPS.iter().enumerate() {
+            let res = crash::run_step_kube(
+                &plan.exe,
+                &w,
+                step,
+                plan.kube_crashes_per_step,
+                plan.seed ^ (0x8900 + i as u64),
+            )
+            .await;
+            if let Some(c) = note_err(errors, &format!("crash injection kubernetes {step}"), res) {
+                r.crashes.push(c);
+            }
         }
     }
 

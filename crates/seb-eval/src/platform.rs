@@ -17,7 +17,8 @@ use serde_json::{Value, json};
 use crate::fixtures::Cert;
 use crate::rng::Rng;
 
-const EXEC_NS: &str = "seb-exec";
+/// Where the execution ServiceAccounts live.
+pub const EXEC_NS: &str = "seb-exec";
 
 /// A platform under test.
 #[derive(Clone)]
@@ -25,7 +26,14 @@ pub enum Workload {
     /// In-memory test double.
     TestDouble(Arc<TestTarget>),
     /// kube-apiserver + etcd.
-    Kube { target: Arc<seb_kube::KubeTarget>, ns: String },
+    Kube {
+        target: Arc<seb_kube::KubeTarget>,
+        ns: String,
+        /// What another process needs to drive the same cluster as the broker.
+        conn: KubeConn,
+        /// The cluster administrator (sets up workloads, inspects the cluster).
+        admin: kube::Client,
+    },
     /// moto_server, IAM enforcement on.
     Aws { target: Arc<seb_aws::AwsTarget>, bucket: String },
 }
@@ -37,6 +45,53 @@ impl std::fmt::Debug for Workload {
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A kube-apiserver and the broker's token on it, for a broker in another process (the crash
+/// experiment's child) to build the same [`seb_kube::KubeTarget`].
+/// Its `Debug` leaves the token out.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub struct KubeConn {
+    pub url: String,
+    pub ca_pem: String,
+    pub token: String,
+    /// The protected namespace.
+    pub ns: String,
+}
+
+impl std::fmt::Debug for KubeConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeConn")
+            .field("url", &self.url)
+            .field("ns", &self.ns)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KubeConn {
+    /// A client configuration authenticating with the token.
+    pub fn config(&self) -> Result<kube::Config> {
+        let mut c = kube::Config::new(self.url.parse().context("kube url")?);
+        let mut certs = Vec::new();
+        for c in rustls_pemfile::certs(&mut self.ca_pem.as_bytes()) {
+            certs.push(c.context("ca pem")?.to_vec());
+        }
+        c.root_cert = Some(certs);
+        c.auth_info.token = Some(self.token.clone().into());
+        c.default_namespace = "default".into();
+        Ok(c)
+    }
+
+    /// The broker's target on this cluster (cluster `eval`, protecting `ns`).
+    pub fn target(&self) -> Result<seb_kube::KubeTarget> {
+        seb_kube::install_crypto_provider();
+        let tcfg = seb_kube::KubeTargetConfig::new(
+            "eval",
+            EXEC_NS,
+            seb_kube::ScopePolicy::new([self.ns.clone()]),
+        );
+        seb_kube::KubeTarget::new(tcfg, self.config()?).map_err(|e| anyhow!("kube target: {e}"))
+    }
+}
 
 /// One prepared presentation and admission's observation (for the no-drift ablation).
 #[derive(Debug)]
@@ -75,17 +130,13 @@ impl Workload {
         seb_kube::install_crypto_provider();
         let server = seb_testinfra::kube::KubeApiServer::shared()
             .map_err(|e| anyhow!("kube-apiserver: {e}"))?;
-        let cfg = |token: &str| -> Result<kube::Config> {
-            let mut c = kube::Config::new(server.url().parse().context("kube url")?);
-            let mut certs = Vec::new();
-            for c in rustls_pemfile::certs(&mut server.ca_pem()) {
-                certs.push(c.context("ca pem")?.to_vec());
-            }
-            c.root_cert = Some(certs);
-            c.auth_info.token = Some(token.to_owned().into());
-            c.default_namespace = "default".into();
-            Ok(c)
+        let conn = |token: &str| KubeConn {
+            url: server.url().to_owned(),
+            ca_pem: String::from_utf8_lossy(server.ca_pem()).into_owned(),
+            token: token.to_owned(),
+            ns: String::new(),
         };
+        let cfg = |token: &str| conn(token).config();
         let admin = kube::Client::try_from(cfg(&server.tokens().admin)?)
             .map_err(|e| anyhow!("kube client: {e}"))?;
         let ns = seb_testinfra::kube::unique_name("eval");
@@ -114,14 +165,9 @@ impl Workload {
                 .await
                 .map_err(|e| anyhow!("create configmap: {e}"))?;
         }
-        let tcfg = seb_kube::KubeTargetConfig::new(
-            "eval",
-            EXEC_NS,
-            seb_kube::ScopePolicy::new([ns.clone()]),
-        );
-        let target = seb_kube::KubeTarget::new(tcfg, cfg(&server.tokens().broker)?)
-            .map_err(|e| anyhow!("kube target: {e}"))?;
-        Ok(Self::Kube { target: Arc::new(target), ns })
+        let conn = KubeConn { ns: ns.clone(), ..conn(&server.tokens().broker) };
+        let target = conn.target()?;
+        Ok(Self::Kube { target: Arc::new(target), ns, conn, admin })
     }
 
     /// AWS on moto: the broker user with the shipped policy, an execution role, a bucket.

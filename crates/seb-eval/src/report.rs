@@ -397,7 +397,7 @@ pub fn markdown(r: &Results) -> String {
     }
     let _ = writeln!(
         m_,
-        "\n*Tokens live after recovery*: identities minted before the crash still alive after recovery, which retires them with `Target::retire_orphans` (Kubernetes deletes the execution's ServiceAccount, Role and RoleBinding; AWS STS sessions cannot be revoked and lapse after 900 s). Anything but 0 here is a finding."
+        "\n*Tokens live after recovery*: identities minted before the crash still alive after recovery, which retires them with `Target::retire_orphans` and retries a failed retirement until it succeeds (on the `kubernetes` rows: the execution's ServiceAccount, Role and RoleBinding still present; AWS STS sessions cannot be revoked and lapse after 900 s). Anything but 0 here is a finding. Every recovered status is also compared with what the target shows (a problem is listed otherwise)."
     );
     let _ = writeln!(
         m_,

@@ -121,8 +121,11 @@ fn reduced_evaluation() {
         assert!(a.cases > 0 && a.baseline_admitted, "{}", a.class);
     }
 
-    // 7: every step crashed for real; no duplicate, every admit has one outcome, ledger ok.
-    assert_eq!(r.crashes.len(), 5);
+    // 7: every step crashed for real, on the test double and on Kubernetes; no duplicate, the
+    // recovered status is what the target shows, no identity left, every admit has one
+    // outcome, ledger ok.
+    assert_eq!(r.crashes.len(), 10);
+    assert_eq!(r.crashes.iter().filter(|c| c.step.starts_with("kubernetes ")).count(), 5);
     for c in &r.crashes {
         assert_eq!(c.aborted, c.crashes, "{}: {:?}", c.step, c.problems);
         assert_eq!(c.duplicates, 0, "{}", c.step);

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use seb_target::Reconciled;
+
 use crate::model::{Op, VOLATILE_METADATA};
 
 /// The default projection (the `""` pointer): the object without `status` and without the
@@ -108,6 +110,9 @@ pub fn json_patch_reflected(patch: &Value, pre: Option<&Value>, object: &Value) 
     for op in ops {
         let kind = op.get("op")?.as_str()?;
         let path = op.get("path")?.as_str()?;
+        // `…/-` appends to an array: no pointer resolves it, so judge the whole array.
+        let appended = path.strip_suffix("/-");
+        let path = appended.unwrap_or(path);
         let ok = match &expected {
             Some(e) => {
                 let touched: Vec<&str> = match kind {
@@ -122,6 +127,8 @@ pub fn json_patch_reflected(patch: &Value, pre: Option<&Value>, object: &Value) 
             }
             None => match kind {
                 "test" => true,
+                // Without the pre-state an append cannot be told from the array before it.
+                _ if appended.is_some() => return None,
                 "remove" => object.pointer(path).is_none(),
                 "add" | "replace" => {
                     let v = op.get("value")?;
@@ -161,6 +168,41 @@ pub fn effect_visible(
                 && o.pointer("/spec/replicas") == params.get("replicas"),
         ),
     }
+}
+
+/// What reconciliation concludes from the live object (spec section 10), pure: the
+/// execution's own write is in `managedFields`, or the live object shows the operation's
+/// effect → [`Reconciled::Applied`]; the object is the one the drift check saw (same
+/// resourceVersion, or absent both times) or its projection equals the admitted evidence →
+/// [`Reconciled::NotApplied`]; anything else → [`Reconciled::Uncertain`]. A live object that
+/// cannot be read is the caller's `Uncertain`.
+pub fn reconcile_decision(
+    op: Op,
+    params: &Value,
+    evidence: &BTreeMap<String, Value>,
+    observed_version: Option<&str>,
+    manager: &str,
+    live: Option<&Value>,
+) -> Reconciled {
+    let rv = live.and_then(|o| o.pointer("/metadata/resourceVersion")).and_then(Value::as_str);
+    let ours = live
+        .and_then(|o| o.pointer("/metadata/managedFields"))
+        .and_then(Value::as_array)
+        .is_some_and(|mf| {
+            mf.iter().any(|e| e.get("manager").and_then(Value::as_str) == Some(manager))
+        });
+    let pre = evidence.get("").filter(|v| !v.is_null());
+    if ours || effect_visible(op, params, pre, live) == Some(true) {
+        return Reconciled::Applied;
+    }
+    let unchanged = match (observed_version, rv) {
+        (Some(seen), Some(now)) => seen == now,
+        (None, None) => true,
+        _ => false,
+    };
+    let pointers: Vec<String> = evidence.keys().cloned().collect();
+    let as_admitted = !evidence.is_empty() && project(live, &pointers) == *evidence;
+    if unchanged || as_admitted { Reconciled::NotApplied } else { Reconciled::Uncertain }
 }
 
 #[cfg(test)]
@@ -223,5 +265,147 @@ mod tests {
             effect_visible(Op::Create, &json!({"data":{"k":"v"}}), None, Some(&obj())),
             Some(true)
         );
+    }
+
+    /// A live object at resourceVersion `rv`, written last by `manager`, with `data`.
+    fn cm(rv: &str, manager: &str, data: Value) -> Value {
+        json!({"apiVersion":"v1","kind":"ConfigMap",
+               "metadata":{"name":"a","namespace":"n","resourceVersion":rv,
+                           "managedFields":[{"manager":manager,"operation":"Update"}]},
+               "data":data})
+    }
+
+    /// The admitted evidence of `pre` (the default projection; absent: null).
+    fn evidence(pre: Option<&Value>) -> BTreeMap<String, Value> {
+        project(pre, &[String::new()])
+    }
+
+    const ME: &str = "seb-exec-0190f4c2-aaaaaaaa";
+
+    /// (op, params, pre-state, post-state when applied). Each op is decided three ways: the
+    /// post-state (applied), the pre-state re-read (not applied, same and other version),
+    /// and a third state that is neither (uncertain).
+    fn cases() -> Vec<(Op, Value, Option<Value>, Option<Value>)> {
+        let pre = cm("5", "admin", json!({"k":"1","list":"x"}));
+        let with = |d: Value| Some(cm("6", "admin", d));
+        vec![
+            (
+                Op::Create,
+                json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"n"},"data":{"k":"2"}}),
+                None,
+                with(json!({"k":"2"})),
+            ),
+            (
+                Op::Replace,
+                json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"n"},"data":{"k":"2"}}),
+                Some(pre.clone()),
+                with(json!({"k":"2"})),
+            ),
+            (
+                Op::Apply,
+                json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"n"},"data":{"k":"2","list":"x"}}),
+                Some(pre.clone()),
+                with(json!({"k":"2","list":"x"})),
+            ),
+            (
+                Op::MergePatch,
+                json!({"data":{"k":"2"}}),
+                Some(pre.clone()),
+                with(json!({"k":"2","list":"x"})),
+            ),
+            (
+                Op::JsonPatch,
+                json!([{"op":"replace","path":"/data/k","value":"2"}]),
+                Some(pre.clone()),
+                with(json!({"k":"2","list":"x"})),
+            ),
+            (
+                Op::Scale,
+                json!({"replicas":3}),
+                Some(json!({"metadata":{"resourceVersion":"5"},"spec":{"replicas":2}})),
+                Some(json!({"metadata":{"resourceVersion":"6"},"spec":{"replicas":3}})),
+            ),
+            (Op::Delete, json!({}), Some(pre), None),
+        ]
+    }
+
+    #[test]
+    fn reconcile_decides_applied_not_applied_and_uncertain_for_every_op() {
+        for (op, params, pre, post) in cases() {
+            let ev = evidence(pre.as_ref());
+            let seen = pre
+                .as_ref()
+                .and_then(|p| p.pointer("/metadata/resourceVersion"))
+                .and_then(Value::as_str);
+            let decide =
+                |live: Option<&Value>| reconcile_decision(op, &params, &ev, seen, ME, live);
+            // Applied: the expected post-state (written by someone the object does not name).
+            assert_eq!(decide(post.as_ref()), Reconciled::Applied, "{op}: post-state");
+            // Not applied: the object the drift check saw, unchanged.
+            assert_eq!(decide(pre.as_ref()), Reconciled::NotApplied, "{op}: pre-state");
+            // Not applied: another version whose projection is still the admitted one.
+            if let Some(mut touched) = pre.clone() {
+                touched["metadata"]["resourceVersion"] = json!("9");
+                assert_eq!(
+                    decide(Some(&touched)),
+                    Reconciled::NotApplied,
+                    "{op}: pre-state, new version"
+                );
+            }
+            // Uncertain: readable, but neither the pre- nor the post-state.
+            let neither = match op {
+                Op::Scale => json!({"metadata":{"resourceVersion":"7"},"spec":{"replicas":7}}),
+                _ => cm("7", "admin", json!({"k":"other"})),
+            };
+            assert_eq!(decide(Some(&neither)), Reconciled::Uncertain, "{op}: neither");
+            // The execution's own field manager on the object: applied, whatever else changed.
+            let mut ours = neither.clone();
+            ours["metadata"]["managedFields"] = json!([{"manager": ME}]);
+            assert_eq!(decide(Some(&ours)), Reconciled::Applied, "{op}: our write");
+        }
+    }
+
+    #[test]
+    fn reconcile_of_a_delete_and_of_an_absent_object() {
+        let pre = cm("5", "admin", json!({"k":"1"}));
+        let ev = evidence(Some(&pre));
+        // Delete: absent or terminating is applied; recreated with other content, uncertain.
+        let del = |live: Option<&Value>| {
+            reconcile_decision(Op::Delete, &json!({}), &ev, Some("5"), ME, live)
+        };
+        assert_eq!(del(None), Reconciled::Applied);
+        let mut terminating = pre.clone();
+        terminating["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        assert_eq!(del(Some(&terminating)), Reconciled::Applied);
+        // A create whose object is still absent: not applied; present with other content:
+        // uncertain (someone else created it).
+        let params = json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"n"},"data":{"k":"2"}});
+        let none = evidence(None);
+        let create =
+            |live: Option<&Value>| reconcile_decision(Op::Create, &params, &none, None, ME, live);
+        assert_eq!(create(None), Reconciled::NotApplied);
+        assert_eq!(create(Some(&cm("3", "admin", json!({"k":"x"})))), Reconciled::Uncertain);
+        // A patch of an object that has since disappeared: uncertain.
+        let patch = reconcile_decision(
+            Op::MergePatch,
+            &json!({"data":{"k":"2"}}),
+            &ev,
+            Some("5"),
+            ME,
+            None,
+        );
+        assert_eq!(patch, Reconciled::Uncertain);
+    }
+
+    #[test]
+    fn an_append_is_judged_by_its_whole_array() {
+        let pre = json!({"template":{"spec":{"containers":[{"name":"c","args":["a"]}]}}});
+        let patch = json!([{"op":"add","path":"/template/spec/containers/0/args/-","value":"b"}]);
+        let once = json!({"template":{"spec":{"containers":[{"name":"c","args":["a","b"]}]}}});
+        let twice = json!({"template":{"spec":{"containers":[{"name":"c","args":["a","b","b"]}]}}});
+        assert_eq!(json_patch_reflected(&patch, Some(&pre), &once), Some(true));
+        assert_eq!(json_patch_reflected(&patch, Some(&pre), &pre), Some(false));
+        assert_eq!(json_patch_reflected(&patch, Some(&pre), &twice), Some(false));
+        assert_eq!(json_patch_reflected(&patch, None, &once), None);
     }
 }

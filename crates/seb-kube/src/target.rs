@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 
 use crate::model::{Op, TargetRef, identity_name, service_account_username};
 use crate::profile::{ScopePolicy, op_profile};
-use crate::projection::{effect_visible, project};
+use crate::projection::{project, reconcile_decision};
 use crate::rbac::{self, Grant};
 use crate::{KubeError, install_crypto_provider};
 
@@ -632,37 +632,20 @@ impl KubeTarget {
         self.delete_identity(&h).await
     }
 
+    /// Observe only (never deletes, never mutates): read the target and decide with
+    /// [`reconcile_decision`]. Retiring a crashed execution's identity is
+    /// [`Target::retire_orphans`], which the broker retries on its own schedule.
     async fn reconcile_inner(&self, exec: &Execution) -> Result<Reconciled, KubeError> {
         let op = Op::parse(&exec.op)?;
-        // A crash between mint and retire leaves the grant behind: remove it first.
-        self.retire_by_name(exec).await?;
         let live = self.get_raw(&exec.target).await?;
-        let manager = identity_name(&exec.cid, &exec.nonce);
-        let rv = live
-            .as_ref()
-            .and_then(|o| o.pointer("/metadata/resourceVersion"))
-            .and_then(Value::as_str);
-        let ours = live
-            .as_ref()
-            .and_then(|o| o.pointer("/metadata/managedFields"))
-            .and_then(Value::as_array)
-            .is_some_and(|mf| {
-                mf.iter()
-                    .any(|e| e.get("manager").and_then(Value::as_str) == Some(manager.as_str()))
-            });
-        let pre = exec.evidence.get("").filter(|v| !v.is_null());
-        let visible = effect_visible(op, &exec.params, pre, live.as_ref());
-        let unchanged = match (&exec.observed_version, rv) {
-            (Some(seen), Some(now)) => seen == now,
-            (None, None) => true,
-            _ => false,
-        };
-        Ok(match (ours, visible, unchanged) {
-            (true, _, _) => Reconciled::Applied,
-            (_, Some(true), _) => Reconciled::Applied,
-            (_, _, true) => Reconciled::NotApplied,
-            _ => Reconciled::Uncertain,
-        })
+        Ok(reconcile_decision(
+            op,
+            &exec.params,
+            &exec.evidence,
+            exec.observed_version.as_deref(),
+            &identity_name(&exec.cid, &exec.nonce),
+            live.as_ref(),
+        ))
     }
 }
 
@@ -696,15 +679,7 @@ impl Target for KubeTarget {
     }
 
     fn retire_orphans<'a>(&'a self, exec: &'a Execution) -> TargetFuture<'a, ()> {
-        Box::pin(async move {
-            let t = self.target_ref(&exec.target)?;
-            let handle = IdentityHandle {
-                name: identity_name(&exec.cid, &exec.nonce),
-                exec_namespace: self.cfg.exec_namespace.clone(),
-                target_namespace: t.namespace,
-            };
-            Ok(self.delete_identity(&handle).await?)
-        })
+        Box::pin(async move { Ok(self.retire_by_name(exec).await?) })
     }
 
     fn identity_name(&self, exec: &Execution) -> Option<String> {

@@ -680,7 +680,7 @@ async fn agents_and_the_broker_itself_cannot_mutate_a_protected_namespace() -> R
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reconcile_tells_applied_from_not_applied_and_cleans_up() -> Result<()> {
+async fn reconcile_tells_applied_from_not_applied_by_observation_only() -> Result<()> {
     let (ns, target) = setup("recon").await?;
     admin_create(&ns, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"k": "0"}})).await?;
     let t = tref(&ns, "v1", "ConfigMap", "cm");
@@ -696,24 +696,29 @@ async fn reconcile_tells_applied_from_not_applied_and_cleans_up() -> Result<()> 
     target.retire_orphans(&exec).await?;
     assert_eq!(identity_objects_exist(&ns, &name).await?, (false, false, false));
     target.retire_orphans(&exec).await?; // idempotent
-    // Crash after admit, before the call: not applied, and the leftover grant is removed.
+    // Crash after admit, before the call: not applied. Reconcile only observes: the leftover
+    // grant is still there until retire_orphans removes it.
     let mut exec =
         admit(&target, "merge_patch", t.clone(), json!({"data": {"k": "1"}}), vec![], None).await?;
     exec.observed_version = target.observe(&exec.observe_request()).await?.version;
     let identity = target.mint(&exec).await?;
+    let name = identity_name(&exec.cid, &exec.nonce);
     assert_eq!(target.reconcile(&exec).await?, Reconciled::NotApplied);
-    assert_eq!(
-        identity_objects_exist(&ns, &identity_name(&exec.cid, &exec.nonce)).await?,
-        (false, false, false)
-    );
+    assert_eq!(identity_objects_exist(&ns, &name).await?, (true, true, true), "reconcile deleted");
+    target.retire_orphans(&exec).await?;
+    assert_eq!(identity_objects_exist(&ns, &name).await?, (false, false, false));
     drop(identity);
-    // Crash after the call, before the outcome: applied.
+    // Crash after the call, before the outcome: applied, and the object is unchanged by
+    // reconciling it.
     let mut exec =
         admit(&target, "merge_patch", t.clone(), json!({"data": {"k": "2"}}), vec![], None).await?;
     exec.observed_version = target.observe(&exec.observe_request()).await?.version;
     let identity = target.mint(&exec).await?;
     applied(&target.mutate(&exec, &identity).await?);
+    let before = target.get_raw(&t).await?;
     assert_eq!(target.reconcile(&exec).await?, Reconciled::Applied);
+    assert_eq!(target.get_raw(&t).await?, before, "reconcile changed the object");
+    target.retire_orphans(&exec).await?;
     assert_eq!(
         identity_objects_exist(&ns, &identity_name(&exec.cid, &exec.nonce)).await?,
         (false, false, false)

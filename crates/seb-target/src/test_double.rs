@@ -94,8 +94,8 @@ impl TestTarget {
         }
     }
 
-    /// Make the named steps (`observe`, `mint`, `mutate`) fail from now on (in addition to
-    /// those named in `SEB_TEST_TARGET_FAIL`).
+    /// Make the named steps (`observe`, `mint`, `mutate`, `retire`, `retire_orphans`) fail
+    /// from now on (in addition to those named in `SEB_TEST_TARGET_FAIL`).
     pub fn set_fail(&self, steps: &[&str]) {
         if let Ok(mut f) = self.fail.lock() {
             *f = steps.iter().map(|s| (*s).to_owned()).collect();
@@ -328,6 +328,9 @@ impl Target for TestTarget {
 
     fn retire<'a>(&'a self, _exec: &'a Execution, identity: Identity) -> TargetFuture<'a, ()> {
         Box::pin(async move {
+            if self.fail_point("retire") {
+                return Err(TargetError::Unavailable("injected retire failure".into()));
+            }
             self.with_state(|s| {
                 s.tokens.remove(identity.secret.as_str());
                 Ok(())
@@ -337,6 +340,9 @@ impl Target for TestTarget {
 
     fn retire_orphans<'a>(&'a self, exec: &'a Execution) -> TargetFuture<'a, ()> {
         Box::pin(async move {
+            if self.fail_point("retire_orphans") {
+                return Err(TargetError::Unavailable("injected retire_orphans failure".into()));
+            }
             self.with_state(|s| {
                 s.tokens.retain(|_, scope| scope.cid != exec.cid || scope.nonce != exec.nonce);
                 Ok(())
