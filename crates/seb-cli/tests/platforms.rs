@@ -303,6 +303,41 @@ broker_username = "broker"
             "{report}"
         );
 
+        // A proposal that cannot apply to what admission observed on the live cluster is
+        // refused with the reason (a scale of a Deployment that does not exist, a create of
+        // one that does), and denied on record.
+        for (id, op, name, params, why) in [
+            ("scale-ghost", "scale", "ghost", json!({"replicas": 2}), "does not exist"),
+            ("create-web", "create", "web", json!({"spec": {}}), "already exists"),
+        ] {
+            let target = json!({"cluster":"test","api_version":"apps/v1","kind":"Deployment","namespace": ns,"name": name});
+            let (code, out, err) = seb(&[
+                "propose",
+                "--admission",
+                &srv.url,
+                "--ca",
+                ca.to_str().unwrap(),
+                "--agent",
+                "agent-a",
+                "--agent-key",
+                d.join("agent.seed").to_str().unwrap(),
+                "--platform",
+                "kubernetes",
+                "--op",
+                op,
+                "--target",
+                &target.to_string(),
+                "--params",
+                &params.to_string(),
+                "--id",
+                id,
+            ]);
+            assert_eq!(code, 2, "{id}: {out}{err}");
+            assert!(err.contains("refused (422)") && err.contains(why), "{id}: {err}");
+        }
+        let (_, dep) = kube("GET", &format!("{deps}/web"), &t.admin, None);
+        assert_eq!(dep["spec"]["replicas"], 3, "nothing changed");
+
         // `seb deploy kubernetes --delete` with the same flags uninstalls it (webhook first);
         // --no-namespaces keeps the namespaces, which other tests in this process share.
         let (code, out, err) = seb_with(&deploy_args, &["--no-namespaces", "--delete"]);
