@@ -116,12 +116,12 @@ fn caller(
     method: &Method,
     uri: &OriginalUri,
     h: &HeaderMap,
-) -> Result<Caller, Response> {
+) -> Result<Caller, AdmissionError> {
     let path = uri.0.path_and_query().map_or_else(|| uri.0.path(), |p| p.as_str());
     let header = h.get(READ_SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     a.authenticate_request(method.as_str(), path, header).map_err(|e| {
         warn!(route = %uri.0.path(), method = %method, decision = "deny", failed_check = "authentication", error = %e, "admission request refused");
-        problem(&e)
+        e
     })
 }
 
@@ -130,7 +130,7 @@ macro_rules! who {
     ($a:expr, $m:expr, $u:expr, $h:expr) => {
         match caller(&$a, &$m, &$u, &$h) {
             Ok(c) => c,
-            Err(resp) => return resp,
+            Err(e) => return problem(&e),
         }
     };
 }

@@ -37,10 +37,13 @@ state_file = "target.json"
         admission_config(
             dir,
             &policy,
-            // A second agent (key 50), whose key must not read agent-a's proposals.
+            // A second agent (key 50), whose key must not read agent-a's proposals, and two
+            // break-glass operators (keys 30, 31).
             &format!(
-                "statement_ttl_ms = 1500\n[[admission.agents]]\nname = \"agent-b\"\npublic_keys = [\"{}\"]\n",
-                pk(50)
+                "statement_ttl_ms = 1500\n[[admission.agents]]\nname = \"agent-b\"\npublic_keys = [\"{}\"]\n[admission.break_glass]\nquorum = 2\noperators = [{{ name = \"op-0\", public_key = \"{}\" }}, {{ name = \"op-1\", public_key = \"{}\" }}]\n",
+                pk(50),
+                pk(30),
+                pk(31)
             )
         )
     );
@@ -503,4 +506,67 @@ fn admission_reads_are_signed_and_answered_by_role() {
     let (code, out, _) = reads(&agent, &["proposals", "p-gone", "--json"]);
     assert_eq!(code, 0);
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["status"], "denied", "{out}");
+}
+
+/// `seb admission break-glass` signs its draft creation and certificate fetch with the
+/// operator's key: two operators reach the quorum and the second writes the certificate; the
+/// agent's key may not create a draft, and the policy-path reads of an operator are refused.
+#[test]
+fn break_glass_operators_sign_their_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = start(d);
+    let ops = [write_key(d, "op0.seed", 30), write_key(d, "op1.seed", 31)];
+    let agent = d.join("agent.seed");
+    let (code, out, err) = seb(&[
+        "propose",
+        "--admission",
+        &s.url,
+        "--agent",
+        "agent-a",
+        "--agent-key",
+        agent.to_str().unwrap(),
+        "--platform",
+        "test",
+        "--op",
+        "set",
+        "--target",
+        r#"{"name":"cfg"}"#,
+        "--params",
+        r#"{"value":{"replicas":7},"risk":0.1}"#,
+        "--id",
+        "p-bg",
+    ]);
+    assert_eq!(code, 3, "pending for a human: {out}{err}");
+    let bg = |k: &Path, out: Option<&Path>| {
+        let mut a = vec![
+            "admission",
+            "break-glass",
+            "p-bg",
+            "--admission",
+            &s.url,
+            "--key",
+            k.to_str().unwrap(),
+            "--yes",
+        ];
+        if let Some(o) = out {
+            a.extend_from_slice(&["--out", o.to_str().unwrap()]);
+        }
+        seb(&a)
+    };
+    let (code, _, err) = bg(&agent, None);
+    assert!(code == 2 && err.contains("refused (403)"), "{err}");
+    let (code, out, err) = bg(&ops[0], None);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("signers so far [\"op-0\"]"), "{out}");
+    let cert = d.join("bg.cert.json");
+    let (code, out, err) = bg(&ops[1], Some(&cert));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("certified"), "{out}");
+    let c: Value = serde_json::from_str(&std::fs::read_to_string(&cert).unwrap()).unwrap();
+    assert_eq!(c["signatures"].as_array().unwrap().len(), 2, "{c}");
+    // An operator reads drafts, not proposals.
+    let (code, _, err) =
+        seb(&["proposals", "--admission", &s.url, "--key", ops[0].to_str().unwrap()]);
+    assert!(code == 2 && err.contains("refused (403)"), "{err}");
 }
