@@ -531,6 +531,36 @@ execution_role_arn = "{role_arn}"
         let got =
             moto.call("s3", "get_object", json!({"Bucket": bucket, "Key": "flags.json"})).unwrap();
         assert_eq!(got["Body"], "{\"sale\":true}", "{got}");
+        // The proposal view shows the object body only as digest and length (the approver
+        // here, the agent alike); the certificate carries it exactly.
+        for k in ["alice.seed", "agent.seed"] {
+            let key = d.join(k);
+            let (code, out, err) = seb(&[
+                "proposals",
+                "put-flags",
+                "--admission",
+                &srv.url,
+                "--key",
+                key.to_str().unwrap(),
+                "--json",
+            ]);
+            assert_eq!(code, 0, "{out}{err}");
+            assert!(!out.contains("sale"), "{out}");
+            let v: Value = serde_json::from_str(&out).unwrap();
+            let body = json!({"digest": seb_core::digest::Digest::of_bytes(b"{\"sale\":true}"), "length": 13});
+            assert_eq!(v["contract"]["params"]["body"], body, "{v}");
+            assert_eq!(v["proposal"]["params"]["body"], body, "{v}");
+        }
+        let c: Value = serde_json::from_str(&std::fs::read_to_string(&cert).unwrap()).unwrap();
+        let payload: Value = serde_json::from_slice(
+            &base64::Engine::decode(
+                &base64::engine::general_purpose::STANDARD,
+                c["payload"].as_str().unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(payload["contract"]["params"]["body"], "{\"sale\":true}");
 
         // A replay is refused.
         let (code, v) = execute(&srv, d, None, &cert);
