@@ -253,9 +253,9 @@ row "low-risk change (policy)" "applied" "certified by Cedar policy at $(lvl sca
 say "2. High-risk change: scale to 6 replicas — policy escalates it to a human"
 propose scale6 kubernetes scale "$kt" '{"replicas":6}' --rationale "Black Friday traffic" &
 waiter=$!
-for _ in $(seq 100); do "$seb" proposals --admission "$url" --status pending --json 2>/dev/null | grep -q '"scale6"' && break; sleep 0.2; done
+for _ in $(seq 100); do "$seb" proposals --admission "$url" --key "$work/alice.seed" --status pending --json 2>/dev/null | grep -q '"scale6"' && break; sleep 0.2; done
 note "the proposal waits for an approval:"
-"$seb" proposals --admission "$url" --status pending | sed 's/^/     /'
+"$seb" proposals --admission "$url" --key "$work/alice.seed" --status pending | sed 's/^/     /'
 note "alice reviews the contract, evidence and consequence, and approves from the CLI:"
 "$seb" approve scale6 --admission "$url" --approver alice --key "$work/alice.seed" --yes --comment "ok for the sale" > "$work/approve.txt" 2>&1 || die "approve: $(cat "$work/approve.txt")"
 grep -E "consequence|evidence_digest|certified" "$work/approve.txt" | sed 's/^/     /' || true

@@ -5,6 +5,14 @@
 //! requests, the JSON body signed by a registered admin key as
 //! `PAE("application/vnd.seb.admission-admin+json;v=1", body)` and sent in the
 //! [`ADMIN_SIGNATURE_HEADER`] header as `<kid>:<base64 signature>`.
+//!
+//! Every other request that is not itself a signed statement (reads, break-glass draft
+//! creation) is a signed request: the caller signs
+//! `PAE("application/vnd.seb.admission-read+json;v=1", "<METHOD>\n<path?query>\n<at_ms>")`
+//! with a registered key ([`sign_read`]) and sends it in the [`READ_SIGNATURE_HEADER`]
+//! header as `<kid>:<at_ms>:<base64 signature>`. Admission resolves the key against its
+//! registries (agent, approver, break-glass operator, admin) and refuses a signature outside
+//! its freshness window.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -19,6 +27,24 @@ use serde::{Deserialize, Serialize};
 pub const ADMIN_MEDIA_TYPE: &str = "application/vnd.seb.admission-admin+json;v=1";
 /// Header carrying an admin request's signature: `<kid>:<base64 signature>`.
 pub const ADMIN_SIGNATURE_HEADER: &str = "seb-admin-signature";
+
+/// Media type of signed requests (reads and break-glass draft creation).
+pub const READ_MEDIA_TYPE: &str = "application/vnd.seb.admission-read+json;v=1";
+/// Header carrying a signed request's signature: `<kid>:<at_ms>:<base64 signature>`.
+pub const READ_SIGNATURE_HEADER: &str = "seb-request-signature";
+
+/// The bytes a signed request signs (before PAE): `"<METHOD>\n<path?query>\n<at_ms>"`.
+pub fn read_message(method: &str, path_and_query: &str, at_ms: u64) -> Vec<u8> {
+    format!("{method}\n{path_and_query}\n{at_ms}").into_bytes()
+}
+
+/// Sign a request to admission: `method` as sent (`GET`, `POST`), `path_and_query` exactly
+/// as sent (`/v1/admission/proposals?status=pending`), `at_ms` now (Unix ms). Returns the
+/// [`READ_SIGNATURE_HEADER`] value `<kid>:<at_ms>:<base64 signature>`.
+pub fn sign_read(key: &SigningKey, method: &str, path_and_query: &str, at_ms: u64) -> String {
+    let sig = key.sign_b64(&pae(READ_MEDIA_TYPE, &read_message(method, path_and_query, at_ms)));
+    format!("{}:{at_ms}:{sig}", key.kid())
+}
 
 /// An operator command. Exactly one of `revoke` and `load_policy` is set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

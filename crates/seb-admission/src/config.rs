@@ -8,6 +8,7 @@
 //! approval_timeout_s = 900            # a proposal waits this long for approvals
 //! proposal_max_age_s = 300            # a proposal's `at_ms` must be this close to now
 //! statement_ttl_ms = 10000            # TTL of signed epoch statements
+//! request_max_age_s = 60              # a signed request's `at_ms` must be this close to now
 //! observe_timeout_ms = 10000          # each read-only observation of the target
 //! policy_file = "admission.cedar"     # Cedar policies; the built-in default if absent
 //!
@@ -77,6 +78,10 @@ pub struct AdmissionConfig {
     /// How far a proposal's `at_ms` (and an admin request's) may be from now, seconds.
     #[serde(default = "default_max_age")]
     pub proposal_max_age_s: u64,
+    /// How far a signed request's (reads, break-glass drafts) `at_ms` may be from now,
+    /// seconds.
+    #[serde(default = "default_request_max_age")]
+    pub request_max_age_s: u64,
     /// TTL of signed epoch statements, ms.
     #[serde(default = "default_statement_ttl")]
     pub statement_ttl_ms: u64,
@@ -171,6 +176,9 @@ fn default_approval_timeout() -> u64 {
 }
 fn default_max_age() -> u64 {
     300
+}
+fn default_request_max_age() -> u64 {
+    60
 }
 fn default_statement_ttl() -> u64 {
     10_000
@@ -330,6 +338,9 @@ impl AdmissionConfig {
         }
         if self.proposal_max_age_s == 0 {
             return Err(invalid("proposal_max_age_s must be positive"));
+        }
+        if self.request_max_age_s == 0 || self.request_max_age_s > 3600 {
+            return Err(invalid("request_max_age_s must be within 1..=3600"));
         }
         if self.observe_timeout_ms == 0 {
             return Err(invalid("observe_timeout_ms must be positive"));

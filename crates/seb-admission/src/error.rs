@@ -7,8 +7,9 @@ pub enum AdmissionError {
     /// The body is malformed, oversize, or has unknown or duplicate fields (400).
     #[error("parse: {0}")]
     Parse(String),
-    /// The signature does not verify, or the signer is not registered for the name it
-    /// claims (403). Nothing is recorded: the statement is not authenticated.
+    /// No credentials, a signature that does not verify, a key that is not registered (for
+    /// the name it claims), or a signed request outside its freshness window (401). Nothing
+    /// is recorded: the request is not authenticated.
     #[error("not authenticated: {0}")]
     Unauthenticated(String),
     /// The signer is known but not allowed to do this (403).
@@ -27,6 +28,15 @@ pub enum AdmissionError {
     /// different contract or evidence digest) (422).
     #[error("invalid: {0}")]
     Invalid(String),
+    /// The proposal's operation cannot apply to what observation found (it needs an object
+    /// that is absent, or creates one that exists): denied, with a signed `deny` record (422).
+    #[error("inapplicable: {reason}")]
+    Inapplicable {
+        proposal_id: String,
+        /// The ledger id of the signed denial.
+        record_id: Option<String>,
+        reason: String,
+    },
     /// A policy could not be parsed (422).
     #[error("policy: {0}")]
     Policy(String),
@@ -50,10 +60,11 @@ impl AdmissionError {
     pub fn http_status(&self) -> u16 {
         match self {
             Self::Parse(_) | Self::Stale(_) => 400,
-            Self::Unauthenticated(_) | Self::Forbidden(_) => 403,
+            Self::Unauthenticated(_) => 401,
+            Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
             Self::Conflict(_) => 409,
-            Self::Invalid(_) | Self::Policy(_) => 422,
+            Self::Invalid(_) | Self::Policy(_) | Self::Inapplicable { .. } => 422,
             Self::Store(_) | Self::Clock(_) => 503,
             Self::Config(_) | Self::Internal(_) => 500,
         }
@@ -69,6 +80,7 @@ impl AdmissionError {
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::Invalid(_) => "invalid",
+            Self::Inapplicable { .. } => "inapplicable",
             Self::Policy(_) => "policy",
             Self::Config(_) => "config",
             Self::Store(_) => "store_unavailable",

@@ -15,20 +15,30 @@
 //! | `GET /v1/admission/epochs/statement` | a fresh signed epoch statement (TTL `statement_ttl_ms`) |
 //! | `GET /v1/admission/keys` | issuer key, break-glass operators and quorum |
 //!
+//! Every route but the signed epoch statement and the keys is authenticated: the proposal,
+//! approval, revocation and policy-load POSTs are signed statements themselves (their signer
+//! is the caller); every other request carries a signed-request header
+//! ([`crate::client::sign_read`]) and is answered according to the caller's roles
+//! ([`crate::access`]). No or bad credentials, or a stale signature: `401`; a route the
+//! caller's roles may not use: `403`; a proposal it may not see: `404`, like one that does not
+//! exist.
+//!
 //! Errors are `application/problem+json` with a stable `error` code.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tracing::warn;
 
-use crate::client::ADMIN_SIGNATURE_HEADER;
+use crate::access::Caller;
+use crate::client::{ADMIN_SIGNATURE_HEADER, READ_SIGNATURE_HEADER};
 use crate::error::AdmissionError;
 use crate::service::Admission;
 
@@ -54,13 +64,21 @@ pub fn router<S: Clone + Send + Sync + 'static>(admission: Arc<Admission>) -> Ro
 /// An RFC 9457 problem response for an admission error.
 pub fn problem(e: &AdmissionError) -> Response {
     let status = e.http_status();
-    let body = json!({
+    let mut body = json!({
         "type": format!("https://seb.invalid/problems/admission/{}", e.code()),
         "title": e.code(),
         "status": status,
         "detail": e.to_string(),
         "error": e.code(),
     });
+    if let (AdmissionError::Inapplicable { proposal_id, record_id, .. }, Some(o)) =
+        (e, body.as_object_mut())
+    {
+        o.insert("decision".into(), json!("deny"));
+        o.insert("failed_check".into(), json!("precondition"));
+        o.insert("proposal_id".into(), json!(proposal_id));
+        o.insert("record_id".into(), json!(record_id));
+    }
     let mut resp = (
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         axum::Json(body),
@@ -92,23 +110,69 @@ async fn submit(State(a): St, body: Body) -> Response {
     reply(StatusCode::CREATED, r)
 }
 
+/// Authenticate a signed request (see [`Admission::authenticate_request`]), logging refusals.
+fn caller(
+    a: &Admission,
+    method: &Method,
+    uri: &OriginalUri,
+    h: &HeaderMap,
+) -> Result<Caller, AdmissionError> {
+    let path = uri.0.path_and_query().map_or_else(|| uri.0.path(), |p| p.as_str());
+    let header = h.get(READ_SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    a.authenticate_request(method.as_str(), path, header).map_err(|e| {
+        warn!(route = %uri.0.path(), method = %method, decision = "deny", failed_check = "authentication", error = %e, "admission request refused");
+        e
+    })
+}
+
+/// The caller of a signed request, or the `401` response.
+macro_rules! who {
+    ($a:expr, $m:expr, $u:expr, $h:expr) => {
+        match caller(&$a, &$m, &$u, &$h) {
+            Ok(c) => c,
+            Err(e) => return problem(&e),
+        }
+    };
+}
+
+fn logged<T>(c: &Caller, route: &str, r: Result<T, AdmissionError>) -> Result<T, AdmissionError> {
+    if let Err(e) = &r
+        && matches!(e, AdmissionError::Forbidden(_) | AdmissionError::NotFound(_))
+    {
+        warn!(route, caller = %c.describe(), decision = "deny", error = %e, "admission read refused");
+    }
+    r
+}
+
 #[derive(Debug, Deserialize)]
 struct ListQ {
     status: Option<String>,
     agent: Option<String>,
 }
 
-async fn list(State(a): St, Query(q): Query<ListQ>) -> Response {
+async fn list(
+    State(a): St,
+    m: Method,
+    u: OriginalUri,
+    h: HeaderMap,
+    Query(q): Query<ListQ>,
+) -> Response {
+    let c = who!(a, m, u, h);
     a.expire().await;
-    reply(
-        StatusCode::OK,
-        a.list(q.status.as_deref(), q.agent.as_deref()).map(|p| json!({ "proposals": p })),
-    )
+    let r = a.list_as(&c, q.status.as_deref(), q.agent.as_deref());
+    reply(StatusCode::OK, logged(&c, "list", r).map(|p| json!({ "proposals": p })))
 }
 
-async fn show(State(a): St, Path(id): Path<String>) -> Response {
+async fn show(
+    State(a): St,
+    m: Method,
+    u: OriginalUri,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let c = who!(a, m, u, h);
     a.expire().await;
-    reply(StatusCode::OK, a.view(&id))
+    reply(StatusCode::OK, logged(&c, "show", a.view_as(&c, &id)))
 }
 
 async fn approve(State(a): St, Path(id): Path<String>, body: Body) -> Response {
@@ -119,21 +183,37 @@ async fn approve(State(a): St, Path(id): Path<String>, body: Body) -> Response {
     reply(StatusCode::OK, r)
 }
 
-async fn certificate(State(a): St, Path(id): Path<String>) -> Response {
-    reply(StatusCode::OK, a.certificate(&id))
+async fn certificate(
+    State(a): St,
+    m: Method,
+    u: OriginalUri,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let c = who!(a, m, u, h);
+    reply(StatusCode::OK, logged(&c, "certificate", a.certificate_as(&c, &id)))
 }
 
-async fn bg_show(State(a): St, Path(id): Path<String>) -> Response {
-    reply(
-        StatusCode::OK,
-        a.view(&id).and_then(|v| {
-            v.break_glass.ok_or_else(|| AdmissionError::NotFound("no break-glass draft".into()))
-        }),
-    )
+async fn bg_show(
+    State(a): St,
+    m: Method,
+    u: OriginalUri,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let c = who!(a, m, u, h);
+    reply(StatusCode::OK, logged(&c, "break-glass", a.break_glass_show_as(&c, &id)))
 }
 
-async fn bg_create(State(a): St, Path(id): Path<String>) -> Response {
-    reply(StatusCode::OK, a.break_glass_draft(&id).await)
+async fn bg_create(
+    State(a): St,
+    m: Method,
+    u: OriginalUri,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let c = who!(a, m, u, h);
+    reply(StatusCode::OK, logged(&c, "break-glass", a.break_glass_draft_as(&c, &id).await))
 }
 
 async fn bg_sign(State(a): St, Path(id): Path<String>, body: Body) -> Response {
@@ -156,10 +236,12 @@ async fn revoke(State(a): St, headers: HeaderMap, body: Body) -> Response {
     reply(StatusCode::OK, r)
 }
 
-async fn policy(State(a): St) -> Response {
+async fn policy(State(a): St, m: Method, u: OriginalUri, h: HeaderMap) -> Response {
+    let c = who!(a, m, u, h);
+    let r = c.require(c.reads_policy(), "GET /v1/admission/policy").and_then(|()| a.policy());
     reply(
         StatusCode::OK,
-        a.policy().map(|(text, epoch, digest, history)| {
+        logged(&c, "policy", r).map(|(text, epoch, digest, history)| {
             json!({ "policy_epoch": epoch, "digest": digest, "text": text, "history": history })
         }),
     )
@@ -173,7 +255,9 @@ async fn load_policy(State(a): St, headers: HeaderMap, body: Body) -> Response {
     reply(StatusCode::OK, r.map(|epoch| json!({ "policy_epoch": epoch })))
 }
 
-async fn epochs(State(a): St) -> Response {
+/// Any registered caller: the same facts are in the open signed epoch statement.
+async fn epochs(State(a): St, m: Method, u: OriginalUri, h: HeaderMap) -> Response {
+    let _ = who!(a, m, u, h);
     reply(StatusCode::OK, a.epochs().await)
 }
 

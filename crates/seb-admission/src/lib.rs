@@ -18,6 +18,7 @@
 //! - [`records`]: the signed admission records and epoch statements written to the ledger.
 //! - [`service`]: [`service::Admission`], the state machine of proposals.
 //! - [`http`]: the `/v1/admission/...` API as an axum router.
+//! - [`access`]: who may read what (the callers of signed requests and their roles).
 //! - [`client`]: what agents, approvers and operators sign (used by the CLI and tests).
 //!
 //! Architecture invariants:
@@ -31,6 +32,7 @@
 //!   digests.
 //! - The rationale is stored and shown, never read by a decision.
 
+pub mod access;
 pub mod client;
 pub mod clock;
 pub mod config;

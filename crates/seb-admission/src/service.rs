@@ -25,7 +25,7 @@ use seb_core::digest::Digest;
 use seb_core::envelope::{Envelope, EnvelopeError, EnvelopeSignature, PayloadType, pae};
 use seb_core::json;
 use seb_core::keys::{KeyId, PublicKey, SigningKey, TrustedKeys};
-use seb_core::pipeline::{ApproverRegistry, ApproverRole, PathRules};
+use seb_core::pipeline::{ApproverRegistry, ApproverRole, Observation, PathRules};
 use seb_core::types::{
     Approval, ApprovalDecision, CertPath, CertificatePayload, Contract, EpochStatement, Evidence,
     Issuer, Platform, Proposal, RiskLevel, Subject, Validity,
@@ -36,7 +36,10 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::{error, info, warn};
 
-use crate::client::{ADMIN_MEDIA_TYPE, AdminRequest};
+use crate::access::Caller;
+use crate::client::{
+    ADMIN_MEDIA_TYPE, AdminRequest, READ_MEDIA_TYPE, READ_SIGNATURE_HEADER, read_message,
+};
 use crate::clock::Clock;
 use crate::config::{AdmissionConfig, AgentRegistry, NamedKeys, read_key_file};
 use crate::error::AdmissionError;
@@ -145,7 +148,18 @@ pub struct BreakGlassView {
     pub expires_at_ms: u64,
 }
 
-/// A proposal with everything admission found out about it (what approvers see).
+/// A break-glass draft as a proposal view shows it: who signed, not what (the exact payload
+/// is served only to operators and admins by the break-glass route).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BreakGlassStatus {
+    pub cid: String,
+    pub signers: Vec<String>,
+    pub quorum: usize,
+    pub expires_at_ms: u64,
+}
+
+/// A proposal with everything admission found out about it (what approvers see). Values the
+/// platform profile marks sensitive are shown as `{digest, length}` ([`seb_target::Sensitive`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProposalView {
     pub proposal_id: String,
@@ -169,7 +183,7 @@ pub struct ProposalView {
     pub cert_path: Option<CertPath>,
     pub validity: Option<Validity>,
     pub certificate_digest: Option<Digest>,
-    pub break_glass: Option<BreakGlassView>,
+    pub break_glass: Option<BreakGlassStatus>,
     /// Id of the ledger record of the final decision.
     pub record_id: Option<String>,
 }
@@ -230,6 +244,7 @@ struct Settings {
     validity_s: u64,
     approval_timeout_ms: u64,
     max_age_ms: u64,
+    request_max_age_ms: u64,
     statement_ttl_ms: u64,
     body_limit: usize,
     observe_timeout: Duration,
@@ -319,6 +334,7 @@ impl Admission {
                 validity_s: cfg.validity_s,
                 approval_timeout_ms: cfg.approval_timeout_s.saturating_mul(1000),
                 max_age_ms: cfg.proposal_max_age_s.saturating_mul(1000),
+                request_max_age_ms: cfg.request_max_age_s.saturating_mul(1000),
                 statement_ttl_ms: cfg.statement_ttl_ms,
                 body_limit: cfg.body_limit,
                 observe_timeout: Duration::from_millis(cfg.observe_timeout_ms),
@@ -518,6 +534,15 @@ impl Admission {
                 };
                 match next {
                     Next::Deny(reason) => self.deny(&id, &reason).await?,
+                    Next::Inapplicable(reason) => {
+                        self.deny(&id, &reason).await?;
+                        let record_id = self.view(&id).ok().and_then(|v| v.record_id);
+                        return Err(AdmissionError::Inapplicable {
+                            proposal_id: id,
+                            record_id,
+                            reason,
+                        });
+                    }
                     Next::Advisory(reason) => self.finish_advisory(&id, &reason).await?,
                     Next::Wait => {
                         info!(proposal_id = %id, "proposal waits for approvals");
@@ -570,7 +595,8 @@ impl Admission {
         };
         let contract_digest = contract.digest().map_err(|e| format!("contract: {e}"))?;
         adapter.target.check_scope(&contract).map_err(|e| format!("scope: {e}"))?;
-        let evidence = self.observe(adapter, &contract, now).await?;
+        let (evidence, observed) = self.observe(adapter, &contract, now).await?;
+        let inapplicable = adapter.profile.applicable(&contract.op, &observed).err();
         let (engine, policy_epoch) = self.active_policy().map_err(|e| e.to_string())?;
         let paths: Vec<String> = p.constraints.iter().map(|c| c.path.clone()).collect();
         let outcome = engine
@@ -587,7 +613,9 @@ impl Admission {
             .map_err(|e| format!("policy: {e}"))?;
         let requirement =
             required(score.level, &self.path_rules, &self.escalation, &outcome.escalations);
-        let next = if !outcome.permitted {
+        let next = if let Some(why) = inapplicable {
+            Next::Inapplicable(why)
+        } else if !outcome.permitted {
             Next::Deny(format!("policy: {}", outcome.reasons.join("; ")))
         } else if score.level == RiskLevel::L0 {
             Next::Advisory("L0 is advisory: no certificate is issued".into())
@@ -619,7 +647,7 @@ impl Admission {
         adapter: &PlatformAdapter,
         c: &Contract,
         now: u64,
-    ) -> Result<Evidence, String> {
+    ) -> Result<(Evidence, Observation), String> {
         let req = ObserveRequest {
             op: c.op.clone(),
             target: c.target.clone(),
@@ -633,14 +661,160 @@ impl Admission {
         let digest = Digest::of_json(&obs.projection).map_err(|e| format!("evidence: {e}"))?;
         let evidence = Evidence {
             digest,
-            projection: obs.projection,
+            projection: obs.projection.clone(),
             observed_at_ms: now,
             tolerance: BTreeMap::new(),
         };
         // Check 9's rules against the observed state (an SSM type change), as the broker runs
         // them against the certified evidence.
         adapter.target.check_evidence(c, &evidence).map_err(|e| format!("scope: {e}"))?;
-        Ok(evidence)
+        Ok((evidence, obs))
+    }
+
+    // ------------------------------------------------------------------ access
+
+    /// The registered identities of `kid` (none: not a registered key).
+    fn caller(&self, kid: &KeyId) -> Option<(Caller, PublicKey)> {
+        let mut key = None;
+        let agent = self.agents.iter().find_map(|a| {
+            a.keys.iter().find(|k| k.kid() == *kid).map(|k| {
+                key = Some(*k);
+                a.name.clone()
+            })
+        });
+        let approver = self.approvers.get(kid).map(|a| {
+            key = Some(a.key);
+            (a.name.clone(), a.role)
+        });
+        let mut named = |keys: &NamedKeys| {
+            keys.iter().find(|(_, k)| k.kid() == *kid).map(|(n, k)| {
+                key = Some(*k);
+                n.to_owned()
+            })
+        };
+        let operator = named(&self.break_glass);
+        let admin = named(&self.admins);
+        let c = Caller { kid: kid.clone(), agent, approver, operator, admin };
+        key.map(|k| (c, k))
+    }
+
+    /// Authenticate a signed request: `header` is the [`READ_SIGNATURE_HEADER`] value
+    /// `<kid>:<at_ms>:<base64 signature>` over `PAE(READ_MEDIA_TYPE, "<method>\n<path?query>\n<at_ms>")`
+    /// (see [`crate::client::sign_read`]). No header, a malformed one, an unregistered key,
+    /// a signature that does not verify, or an `at_ms` outside `request_max_age_s` of
+    /// admission's clock: [`AdmissionError::Unauthenticated`] (401).
+    pub fn authenticate_request(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        header: Option<&str>,
+    ) -> Result<Caller, AdmissionError> {
+        let unauth = |m: String| AdmissionError::Unauthenticated(m);
+        let header = header.ok_or_else(|| {
+            unauth(format!(
+                "no credentials: sign the request with a registered key (`{READ_SIGNATURE_HEADER}: <kid>:<at_ms>:<signature>`)"
+            ))
+        })?;
+        let mut parts = header.splitn(3, ':');
+        let (Some(kid), Some(at), Some(sig)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(unauth(format!("malformed `{READ_SIGNATURE_HEADER}`")));
+        };
+        let kid: KeyId = kid.parse().map_err(|_| unauth("malformed key id".into()))?;
+        let at_ms: u64 = at.parse().map_err(|_| unauth("malformed at_ms".into()))?;
+        let (caller, key) =
+            self.caller(&kid).ok_or_else(|| unauth(format!("key `{kid}` is not registered")))?;
+        key.verify_b64(&pae(READ_MEDIA_TYPE, &read_message(method, path_and_query, at_ms)), sig)
+            .map_err(|_| {
+                unauth(format!(
+                    "the signature does not verify for `{method} {}` under key `{kid}`",
+                    short(path_and_query)
+                ))
+            })?;
+        let now = self.now()?;
+        if at_ms.abs_diff(now) > self.settings.request_max_age_ms {
+            return Err(unauth(format!(
+                "stale signature: signed {} ms from admission's clock, at most {} allowed",
+                at_ms.abs_diff(now),
+                self.settings.request_max_age_ms
+            )));
+        }
+        Ok(caller)
+    }
+
+    fn not_found(id: &str) -> AdmissionError {
+        AdmissionError::NotFound(format!("proposal `{}`", short(id)))
+    }
+
+    /// [`Admission::list`] as `caller` sees it: an agent its own proposals, approvers and
+    /// admins every proposal.
+    pub fn list_as(
+        &self,
+        caller: &Caller,
+        status: Option<&str>,
+        agent: Option<&str>,
+    ) -> Result<Vec<ProposalSummary>, AdmissionError> {
+        caller.require(caller.reads_proposals(), "GET /v1/admission/proposals")?;
+        let mut all = self.list(status, agent)?;
+        all.retain(|p| caller.sees(&p.agent));
+        Ok(all)
+    }
+
+    /// [`Admission::view`] as `caller` sees it: a proposal it may not see is `404`, exactly
+    /// like one that does not exist.
+    pub fn view_as(&self, caller: &Caller, id: &str) -> Result<ProposalView, AdmissionError> {
+        caller.require(caller.reads_proposals(), "GET /v1/admission/proposals/{id}")?;
+        let v = self.view(id).map_err(|_| Self::not_found(id))?;
+        if caller.sees(&v.agent) { Ok(v) } else { Err(Self::not_found(id)) }
+    }
+
+    /// [`Admission::certificate`] as `caller` may fetch it.
+    pub fn certificate_as(&self, caller: &Caller, id: &str) -> Result<Envelope, AdmissionError> {
+        caller
+            .require(caller.reads_certificates(), "GET /v1/admission/proposals/{id}/certificate")?;
+        let visible = {
+            let map = self.lock()?;
+            map.get(id).is_some_and(|e| {
+                caller
+                    .sees_certificate(&e.view.agent, e.view.cert_path == Some(CertPath::BreakGlass))
+            })
+        };
+        if !visible {
+            return Err(Self::not_found(id));
+        }
+        self.certificate(id)
+    }
+
+    /// The live break-glass draft of a proposal, for operators and admins.
+    pub fn break_glass_show_as(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<BreakGlassView, AdmissionError> {
+        caller.require(
+            caller.handles_break_glass(),
+            "GET /v1/admission/proposals/{id}/break-glass",
+        )?;
+        let map = self.lock()?;
+        let e = map.get(id).ok_or_else(|| Self::not_found(id))?;
+        e.break_glass
+            .as_ref()
+            .map(|b| self.bg_view(b))
+            .ok_or_else(|| AdmissionError::NotFound("no break-glass draft".into()))
+    }
+
+    /// [`Admission::break_glass_draft`] by an operator or an admin.
+    pub async fn break_glass_draft_as(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<BreakGlassView, AdmissionError> {
+        caller.require(
+            caller.handles_break_glass(),
+            "POST /v1/admission/proposals/{id}/break-glass",
+        )?;
+        let v = self.break_glass_draft(id).await?;
+        warn!(proposal_id = %id, caller = %caller.describe(), break_glass = true, "break-glass draft served");
+        Ok(v)
     }
 
     /// A proposal.
@@ -650,8 +824,45 @@ impl Admission {
             .get(id)
             .ok_or_else(|| AdmissionError::NotFound(format!("proposal `{}`", short(id))))?;
         let mut v = e.view.clone();
-        v.break_glass = e.break_glass.as_ref().map(|b| self.bg_view(b));
+        v.break_glass = e.break_glass.as_ref().map(|b| BreakGlassStatus {
+            cid: b.payload.cid.clone(),
+            signers: b.signatures.values().map(|(n, _)| n.clone()).collect(),
+            quorum: self.break_glass_quorum,
+            expires_at_ms: b.payload.validity.not_after.saturating_mul(1000),
+        });
+        self.redact(&mut v);
         Ok(v)
+    }
+
+    /// Replace the values the platform's profile marks sensitive by `{digest, length}` in
+    /// the proposal's and the contract's params (and constraints on them) and in the
+    /// evidence. A platform that is not configured has no profile to say: all its params are.
+    fn redact(&self, v: &mut ProposalView) {
+        let sensitive = self.platforms.get(v.proposal.platform).map(|a| {
+            let target = v.contract.as_ref().map_or(&v.proposal.target, |c| &c.target);
+            a.profile.sensitive(&v.proposal.op, target)
+        });
+        let Some(s) = sensitive else {
+            seb_target::sensitive::redact(&mut v.proposal.params, "");
+            return;
+        };
+        if s.is_empty() {
+            return;
+        }
+        let constraints = |cs: &mut Vec<seb_core::types::Constraint>| {
+            for c in cs.iter_mut().filter(|c| s.covers_param(&c.path)) {
+                seb_target::sensitive::redact(&mut c.value, "");
+            }
+        };
+        s.redact_params(&mut v.proposal.params);
+        constraints(&mut v.proposal.constraints);
+        if let Some(c) = v.contract.as_mut() {
+            s.redact_params(&mut c.params);
+            constraints(&mut c.constraints);
+        }
+        if let Some(e) = v.evidence.as_mut() {
+            s.redact_evidence(&mut e.projection);
+        }
     }
 
     /// Every proposal, oldest first, optionally filtered.
@@ -1058,7 +1269,7 @@ impl Admission {
                 .platforms
                 .get(contract.platform)
                 .ok_or_else(|| Refusal::Deny("platform vanished".into()))?;
-            let fresh = self.observe(adapter, &contract, now).await.map_err(Refusal::Deny)?;
+            let (fresh, _) = self.observe(adapter, &contract, now).await.map_err(Refusal::Deny)?;
             if fresh.digest != evidence.digest {
                 return Err(Refusal::Deny(
                     "the live state changed since the evidence the approvals are bound to: propose again".into(),
@@ -1571,6 +1782,8 @@ pub fn statement_after(
 
 enum Next {
     Deny(String),
+    /// The operation cannot apply to what observation found.
+    Inapplicable(String),
     Advisory(String),
     Wait,
     Issue,

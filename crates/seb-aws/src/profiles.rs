@@ -938,6 +938,40 @@ pub fn applied(op: Op, live: &Value, params: &Value) -> bool {
     }
 }
 
+/// Where each operation carries values that views and logs show only as digest and length
+/// (spec section 11; listed in docs/admission.md). A table of its own, apart from
+/// [`PROFILES`]: what a value *is* (a parameter's value, an object's body, an item's
+/// attributes, a policy document) decides, not how the operation is pinned or observed.
+pub fn sensitive(op: Op) -> seb_target::Sensitive {
+    use seb_target::Sensitive;
+    match op {
+        // The parameter's new value, and the current one the observation read.
+        Op::SsmPutParameter => Sensitive { params: &["/value"], evidence: &[("/value", "")] },
+        // The object's body (the evidence is its ETag only).
+        Op::S3PutObject => Sensitive { params: &["/body"], evidence: &[] },
+        // The policy document proposed and the one in force.
+        Op::S3PutBucketPolicy => Sensitive { params: &["/policy"], evidence: &[("/policy", "")] },
+        // Attribute values written, and every attribute of the observed item (the key's
+        // values select the item and stay visible in `params.key`).
+        Op::DynamoDbPutItem => Sensitive { params: &["/item/*"], evidence: &[("", "/*")] },
+        Op::DynamoDbUpdateItem => Sensitive { params: &["/set/*"], evidence: &[("", "/*")] },
+        Op::DynamoDbDeleteItem => Sensitive { params: &[], evidence: &[("", "/*")] },
+        Op::Ec2AuthorizeSecurityGroupIngress
+        | Op::Ec2RevokeSecurityGroupIngress
+        | Op::S3DeleteObject
+        | Op::AutoScalingSetDesiredCapacity
+        | Op::AutoScalingUpdateAutoScalingGroup => Sensitive::NONE,
+    }
+}
+
+/// Whether an operation needs its object to exist: deleting an S3 object or a DynamoDB item
+/// that observation found absent is refused at admission. Every other operation creates or
+/// updates (`PutObject`, `PutItem`, `UpdateItem`, `PutParameter` are upserts) or acts on a
+/// resource whose observation fails when it is absent.
+pub fn needs_existing(op: Op) -> bool {
+    matches!(op, Op::S3DeleteObject | Op::DynamoDbDeleteItem)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1299,5 +1333,27 @@ mod tests {
             &json!({"pk": {"S": "a"}, "n": {"N": "2"}, "old": {"S": "x"}}),
             &up
         ));
+    }
+}
+
+#[cfg(test)]
+mod sensitive_tests {
+    use super::*;
+
+    #[test]
+    fn secret_values_are_marked_per_operation() {
+        let s = sensitive(Op::SsmPutParameter);
+        assert!(s.covers_param("/value") && !s.covers_param("/type"));
+        let mut p = json!({"value": "hunter2", "type": "String"});
+        s.redact_params(&mut p);
+        assert_eq!(p["type"], "String");
+        assert_eq!(p["value"]["length"], 7);
+        assert!(sensitive(Op::S3PutObject).covers_param("/body"));
+        assert!(sensitive(Op::S3PutBucketPolicy).covers_param("/policy/Statement"));
+        let put = sensitive(Op::DynamoDbPutItem);
+        assert!(put.covers_param("/item/secret/S") && !put.covers_param("/key/pk"));
+        assert!(sensitive(Op::DynamoDbUpdateItem).covers_param("/set/a"));
+        assert!(sensitive(Op::AutoScalingSetDesiredCapacity).is_empty());
+        assert!(needs_existing(Op::S3DeleteObject) && !needs_existing(Op::S3PutObject));
     }
 }

@@ -705,6 +705,19 @@ impl PlatformProfile for AwsPlatform {
             },
         }
     }
+
+    fn sensitive(&self, op: &str, _target: &Value) -> seb_target::Sensitive {
+        profiles::profile(op).map(|p| profiles::sensitive(p.op)).unwrap_or_default()
+    }
+
+    fn applicable(&self, op: &str, observed: &Observation) -> Result<(), String> {
+        match profiles::profile(op) {
+            Ok(p) if profiles::needs_existing(p.op) && observed.version.is_none() => Err(format!(
+                "`{op}` needs an object that observation found absent: it does not exist"
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]

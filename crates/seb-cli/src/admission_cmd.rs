@@ -2,6 +2,11 @@
 //! `seb admission revoke|statement|epochs|break-glass`, `seb policy load|show`, and mounting
 //! the admission API in `seb serve`.
 //!
+//! Every request that is not itself a signed statement is signed with the caller's key
+//! (`--agent-key`, `--key`: the `seb-request-signature` header of
+//! [`seb_admission::client::sign_read`]); admission answers it according to the roles that
+//! key is registered with.
+//!
 //! Every command prints a readable table or summary by default and the raw JSON with
 //! `--json`. Exit codes: 0 success (certified, approved, listed), 2 refused or denied,
 //! 3 still pending (`--wait` timed out), 1 errors.
@@ -14,12 +19,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
 use seb_admission::client::{
-    ADMIN_SIGNATURE_HEADER, AdminRequest, new_proposal_id, sign_admin, sign_approval,
-    sign_break_glass, sign_proposal,
+    ADMIN_SIGNATURE_HEADER, AdminRequest, READ_SIGNATURE_HEADER, new_proposal_id, sign_admin,
+    sign_approval, sign_break_glass, sign_proposal, sign_read,
 };
 use seb_broker::config::Config;
 use seb_broker::http::AppState;
 use seb_core::json;
+use seb_core::keys::SigningKey;
 use seb_core::types::{Approval, ApprovalDecision, Constraint, Platform, Proposal};
 use seb_store::{Revocation, Store};
 use serde_json::Value;
@@ -39,9 +45,26 @@ pub struct Endpoint {
     /// Print raw JSON (for scripts) instead of a readable summary.
     #[arg(long)]
     pub json: bool,
+    /// The key requests are signed with (the command's own key argument sets it).
+    #[arg(skip)]
+    pub signer: Option<Arc<SigningKey>>,
+}
+
+/// The key a read-only command signs its requests with.
+#[derive(Debug, Args)]
+pub struct ReadKey {
+    /// Your registered key file (agent, approver, break-glass operator or admin): admission
+    /// answers according to its roles.
+    #[arg(long, env = "SEB_KEY")]
+    pub key: PathBuf,
 }
 
 impl Endpoint {
+    /// Sign every request with `key` from now on.
+    fn signed_by(&mut self, key: SigningKey) {
+        self.signer = Some(Arc::new(key));
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}/v1/admission{path}", self.admission.trim_end_matches('/'))
     }
@@ -55,6 +78,14 @@ impl Endpoint {
     ) -> Result<(u16, Value)> {
         let url = self.url(path);
         let mut req = http_client(&self.tls)?.request(method.clone(), &url);
+        if let Some(k) = &self.signer {
+            let u = reqwest::Url::parse(&url).with_context(|| format!("URL `{url}`"))?;
+            let pq = match u.query() {
+                Some(q) => format!("{}?{q}", u.path()),
+                None => u.path().to_owned(),
+            };
+            req = req.header(READ_SIGNATURE_HEADER, sign_read(k, method.as_str(), &pq, now_ms()));
+        }
         if let Some(b) = body {
             req = req.header("content-type", "application/json").body(b);
         }
@@ -234,8 +265,9 @@ pub struct ProposeArgs {
 }
 
 /// `seb propose`: exit 0 certified, 2 denied/refused/advisory, 3 still pending.
-pub async fn propose(a: ProposeArgs) -> Result<ExitCode> {
+pub async fn propose(mut a: ProposeArgs) -> Result<ExitCode> {
     let key = keyfile::read(&a.agent_key)?;
+    a.ep.signed_by(keyfile::read(&a.agent_key)?);
     let platform: Platform =
         serde_json::from_value(Value::String(a.platform.clone())).context("--platform")?;
     let constraints: Vec<Constraint> =
@@ -323,8 +355,9 @@ pub struct ApproveArgs {
 
 /// `seb approve`: fetch and show the proposal, then sign an approval bound to exactly the
 /// contract and evidence digests shown.
-pub async fn approve(a: ApproveArgs) -> Result<ExitCode> {
+pub async fn approve(mut a: ApproveArgs) -> Result<ExitCode> {
     let key = keyfile::read(&a.key)?;
+    a.ep.signed_by(keyfile::read(&a.key)?);
     let (st, v) = a.ep.get(&format!("/proposals/{}", a.proposal)).await?;
     if st != 200 {
         return refused(&a.ep, st, &v);
@@ -393,10 +426,14 @@ pub struct ProposalsArgs {
     /// Only this agent.
     #[arg(long)]
     pub agent: Option<String>,
+    #[command(flatten)]
+    pub key: ReadKey,
 }
 
-/// `seb proposals`: a table (or JSON) of proposals, or one in full.
-pub async fn proposals(a: ProposalsArgs) -> Result<ExitCode> {
+/// `seb proposals`: a table (or JSON) of proposals, or one in full (those the key's roles
+/// may see: an agent its own, approvers and admins all).
+pub async fn proposals(mut a: ProposalsArgs) -> Result<ExitCode> {
+    a.ep.signed_by(keyfile::read(&a.key.key)?);
     if let Some(id) = &a.id {
         let (st, v) = a.ep.get(&format!("/proposals/{id}")).await?;
         if st != 200 {
@@ -508,6 +545,8 @@ pub enum AdmissionCmd {
     Epochs {
         #[command(flatten)]
         ep: Endpoint,
+        #[command(flatten)]
+        key: ReadKey,
     },
     /// Fetch a fresh signed epoch statement (for brokers that do not share the store).
     Statement {
@@ -544,10 +583,12 @@ pub enum PolicyCmd {
         #[command(flatten)]
         id: AdminId,
     },
-    /// Show the policy in force and its history.
+    /// Show the policy in force and its history (approvers, operators, admins).
     Show {
         #[command(flatten)]
         ep: Endpoint,
+        #[command(flatten)]
+        key: ReadKey,
     },
 }
 
@@ -574,7 +615,8 @@ pub async fn admission(cmd: AdmissionCmd) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        AdmissionCmd::Epochs { ep } => {
+        AdmissionCmd::Epochs { mut ep, key } => {
+            ep.signed_by(keyfile::read(&key.key)?);
             let (st, v) = ep.get("/epochs").await?;
             if st != 200 {
                 return refused(&ep, st, &v);
@@ -606,12 +648,13 @@ fn statement_payload(env: &Value) -> Value {
 }
 
 async fn break_glass(
-    ep: Endpoint,
+    mut ep: Endpoint,
     proposal: &str,
     key: &Path,
     out: Option<&Path>,
     yes: bool,
 ) -> Result<ExitCode> {
+    ep.signed_by(keyfile::read(key)?);
     let key = keyfile::read(key)?;
     let (st, draft) =
         ep.post(&format!("/proposals/{proposal}/break-glass"), b"{}".to_vec(), None).await?;
@@ -686,7 +729,8 @@ pub async fn policy(cmd: PolicyCmd) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        PolicyCmd::Show { ep } => {
+        PolicyCmd::Show { mut ep, key } => {
+            ep.signed_by(keyfile::read(&key.key)?);
             let (st, v) = ep.get("/policy").await?;
             if st != 200 {
                 return refused(&ep, st, &v);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{Value, json};
-use support::{PERMIT_PROPOSALS, SEB, Server, admission_config, pk, seb, serve, write_key};
+use support::{PERMIT_PROPOSALS, SEB, Server, admission_config, key, pk, seb, serve, write_key};
 
 fn start(dir: &Path) -> Server {
     start_with(dir, "", None)
@@ -34,7 +34,18 @@ checkpoint_interval_s = 0
 [targets.test]
 state_file = "target.json"
 {}"#,
-        admission_config(dir, &policy, "statement_ttl_ms = 1500\n")
+        admission_config(
+            dir,
+            &policy,
+            // A second agent (key 50), whose key must not read agent-a's proposals, and two
+            // break-glass operators (keys 30, 31).
+            &format!(
+                "statement_ttl_ms = 1500\n[[admission.agents]]\nname = \"agent-b\"\npublic_keys = [\"{}\"]\n[admission.break_glass]\nquorum = 2\noperators = [{{ name = \"op-0\", public_key = \"{}\" }}, {{ name = \"op-1\", public_key = \"{}\" }}]\n",
+                pk(50),
+                pk(30),
+                pk(31)
+            )
+        )
     );
     std::fs::write(dir.join("seb.toml"), cfg).unwrap();
     serve(dir, ca)
@@ -95,6 +106,7 @@ fn propose_and_approve_tls(
     loop {
         let (code, out, _) = seb(&[
             &["proposals", "--admission", &s.url, "--status", "pending", "--json"][..],
+            &["--key", alice.to_str().unwrap()],
             &ca_args,
         ]
         .concat());
@@ -106,7 +118,11 @@ fn propose_and_approve_tls(
         assert!(Instant::now() < deadline, "proposal never showed up");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let (code, table, _) = seb(&[&["proposals", "--admission", &s.url][..], &ca_args].concat());
+    let (code, table, _) = seb(&[
+        &["proposals", "--admission", &s.url, "--key", alice.to_str().unwrap()][..],
+        &ca_args,
+    ]
+    .concat());
     assert_eq!(code, 0);
     assert!(table.contains(id) && table.contains("pending") && table.contains("L1"), "{table}");
     // The human sees the contract, the evidence digest and the consequence, then approves.
@@ -397,4 +413,160 @@ fn a_statement_broker_trusts_epoch_statement_ca_for_an_https_statement() {
     let (code, v) = execute(&b, d, &cert);
     assert_eq!(code, 0, "{v}\n{}", b.log());
     assert_eq!(v["outcome"]["status"], "applied");
+}
+
+/// Admission's reads over the live server: `seb` signs them with the caller's key, and the
+/// server answers by role (an agent its own proposals only, the policy not at all); a request
+/// without a signature, with a stale one, or with another agent's key gets nothing. A delete of
+/// an object that does not exist is refused at admission.
+#[test]
+fn admission_reads_are_signed_and_answered_by_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = start(d);
+    let other = write_key(d, "agent-b.seed", 50);
+    let (agent, alice) = (d.join("agent.seed"), d.join("alice.seed"));
+    let propose = |id: &str, op: &str, target: &str, params: &str| {
+        seb(&[
+            "propose",
+            "--admission",
+            &s.url,
+            "--agent",
+            "agent-a",
+            "--agent-key",
+            agent.to_str().unwrap(),
+            "--platform",
+            "test",
+            "--op",
+            op,
+            "--target",
+            target,
+            "--params",
+            params,
+            "--id",
+            id,
+        ])
+    };
+    let (code, out, err) =
+        propose("p-mine", "set", r#"{"name":"cfg"}"#, r#"{"value":{"replicas":2},"risk":0.1}"#);
+    assert_eq!(code, 3, "pending for a human: {out}{err}");
+    let reads = |k: &Path, args: &[&str]| {
+        let mut a = args.to_vec();
+        a.extend_from_slice(&["--admission", &s.url, "--key", k.to_str().unwrap()]);
+        seb(&a)
+    };
+    // Its agent and the approver see it; another agent's key neither lists nor shows it.
+    let (code, out, err) = reads(&agent, &["proposals", "p-mine", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["agent"], "agent-a");
+    let (code, out, _) = reads(&alice, &["proposals", "--json"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("p-mine"), "{out}");
+    let (code, out, err) = reads(&other, &["proposals", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["proposals"], json!([]), "{out}");
+    let (code, _, err) = reads(&other, &["proposals", "p-mine"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("refused (404)") && err.contains("not_found"), "{err}");
+    // The policy is for approvers and admins; epochs for any registered key.
+    let (code, _, err) = reads(&agent, &["policy", "show"]);
+    assert!(code == 2 && err.contains("refused (403)"), "{err}");
+    assert_eq!(reads(&alice, &["policy", "show"]).0, 0);
+    assert_eq!(reads(&other, &["admission", "epochs"]).0, 0);
+
+    // The same route by hand: no signature, a stale one, a fresh one.
+    let http = reqwest::blocking::Client::new();
+    let path = "/v1/admission/proposals/p-mine";
+    let get = |sig: Option<String>| {
+        let mut r = http.get(format!("{}{path}", s.url));
+        if let Some(sig) = sig {
+            r = r.header(seb_admission::client::READ_SIGNATURE_HEADER, sig);
+        }
+        let resp = r.send().unwrap();
+        let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+        (resp.status().as_u16(), ct, resp.json::<Value>().unwrap())
+    };
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+            as u64;
+    let sign = |n: u8, at: u64| Some(seb_admission::client::sign_read(&key(n), "GET", path, at));
+    let (st, ct, v) = get(None);
+    assert_eq!((st, ct.as_deref()), (401, Some("application/problem+json")), "{v}");
+    let (st, _, v) = get(sign(2, now - 120_000));
+    assert_eq!(st, 401, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("stale"), "{v}");
+    assert_eq!(get(sign(50, now)).0, 404);
+    let (st, _, v) = get(sign(2, now));
+    assert_eq!((st, v["proposal_id"].as_str()), (200, Some("p-mine")), "{v}");
+
+    // A delete of an object that does not exist: refused with the reason, denied on record.
+    let (code, out, err) = propose("p-gone", "delete", r#"{"name":"gone"}"#, "{}");
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("refused (422)") && err.contains("observation found absent"), "{err}");
+    let (code, out, _) = reads(&agent, &["proposals", "p-gone", "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["status"], "denied", "{out}");
+}
+
+/// `seb admission break-glass` signs its draft creation and certificate fetch with the
+/// operator's key: two operators reach the quorum and the second writes the certificate; the
+/// agent's key may not create a draft, and the policy-path reads of an operator are refused.
+#[test]
+fn break_glass_operators_sign_their_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = start(d);
+    let ops = [write_key(d, "op0.seed", 30), write_key(d, "op1.seed", 31)];
+    let agent = d.join("agent.seed");
+    let (code, out, err) = seb(&[
+        "propose",
+        "--admission",
+        &s.url,
+        "--agent",
+        "agent-a",
+        "--agent-key",
+        agent.to_str().unwrap(),
+        "--platform",
+        "test",
+        "--op",
+        "set",
+        "--target",
+        r#"{"name":"cfg"}"#,
+        "--params",
+        r#"{"value":{"replicas":7},"risk":0.1}"#,
+        "--id",
+        "p-bg",
+    ]);
+    assert_eq!(code, 3, "pending for a human: {out}{err}");
+    let bg = |k: &Path, out: Option<&Path>| {
+        let mut a = vec![
+            "admission",
+            "break-glass",
+            "p-bg",
+            "--admission",
+            &s.url,
+            "--key",
+            k.to_str().unwrap(),
+            "--yes",
+        ];
+        if let Some(o) = out {
+            a.extend_from_slice(&["--out", o.to_str().unwrap()]);
+        }
+        seb(&a)
+    };
+    let (code, _, err) = bg(&agent, None);
+    assert!(code == 2 && err.contains("refused (403)"), "{err}");
+    let (code, out, err) = bg(&ops[0], None);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("signers so far [\"op-0\"]"), "{out}");
+    let cert = d.join("bg.cert.json");
+    let (code, out, err) = bg(&ops[1], Some(&cert));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("certified"), "{out}");
+    let c: Value = serde_json::from_str(&std::fs::read_to_string(&cert).unwrap()).unwrap();
+    assert_eq!(c["signatures"].as_array().unwrap().len(), 2, "{c}");
+    // An operator reads drafts, not proposals.
+    let (code, _, err) =
+        seb(&["proposals", "--admission", &s.url, "--key", ops[0].to_str().unwrap()]);
+    assert!(code == 2 && err.contains("refused (403)"), "{err}");
 }

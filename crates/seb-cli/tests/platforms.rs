@@ -303,6 +303,41 @@ broker_username = "broker"
             "{report}"
         );
 
+        // A proposal that cannot apply to what admission observed on the live cluster is
+        // refused with the reason (a scale of a Deployment that does not exist, a create of
+        // one that does), and denied on record.
+        for (id, op, name, params, why) in [
+            ("scale-ghost", "scale", "ghost", json!({"replicas": 2}), "does not exist"),
+            ("create-web", "create", "web", json!({"spec": {}}), "already exists"),
+        ] {
+            let target = json!({"cluster":"test","api_version":"apps/v1","kind":"Deployment","namespace": ns,"name": name});
+            let (code, out, err) = seb(&[
+                "propose",
+                "--admission",
+                &srv.url,
+                "--ca",
+                ca.to_str().unwrap(),
+                "--agent",
+                "agent-a",
+                "--agent-key",
+                d.join("agent.seed").to_str().unwrap(),
+                "--platform",
+                "kubernetes",
+                "--op",
+                op,
+                "--target",
+                &target.to_string(),
+                "--params",
+                &params.to_string(),
+                "--id",
+                id,
+            ]);
+            assert_eq!(code, 2, "{id}: {out}{err}");
+            assert!(err.contains("refused (422)") && err.contains(why), "{id}: {err}");
+        }
+        let (_, dep) = kube("GET", &format!("{deps}/web"), &t.admin, None);
+        assert_eq!(dep["spec"]["replicas"], 3, "nothing changed");
+
         // `seb deploy kubernetes --delete` with the same flags uninstalls it (webhook first);
         // --no-namespaces keeps the namespaces, which other tests in this process share.
         let (code, out, err) = seb_with(&deploy_args, &["--no-namespaces", "--delete"]);
@@ -749,6 +784,36 @@ execution_role_arn = "{role_arn}"
         let got =
             moto.call("s3", "get_object", json!({"Bucket": bucket, "Key": "flags.json"})).unwrap();
         assert_eq!(got["Body"], "{\"sale\":true}", "{got}");
+        // The proposal view shows the object body only as digest and length (the approver
+        // here, the agent alike); the certificate carries it exactly.
+        for k in ["alice.seed", "agent.seed"] {
+            let key = d.join(k);
+            let (code, out, err) = seb(&[
+                "proposals",
+                "put-flags",
+                "--admission",
+                &srv.url,
+                "--key",
+                key.to_str().unwrap(),
+                "--json",
+            ]);
+            assert_eq!(code, 0, "{out}{err}");
+            assert!(!out.contains("sale"), "{out}");
+            let v: Value = serde_json::from_str(&out).unwrap();
+            let body = json!({"digest": seb_core::digest::Digest::of_bytes(b"{\"sale\":true}"), "length": 13});
+            assert_eq!(v["contract"]["params"]["body"], body, "{v}");
+            assert_eq!(v["proposal"]["params"]["body"], body, "{v}");
+        }
+        let c: Value = serde_json::from_str(&std::fs::read_to_string(&cert).unwrap()).unwrap();
+        let payload: Value = serde_json::from_slice(
+            &base64::Engine::decode(
+                &base64::engine::general_purpose::STANDARD,
+                c["payload"].as_str().unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(payload["contract"]["params"]["body"], "{\"sale\":true}");
 
         // A replay is refused.
         let (code, v) = execute(&srv, d, None, &cert);

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use seb_core::pipeline::ScopeCheck;
+use seb_core::pipeline::{Observation, ScopeCheck};
 use seb_core::types::{Contract, Platform};
-use seb_target::{ConsequenceFactors, OpProfile, PlatformProfile, TargetError};
+use seb_target::{ConsequenceFactors, OpProfile, PlatformProfile, Sensitive, TargetError};
 use serde_json::Value;
 
 use crate::model::{Op, TargetRef, normalise_params};
@@ -406,6 +406,36 @@ impl PlatformProfile for KubeProfile {
             },
         }
     }
+
+    /// A core `Secret`'s `data` and `stringData` (and, in a JSON patch of one, every `value`).
+    fn sensitive(&self, op: &str, target: &Value) -> Sensitive {
+        let secret = target.get("kind").and_then(Value::as_str) == Some("Secret")
+            && target.get("api_version").and_then(Value::as_str) == Some("v1");
+        const EVIDENCE: &[(&str, &str)] = &[("", "/data"), ("", "/stringData")];
+        match Op::parse(op) {
+            Ok(Op::JsonPatch) if secret => Sensitive { params: &["/*/value"], evidence: EVIDENCE },
+            Ok(_) if secret => Sensitive { params: &["/data", "/stringData"], evidence: EVIDENCE },
+            _ => Sensitive::NONE,
+        }
+    }
+
+    /// `create` needs the object absent; `apply` creates or updates; every other op needs
+    /// it present (the observation's resourceVersion is `None` exactly when it is absent).
+    fn applicable(&self, op: &str, observed: &Observation) -> Result<(), String> {
+        let exists = observed.version.is_some();
+        match Op::parse(op) {
+            Ok(Op::Create) if exists => {
+                Err("`create` of an object that observation found present: it already exists"
+                    .into())
+            }
+            Ok(Op::Apply | Op::Create) | Err(_) => Ok(()),
+            Ok(o) if !exists => Err(format!(
+                "`{}` needs an object that observation found absent: it does not exist",
+                o.as_str()
+            )),
+            Ok(_) => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -413,6 +443,31 @@ mod tests {
     use super::*;
     use seb_core::types::{CheckKind, Constraint, RiskLevel};
     use serde_json::json;
+
+    #[test]
+    fn an_op_that_cannot_apply_to_what_was_observed_is_inapplicable() {
+        let absent = Observation { projection: Default::default(), version: None };
+        let present = Observation { projection: Default::default(), version: Some("7".into()) };
+        for op in ["scale", "replace", "merge_patch", "json_patch", "delete"] {
+            let e = KubeProfile.applicable(op, &absent).unwrap_err();
+            assert!(e.contains("does not exist") && e.contains(op), "{e}");
+            assert!(KubeProfile.applicable(op, &present).is_ok());
+        }
+        assert!(KubeProfile.applicable("create", &absent).is_ok());
+        assert!(KubeProfile.applicable("create", &present).unwrap_err().contains("already exists"));
+        assert!(KubeProfile.applicable("apply", &absent).is_ok());
+        assert!(KubeProfile.applicable("apply", &present).is_ok());
+    }
+
+    #[test]
+    fn a_secret_s_data_is_sensitive_a_config_map_s_is_not() {
+        let secret = target("Secret", "v1", "a");
+        let s = KubeProfile.sensitive("create", &secret);
+        assert!(s.covers_param("/data/password") && s.covers_param("/stringData/x"));
+        assert!(!s.covers_param("/metadata/name"));
+        assert!(KubeProfile.sensitive("json_patch", &secret).covers_param("/0/value"));
+        assert!(KubeProfile.sensitive("create", &target("ConfigMap", "v1", "a")).is_empty());
+    }
 
     fn target(kind: &str, api: &str, ns: &str) -> Value {
         json!({"cluster":"c","api_version":api,"kind":kind,"namespace":ns,"name":"x"})

@@ -24,8 +24,11 @@ use seb_core::types::{Contract, Platform, RiskLevel};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub mod sensitive;
 #[cfg(feature = "test-double")]
 pub mod test_double;
+
+pub use sensitive::Sensitive;
 
 /// A boxed future returned by [`Target`] methods.
 pub type TargetFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, TargetError>> + Send + 'a>>;
@@ -177,6 +180,19 @@ pub trait PlatformProfile: Send + Sync {
     fn default_pointers(&self, op: &str, target: &Value, params: &Value) -> Vec<String>;
     /// Documented per-platform consequence rules.
     fn consequence(&self, op: &str, target: &Value, params: &Value) -> ConsequenceFactors;
+    /// Where `op` on `target` carries values this platform marks sensitive: admission shows
+    /// them in views and logs only as digest and length. Default: none.
+    fn sensitive(&self, op: &str, target: &Value) -> Sensitive {
+        let _ = (op, target);
+        Sensitive::NONE
+    }
+    /// Whether `op` can apply to what observation found: `Err(reason)` when it needs an
+    /// object that `observed` shows absent (replace, patch, scale, delete…) or creates one
+    /// that exists. Admission refuses such a proposal. Default: no opinion.
+    fn applicable(&self, op: &str, observed: &Observation) -> Result<(), String> {
+        let _ = (op, observed);
+        Ok(())
+    }
 }
 
 /// Per-operation facts a platform declares (spec section 9: "the op's profile says so").

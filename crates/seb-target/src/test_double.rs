@@ -7,7 +7,9 @@
 //! duplicate execution is visible). Objects are `{"value": <json>, "version": <n>}` keyed by
 //! `target.name`. Operations: `set` (replace the object's value with `params.value`, pinned
 //! by the observed version) and `delete`. Minted identities are random tokens scoped to one
-//! (op, name); `mutate` refuses any other use, and `retire` removes the token.
+//! (op, name); `mutate` refuses any other use, and `retire` removes the token. As a profile
+//! it marks `params.value.secret` (and `secret` in the evidence) sensitive, and a `delete` of
+//! an absent object inapplicable, so admission's handling of both can be tested.
 //!
 //! Tests steer it through [`TestTarget::insecure_direct_write`] (a concurrent out-of-band
 //! change) and the `SEB_TEST_TARGET_FAIL=observe|mint|mutate` environment variable.
@@ -23,7 +25,7 @@ use serde_json::{Value, json};
 
 use crate::{
     ConsequenceFactors, Execution, Identity, MutationResult, MutationStatus, ObserveRequest,
-    OpProfile, PlatformProfile, Reconciled, Target, TargetError, TargetFuture,
+    OpProfile, PlatformProfile, Reconciled, Sensitive, Target, TargetError, TargetFuture,
 };
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -407,5 +409,20 @@ impl PlatformProfile for TestTarget {
             uncertainty: 0.0,
             reasons: vec![format!("test double: params.risk = {risk}")],
         }
+    }
+
+    fn sensitive(&self, op: &str, _target: &Value) -> Sensitive {
+        match op {
+            "set" => Sensitive { params: &["/value/secret"], evidence: &[("", "/secret")] },
+            _ => Sensitive::NONE,
+        }
+    }
+
+    /// `set` creates or replaces; `delete` needs the object.
+    fn applicable(&self, op: &str, observed: &Observation) -> Result<(), String> {
+        if op == "delete" && observed.version.is_none() {
+            return Err("`delete` needs an object that observation found absent".into());
+        }
+        Ok(())
     }
 }

@@ -4,13 +4,19 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use base64::Engine as _;
-use seb_admission::client::{AdminRequest, sign_admin, sign_approval, sign_proposal};
+use seb_admission::client::{
+    ADMIN_SIGNATURE_HEADER, AdminRequest, READ_SIGNATURE_HEADER, sign_admin, sign_approval,
+    sign_proposal, sign_read,
+};
 use seb_admission::clock::ManualClock;
 use seb_admission::service::ProposalView;
 use seb_admission::{Admission, AdmissionConfig, AdmissionError, Platforms};
 use seb_broker::clock::ManualClock as BrokerClock;
 use seb_broker::engine::{Broker, EngineSettings, ExecResult, TrustRoots};
+use seb_broker::http::AppState;
 use seb_broker::records::RecordSigner;
 use seb_core::certificate::UnverifiedCertificate;
 use seb_core::envelope::Envelope;
@@ -25,6 +31,7 @@ use seb_store::Revocation;
 use seb_store::sqlite::SqliteStore;
 use seb_target::test_double::TestTarget;
 use serde_json::{Value, json};
+use tower::ServiceExt as _;
 
 pub const NOW_MS: u64 = 1_800_000_000_000;
 
@@ -315,4 +322,51 @@ pub fn refused(r: &ExecResult) -> (FailedCheck, Decision, u16) {
         Ok(e) => panic!("expected a refusal, got {:?}", e.outcome.status),
         Err(f) => (f.failed_check, f.decision, f.http_status()),
     }
+}
+
+/// The broker's router with admission mounted, as `seb serve` builds it.
+pub fn app(env: &Env) -> axum::Router {
+    let state = AppState {
+        broker: env.broker.clone(),
+        ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+    };
+    seb_broker::http::router(state, Some(seb_admission::http::router(env.admission.clone())))
+}
+
+/// How a test request authenticates.
+pub enum Auth<'a> {
+    None,
+    /// An admin-signed body's header value.
+    Admin(&'a str),
+    /// A signed request by this key at this time.
+    Read(&'a SigningKey, u64),
+    /// A raw `seb-request-signature` header value.
+    Raw(&'a str),
+}
+
+/// Send one request; every error must be problem+json.
+pub async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    body: Vec<u8>,
+    auth: Auth<'_>,
+) -> (StatusCode, Value) {
+    let mut b =
+        Request::builder().method(method).uri(uri).header("content-type", "application/json");
+    match auth {
+        Auth::None => {}
+        Auth::Admin(s) => b = b.header(ADMIN_SIGNATURE_HEADER, s),
+        Auth::Read(k, at) => b = b.header(READ_SIGNATURE_HEADER, sign_read(k, method, uri, at)),
+        Auth::Raw(s) => b = b.header(READ_SIGNATURE_HEADER, s),
+    }
+    let resp = app.clone().oneshot(b.body(Body::from(body)).unwrap()).await.unwrap();
+    let status = resp.status();
+    let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if !status.is_success() {
+        assert_eq!(ct.as_deref(), Some("application/problem+json"), "{v}");
+    }
+    (status, v)
 }

@@ -3,6 +3,7 @@
 //! and over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod access;
 mod common;
 mod edges;
 mod flows;
