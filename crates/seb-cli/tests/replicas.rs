@@ -143,9 +143,17 @@ fn post(client: &reqwest::blocking::Client, replica: &str, body: Vec<u8>) -> (u1
 }
 
 fn export(r: &Replica) -> PathBuf {
+    export_trusting(r, None)
+}
+
+/// [`export`] from a replica serving TLS with a certificate of `ca`.
+fn export_trusting(r: &Replica, ca: Option<&Path>) -> PathBuf {
     let out = r.dir.join("export.json");
-    let (code, _, err) =
-        seb(&["ledger", "export", "--broker", &r.url, "--out", out.to_str().unwrap()]);
+    let mut args = vec!["ledger", "export", "--broker", &r.url, "--out", out.to_str().unwrap()];
+    if let Some(ca) = ca {
+        args.extend(["--ca", ca.to_str().unwrap()]);
+    }
+    let (code, _, err) = seb(&args);
     assert_eq!(code, 0, "{err}");
     out
 }
@@ -814,7 +822,7 @@ broker_username = "broker"
         // Every outcome told reaches the ledger with its id, without a restart.
         let deadline = Instant::now() + Duration::from_secs(60);
         let x = loop {
-            let x = export(&replicas[1]);
+            let x = export_trusting(&replicas[1], Some(&ca));
             let ids: std::collections::HashSet<String> = outcomes(&x)
                 .iter()
                 .map(|o| o["id"].as_str().unwrap_or("").to_owned())
