@@ -778,6 +778,26 @@ broker_username = "broker"
             })
             .collect();
         std::thread::sleep(Duration::from_secs(3));
+        // Stop the database while executions are between mint and retire (their
+        // ServiceAccounts exist): their outcomes cannot be written when they end.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, sas) = kube("GET", "/api/v1/namespaces/seb-exec/serviceaccounts", &admin, None);
+            let live = sas["items"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter(|i| {
+                            i["metadata"]["name"].as_str().unwrap_or("").starts_with("seb-exec-")
+                        })
+                        .count()
+                })
+                .unwrap_or(0);
+            if live >= 2 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no execution in flight to interrupt");
+        }
         server.stop_server().unwrap();
         let stopped = Instant::now();
         std::thread::sleep(Duration::from_secs(4));
