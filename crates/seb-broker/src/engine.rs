@@ -401,7 +401,8 @@ impl Broker {
         let epochs = match epochs {
             Ok(e) => e,
             Err(e) => {
-                let rej = auth.reject(FailedCheck::Revocation, Decision::FailClosed, store_reason(&e));
+                let rej =
+                    auth.reject(FailedCheck::Revocation, Decision::FailClosed, store_reason(&e));
                 return Err(self.refuse(rej, client, now_ms).await);
             }
         };
@@ -897,7 +898,11 @@ impl Broker {
                         Err(StoreError::AlreadyCompleted { .. }) => {
                             // Our own commit whose answer was lost, or another replica's
                             // recovery after this one was cut off for longer than the grace.
-                            warn!(cid, nonce, "spooled outcome: the execution already has an outcome; not written twice");
+                            warn!(
+                                cid,
+                                nonce,
+                                "spooled outcome: the execution already has an outcome; not written twice"
+                            );
                             Ok(vec![seq])
                         }
                         Err(StoreError::Invalid(e)) => {

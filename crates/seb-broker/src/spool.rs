@@ -202,8 +202,9 @@ impl Spool {
                 seq: 0,
                 what: "lock poisoned",
             })?;
-            let mut st =
-                c.prepare("SELECT seq, kind, cid, nonce, entry FROM spool ORDER BY seq").map_err(sq)?;
+            let mut st = c
+                .prepare("SELECT seq, kind, cid, nonce, entry FROM spool ORDER BY seq")
+                .map_err(sq)?;
             let rows = st
                 .query_map([], |r| {
                     Ok((
@@ -274,9 +275,9 @@ impl Spool {
             tx.commit().map_err(sq)?;
         }
         // Saturating: never wraps below zero.
-        let _ = self.len.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-            Some(n.saturating_sub(removed))
-        });
+        let _ = self
+            .len
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(n.saturating_sub(removed)));
         Ok(())
     }
 }
@@ -305,14 +306,18 @@ mod tests {
         assert_eq!(s.len(), 3);
         let items = s.items().unwrap();
         let kinds: Vec<Spooled> = items.iter().map(|(_, i)| i.clone()).collect();
-        assert_eq!(kinds, vec![outcome("a"), Spooled::Record { entry: b"r".to_vec() }, outcome("b")]);
+        assert_eq!(
+            kinds,
+            vec![outcome("a"), Spooled::Record { entry: b"r".to_vec() }, outcome("b")]
+        );
         s.remove(&[items[0].0, items[1].0]).unwrap();
         assert_eq!(s.len(), 1);
         drop(s);
         let s = Spool::open(dir.path()).unwrap();
-        assert_eq!(s.items().unwrap().iter().map(|(_, i)| i.clone()).collect::<Vec<_>>(), vec![
-            outcome("b")
-        ]);
+        assert_eq!(
+            s.items().unwrap().iter().map(|(_, i)| i.clone()).collect::<Vec<_>>(),
+            vec![outcome("b")]
+        );
     }
 
     #[test]

@@ -92,7 +92,8 @@ fn cert(seed: u8, name: &str) -> Cert {
 #[tokio::test]
 async fn a_spooled_outcome_survives_a_restart_and_reaches_the_ledger_once_with_its_id() {
     let dir = tempfile::tempdir().unwrap();
-    let inner = Arc::new(SqliteStore::open(&dir.path().join("seb.db"), Default::default()).unwrap());
+    let inner =
+        Arc::new(SqliteStore::open(&dir.path().join("seb.db"), Default::default()).unwrap());
     let store = Arc::new(Flaky {
         inner: inner.clone(),
         writes_down: AtomicBool::new(false),
@@ -100,7 +101,9 @@ async fn a_spooled_outcome_survives_a_restart_and_reaches_the_ledger_once_with_i
     });
     let target = Arc::new(TestTarget::open(&dir.path().join("target.json")).unwrap());
     for o in ["a", "b"] {
-        target.insecure_direct_write(o, serde_json::json!({"replicas": 3, "image": "nginx:1"})).unwrap();
+        target
+            .insecure_direct_write(o, serde_json::json!({"replicas": 3, "image": "nginx:1"}))
+            .unwrap();
     }
     let spool_dir = dir.path().join("spool");
     let first = broker(store.clone(), target.clone(), &spool_dir);

@@ -508,8 +508,10 @@ fn a_live_replica_reconciles_a_dead_replicas_execution_without_a_restart() {
     assert_eq!(mutations(&platform).len(), 1, "re-executed");
     let x = export(&live);
     verify(&x);
-    let outcomes: Vec<Value> =
-        payloads(&x).into_iter().filter(|p| p.get("status").is_some() && p["cid"] == cid.as_str()).collect();
+    let outcomes: Vec<Value> = payloads(&x)
+        .into_iter()
+        .filter(|p| p.get("status").is_some() && p["cid"] == cid.as_str())
+        .collect();
     assert_eq!(outcomes.len(), 1, "{outcomes:?}");
     assert_eq!(outcomes[0]["status"], "applied", "observed, not guessed");
     assert_eq!(outcomes[0]["error"], "resolved by crash recovery");
@@ -685,8 +687,7 @@ broker_username = "broker"
     }
 
     #[test]
-    fn every_outcome_told_to_a_client_reaches_the_ledger_with_its_id_across_a_database_restart()
-    {
+    fn every_outcome_told_to_a_client_reaches_the_ledger_with_its_id_across_a_database_restart() {
         let s = KubeApiServer::shared().unwrap_or_else(|e| panic!("kube-apiserver: {e}"));
         let _iso = KubeApiServer::isolated();
         let admin = s.tokens().admin.clone();
@@ -750,10 +751,17 @@ broker_username = "broker"
         let stop = Arc::new(AtomicBool::new(false));
         let threads: Vec<_> = (0..CLIENTS)
             .map(|i| {
-                let (urls, ns, deps, admin, stop, ca) =
-                    (urls.clone(), ns.clone(), deps.clone(), admin.clone(), stop.clone(), ca.clone());
+                let (urls, ns, deps, admin, stop, ca) = (
+                    urls.clone(),
+                    ns.clone(),
+                    deps.clone(),
+                    admin.clone(),
+                    stop.clone(),
+                    ca.clone(),
+                );
                 std::thread::spawn(move || {
-                    let root = reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap();
+                    let root =
+                        reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap();
                     let client = reqwest::blocking::Client::builder()
                         .add_root_certificate(root)
                         .timeout(Duration::from_secs(60))
@@ -843,12 +851,12 @@ broker_username = "broker"
         let deadline = Instant::now() + Duration::from_secs(60);
         let x = loop {
             let x = export_trusting(&replicas[1], Some(&ca));
-            let ids: std::collections::HashSet<String> = outcomes(&x)
+            let ids: std::collections::HashSet<String> =
+                outcomes(&x).iter().map(|o| o["id"].as_str().unwrap_or("").to_owned()).collect();
+            let missing = admitted
                 .iter()
-                .map(|o| o["id"].as_str().unwrap_or("").to_owned())
-                .collect();
-            let missing =
-                admitted.iter().filter(|(_, b)| !ids.contains(b["outcome"]["id"].as_str().unwrap())).count();
+                .filter(|(_, b)| !ids.contains(b["outcome"]["id"].as_str().unwrap()))
+                .count();
             if missing == 0 {
                 break x;
             }
@@ -864,7 +872,8 @@ broker_username = "broker"
         assert_eq!(report["admits"], admitted.len() as u64, "one admit per 200: {report}");
         assert_eq!(report["outcomes"], admitted.len() as u64, "one outcome per admit: {report}");
         for (cid, b) in &admitted {
-            let mine: Vec<&Value> = ledger_outcomes.iter().filter(|o| o["cid"] == cid.as_str()).collect();
+            let mine: Vec<&Value> =
+                ledger_outcomes.iter().filter(|o| o["cid"] == cid.as_str()).collect();
             assert_eq!(mine.len(), 1, "{cid}: {mine:?}");
             assert_eq!(mine[0]["id"], b["outcome"]["id"], "{cid}: the id the client was given");
             assert_eq!(mine[0]["status"], b["outcome"]["status"], "{cid}: the status it was told");
@@ -875,8 +884,8 @@ broker_username = "broker"
             "an outcome the broker knew was recorded as uncertain"
         );
         // The platform agrees: each Deployment moved once per applied outcome.
-        for i in 0..CLIENTS {
-            let applied = told[i]
+        for (i, answers) in told.iter().enumerate() {
+            let applied = answers
                 .iter()
                 .filter(|(_, st, b)| *st == 200 && b["outcome"]["status"] == "applied")
                 .count();
