@@ -99,6 +99,18 @@ pub struct BrokerSection {
     /// How old the epoch state may be before the broker fails closed, ms.
     #[serde(default = "default_staleness")]
     pub epoch_max_staleness_ms: u64,
+    /// Directory of this replica's spool: outcome and decision records the store did not
+    /// take, synced to disk before the client is answered and written to the ledger with
+    /// their original ids once the store answers. One per replica (it is locked).
+    #[serde(default = "default_spool_dir")]
+    pub spool_dir: PathBuf,
+    /// How long another replica's open execution must stay orphaned (its lease gone) before
+    /// this replica reconciles it, s. Must exceed `target_timeout_ms` plus the time a live
+    /// replica takes to retake its lease once the database answers (about a second); a
+    /// replica cut off from the database (but not the others) for longer may find its open
+    /// executions reconciled by observation.
+    #[serde(default = "default_orphan_grace")]
+    pub orphan_grace_s: u64,
     /// Checkpoint publication interval, s (0 = only on demand).
     #[serde(default = "default_checkpoint_interval")]
     pub checkpoint_interval_s: u64,
@@ -214,6 +226,12 @@ fn default_max_validity() -> u64 {
 fn default_staleness() -> u64 {
     5_000
 }
+fn default_spool_dir() -> PathBuf {
+    PathBuf::from("spool")
+}
+fn default_orphan_grace() -> u64 {
+    60
+}
 fn default_checkpoint_interval() -> u64 {
     10
 }
@@ -257,6 +275,7 @@ impl Config {
             }
         };
         fix(&mut self.broker.key_file);
+        fix(&mut self.broker.spool_dir);
         for p in [
             &mut self.broker.tls_cert,
             &mut self.broker.tls_key,

@@ -14,7 +14,7 @@
 //!   reservation produces a signed outcome record.
 //! - A reserved nonce is never released.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,9 @@ use seb_core::types::{
     Decision, EpochStatement, FailedCheck, OutcomeRecord, OutcomeStatus, Platform,
 };
 use seb_ledger::checkpoint::Checkpoint;
-use seb_store::{Reservation, ReserveResult, Revocation, Store, StoreError, StoredCheckpoint};
+use seb_store::{
+    PendingExecution, Reservation, ReserveResult, Revocation, Store, StoreError, StoredCheckpoint,
+};
 use seb_target::{Execution, Identity, MutationResult, MutationStatus, Reconciled, Target};
 use serde::Serialize;
 use tracing::{error, info, warn};
@@ -37,6 +39,7 @@ use crate::clock::{Clock, ClockError};
 use crate::metrics::Metrics;
 use crate::ratelimit::{PreauthLimiter, Summary};
 use crate::records::{RecordSigner, SignedRecord, digest_opt, new_record_id};
+use crate::spool::{Kept, Spool, Spooled};
 
 /// Static settings of the engine.
 #[derive(Debug, Clone)]
@@ -125,13 +128,31 @@ pub struct Executed {
     pub admit_record_id: String,
     pub admit_index: u64,
     pub outcome: OutcomeRecord,
-    /// Ledger index of the outcome record, when it could be written.
+    /// Ledger index of the outcome record once the store took it; `null` while it waits
+    /// (see `outcome_state`).
     pub outcome_index: Option<u64>,
+    /// Where the outcome record is as the answer is sent.
+    pub outcome_state: OutcomeState,
     /// Whether the operation's profile has no precondition (recorded, spec section 7).
     pub unpinned: bool,
     /// Time spent in each step, microseconds (`authenticate`, `state`, `observe`, `reserve`,
     /// `mint`, `dispatch`, `mutate`, `retire`, `outcome`, `total`).
     pub timings_us: BTreeMap<&'static str, u64>,
+}
+
+/// Where an execution's outcome record is when the broker answers (spec section 10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeState {
+    /// In the ledger at `outcome_index`.
+    Recorded,
+    /// The store did not take it; it is synced to this replica's spool and will be written
+    /// to the ledger, byte for byte with this `outcome.id`, once the store answers again.
+    Spooled,
+    /// Neither the store nor the spool took it: it waits in this replica's memory only. If
+    /// the replica dies before the store is back, crash recovery records the execution by
+    /// observation under another id.
+    Unsaved,
 }
 
 /// Result of one presentation.
@@ -219,8 +240,13 @@ pub struct Broker {
     metrics: Metrics,
     limiter: PreauthLimiter,
     live: LiveExecutions,
-    /// Records that could not be appended because the store failed; retried in order.
-    backlog: Mutex<VecDeque<Vec<u8>>>,
+    /// Signed records the store did not take (outcomes, decision records), kept until it
+    /// does; durable when the spool has a file.
+    spool: Spool,
+    /// One spool flush at a time (two would append the same decision record twice).
+    flushing: tokio::sync::Mutex<()>,
+    /// Other replicas' open executions seen orphaned, and since when (periodic reconcile).
+    orphans_seen: Mutex<BTreeMap<(String, String), Instant>>,
     /// Statement mode: (issued_at_ms, ttl_ms) of the newest applied statement.
     statement: Mutex<Option<(u64, u64)>>,
     /// Identities whose retirement failed, retried with backoff until it succeeds.
@@ -297,10 +323,26 @@ impl Broker {
             metrics: Metrics::new(),
             limiter,
             live: LiveExecutions::default(),
-            backlog: Mutex::new(VecDeque::new()),
+            spool: Spool::in_memory(),
+            flushing: tokio::sync::Mutex::new(()),
+            orphans_seen: Mutex::new(BTreeMap::new()),
             statement: Mutex::new(None),
             retirements: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Keep the records the store does not take in `spool` (a file makes them durable)
+    /// instead of memory.
+    #[must_use]
+    pub fn with_spool(mut self, spool: Spool) -> Self {
+        self.metrics.set_pending_records(spool.len());
+        self.spool = spool;
+        self
+    }
+
+    /// The spool of records waiting for the store.
+    pub fn spool(&self) -> &Spool {
+        &self.spool
     }
 
     /// The store.
@@ -374,11 +416,19 @@ impl Broker {
         // Checks 7–10.
         let t = Instant::now();
         let epochs = self.epoch_view(&c.cid, &c.subject.agent, now_ms).await;
+        let epochs = match epochs {
+            Ok(e) => e,
+            Err(e) => {
+                let rej =
+                    auth.reject(FailedCheck::Revocation, Decision::FailClosed, store_reason(&e));
+                return Err(self.refuse(rej, client, now_ms).await);
+            }
+        };
+        // A store that cannot answer is named as such, never as a replay.
         let reserved = match self.store.is_reserved(&c.cid, &c.nonce).await {
             Ok(r) => r,
             Err(e) => {
-                let rej =
-                    auth.reject(FailedCheck::Replay, Decision::FailClosed, format!("store: {e}"));
+                let rej = auth.reject(FailedCheck::Reserve, Decision::FailClosed, store_reason(&e));
                 return Err(self.refuse(rej, client, now_ms).await);
             }
         };
@@ -423,7 +473,14 @@ impl Broker {
         Ok(out)
     }
 
-    async fn epoch_view(&self, cid: &str, agent: &str, now_ms: u64) -> Option<EpochView> {
+    /// The epoch state for checks 7–10: `Ok(None)` when there is none to trust (no
+    /// statement yet), `Err` when the store could not be read.
+    async fn epoch_view(
+        &self,
+        cid: &str,
+        agent: &str,
+        now_ms: u64,
+    ) -> Result<Option<EpochView>, StoreError> {
         // In statement mode the state is as fresh as the newest statement, and may be no
         // older than that statement's TTL.
         let (as_of_ms, max_staleness_ms) = match &self.settings.epoch_source {
@@ -432,12 +489,12 @@ impl Broker {
                 Some(fresh) => fresh,
                 None => {
                     warn!("no epoch statement received yet");
-                    return None;
+                    return Ok(None);
                 }
             },
         };
         match self.store.epoch_check(cid, agent).await {
-            Ok(ec) => Some(EpochView {
+            Ok(ec) => Ok(Some(EpochView {
                 policy_epoch: ec.epochs.policy_epoch,
                 revocation_epoch: ec.epochs.revocation_epoch,
                 revoked_cids: if ec.cid_revoked {
@@ -452,10 +509,10 @@ impl Broker {
                 },
                 as_of_ms,
                 max_staleness_ms,
-            }),
+            })),
             Err(e) => {
                 warn!(error = %e, "epoch state unreadable");
-                None
+                Err(e)
             }
         }
     }
@@ -524,7 +581,7 @@ impl Broker {
             Ok(ReserveResult::Revoked { reason }) => {
                 Err(self.refuse(fail(Decision::FailClosed, reason), client, now_ms).await)
             }
-            Err(e) => Err(self.refuse(fail(Decision::FailClosed, format!("store: {e}")), client, now_ms).await),
+            Err(e) => Err(self.refuse(fail(Decision::FailClosed, store_reason(&e)), client, now_ms).await),
         }
     }
 
@@ -762,33 +819,14 @@ impl Broker {
 
     async fn complete(&self, r: Reserved, outcome: OutcomeRecord, unpinned: bool) -> Executed {
         self.metrics.outcome(outcome.status.as_str());
-        let mut outcome_index = None;
-        match self.signer.sign_outcome(&outcome) {
-            Ok(signed) => {
-                for attempt in 0..3u32 {
-                    match self
-                        .store
-                        .complete(&r.exec.cid, &r.exec.nonce, signed.entry.clone())
-                        .await
-                    {
-                        Ok(i) => {
-                            outcome_index = Some(i);
-                            break;
-                        }
-                        Err(StoreError::AlreadyCompleted { .. }) => break,
-                        Err(e) => {
-                            // Left pending: the next start's recovery records it by observation.
-                            error!(cid = %outcome.cid, nonce = %outcome.nonce, error = %e, attempt, "outcome not yet recorded");
-                            tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-                        }
-                    }
-                }
-            }
+        let (outcome_index, outcome_state) = match self.signer.sign_outcome(&outcome) {
+            Ok(signed) => self.record_outcome(&r.exec.cid, &r.exec.nonce, signed.entry).await,
             Err(e) => {
-                error!(cid = %outcome.cid, nonce = %outcome.nonce, error = %e, "cannot sign outcome")
+                error!(cid = %outcome.cid, nonce = %outcome.nonce, error = %e, "ALERT: cannot sign outcome");
+                (None, OutcomeState::Unsaved)
             }
-        }
-        info!(cid = %outcome.cid, nonce = %outcome.nonce, status = %outcome.status, "execution finished");
+        };
+        info!(cid = %outcome.cid, nonce = %outcome.nonce, status = %outcome.status, outcome_state = ?outcome_state, "execution finished");
         Executed {
             decision: Decision::Admit,
             cid: r.exec.cid.clone(),
@@ -797,6 +835,7 @@ impl Broker {
             admit_index: r.admit_index,
             outcome,
             outcome_index,
+            outcome_state,
             unpinned,
             timings_us: BTreeMap::new(),
         }
@@ -817,6 +856,40 @@ impl Broker {
             reason: format!("broker clock is not trustworthy: {e}"),
             record_id,
             recorded: false,
+        }
+    }
+
+    /// Write a signed outcome; when the store does not take it, keep it in the spool (synced
+    /// to disk before the client is answered) for [`Broker::flush_spool`]. The normal path
+    /// is one store call and no local write.
+    async fn record_outcome(
+        &self,
+        cid: &str,
+        nonce: &str,
+        entry: Vec<u8>,
+    ) -> (Option<u64>, OutcomeState) {
+        let e = match self.store.complete(cid, nonce, entry.clone()).await {
+            Ok(i) => return (Some(i), OutcomeState::Recorded),
+            // A commit whose answer was lost, then retried by someone: it is in the ledger.
+            Err(StoreError::AlreadyCompleted { .. }) => {
+                warn!(cid, nonce, "outcome already recorded");
+                return (None, OutcomeState::Recorded);
+            }
+            Err(e) => e,
+        };
+        let (kept, spool_error) =
+            self.spool.push(Spooled::Outcome { cid: cid.into(), nonce: nonce.into(), entry });
+        self.metrics.set_pending_records(self.spool.len());
+        match kept {
+            Kept::Durable => {
+                warn!(cid, nonce, error = %e, "outcome spooled until the store answers");
+                (None, OutcomeState::Spooled)
+            }
+            Kept::Memory => {
+                let spool_error = spool_error.map(|e| e.to_string()).unwrap_or_default();
+                error!(cid, nonce, error = %e, spool_error = %spool_error, "ALERT: outcome kept in memory only");
+                (None, OutcomeState::Unsaved)
+            }
         }
     }
 
@@ -873,34 +946,97 @@ impl Broker {
     }
 
     async fn append_or_backlog(&self, signed: SignedRecord) {
-        // Keep order: flush anything queued first.
-        self.flush_backlog().await;
-        let queued = self.backlog.lock().map(|b| !b.is_empty()).unwrap_or(false);
-        if !queued && self.store.append(vec![signed.entry.clone()]).await.is_ok() {
+        // Keep order: flush anything spooled first.
+        if !self.spool.is_empty() && self.flush_spool().await > 0 {
+            self.spool_record(signed.entry, None);
             return;
         }
-        if let Ok(mut b) = self.backlog.lock() {
-            b.push_back(signed.entry);
-            self.metrics.set_pending_records(b.len());
+        match self.store.append(vec![signed.entry.clone()]).await {
+            Ok(_) => {}
+            Err(e) => self.spool_record(signed.entry, Some(e)),
         }
     }
 
-    /// Append records that waited for the store. Returns how many remain.
-    pub async fn flush_backlog(&self) -> usize {
-        let batch: Vec<Vec<u8>> = match self.backlog.lock() {
-            Ok(b) if !b.is_empty() => b.iter().cloned().collect(),
-            _ => return 0,
-        };
-        let n = batch.len();
-        if self.store.append(batch).await.is_ok()
-            && let Ok(mut b) = self.backlog.lock()
-        {
-            let k = n.min(b.len());
-            b.drain(..k);
-            self.metrics.set_pending_records(b.len());
-            return b.len();
+    fn spool_record(&self, entry: Vec<u8>, store_error: Option<StoreError>) {
+        let (kept, spool_error) = self.spool.push(Spooled::Record { entry });
+        self.metrics.set_pending_records(self.spool.len());
+        if kept == Kept::Memory && self.spool.is_durable() {
+            let store_error = store_error.map(|e| e.to_string()).unwrap_or_default();
+            let spool_error = spool_error.map(|e| e.to_string()).unwrap_or_default();
+            error!(error = %store_error, spool_error = %spool_error, "decision record kept in memory only");
         }
-        self.backlog.lock().map(|b| b.len()).unwrap_or(0)
+    }
+
+    /// Write the records that waited for the store, oldest first, with their original bytes
+    /// (outcomes through `complete`, so one already recorded is not written twice). Stops
+    /// at the first the store does not take. Returns how many still wait.
+    pub async fn flush_spool(&self) -> usize {
+        if self.spool.is_empty() {
+            return 0;
+        }
+        let _one = self.flushing.lock().await;
+        let items = match self.spool.items() {
+            Ok(items) => items,
+            Err(e) => {
+                error!(error = %e, "ALERT: cannot read the spool");
+                return self.spool.len();
+            }
+        };
+        let mut items = items.into_iter().peekable();
+        while let Some((seq, item)) = items.next() {
+            let taken = match item {
+                Spooled::Record { entry } => {
+                    // Consecutive decision records go in one append.
+                    let mut seqs = vec![seq];
+                    let mut batch = vec![entry];
+                    while let Some((s, Spooled::Record { .. })) = items.peek() {
+                        let s = *s;
+                        if let Some((_, Spooled::Record { entry })) = items.next() {
+                            seqs.push(s);
+                            batch.push(entry);
+                        }
+                    }
+                    self.store.append(batch).await.map(|_| seqs)
+                }
+                Spooled::Outcome { cid, nonce, entry } => {
+                    match self.store.complete(&cid, &nonce, entry).await {
+                        Ok(index) => {
+                            info!(cid, nonce, ledger_index = index, "spooled outcome recorded");
+                            Ok(vec![seq])
+                        }
+                        Err(StoreError::AlreadyCompleted { .. }) => {
+                            // Our own commit whose answer was lost, or another replica's
+                            // recovery after this one was cut off for longer than the grace.
+                            warn!(
+                                cid,
+                                nonce,
+                                "spooled outcome: the execution already has an outcome; not written twice"
+                            );
+                            Ok(vec![seq])
+                        }
+                        Err(StoreError::Invalid(e)) => {
+                            error!(cid, nonce, error = %e, "ALERT: spooled outcome refused by the store; dropped");
+                            Ok(vec![seq])
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            match taken {
+                Ok(seqs) => {
+                    if let Err(e) = self.spool.remove(&seqs) {
+                        error!(error = %e, "cannot remove written records from the spool");
+                        break;
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, waiting = self.spool.len(), "spool not flushed yet");
+                    break;
+                }
+            }
+        }
+        self.metrics.set_pending_records(self.spool.len());
+        self.spool.len()
     }
 
     /// Close the summary window, if it counted anything, and append its summary record under
@@ -1033,8 +1169,69 @@ impl Broker {
     /// observation. Never re-executes; the nonce stays consumed. Identities that cannot be
     /// retired yet are queued for [`Broker::retire_queued`]. Returns the statuses recorded.
     pub async fn recover(&self) -> Result<Vec<(String, String, OutcomeStatus)>, StoreError> {
+        let pending = self.not_spooled(self.store.pending().await?);
+        self.resolve_pending(pending).await
+    }
+
+    /// Periodic reconciliation (spec section 10): resolve the open executions of replicas
+    /// that are gone (their lease lost), once each has stayed orphaned on every pass for
+    /// `grace`. A replica whose database session dropped retakes its own lease within
+    /// seconds, and an execution it still runs ends within its target timeout, so `grace`
+    /// must exceed both; a live replica's executions are never touched.
+    pub async fn reconcile_orphans(
+        &self,
+        grace: Duration,
+    ) -> Result<Vec<(String, String, OutcomeStatus)>, StoreError> {
+        let orphans = self.store.orphans().await?;
+        let now = Instant::now();
+        let due: Vec<PendingExecution> = {
+            let Ok(mut seen) = self.orphans_seen.lock() else {
+                return Ok(Vec::new());
+            };
+            // Forget executions that are no longer orphaned (their replica came back).
+            let keep: BTreeMap<(String, String), Instant> = orphans
+                .iter()
+                .map(|p| {
+                    let key = (p.cid.clone(), p.nonce.clone());
+                    let since = seen.get(&key).copied().unwrap_or(now);
+                    (key, since)
+                })
+                .collect();
+            *seen = keep;
+            orphans
+                .into_iter()
+                .filter(|p| {
+                    seen.get(&(p.cid.clone(), p.nonce.clone()))
+                        .is_some_and(|since| now.duration_since(*since) >= grace)
+                })
+                .collect()
+        };
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        info!(count = due.len(), "reconciling executions of replicas that are gone");
+        let done = self.resolve_pending(self.not_spooled(due)).await?;
+        if let Ok(mut seen) = self.orphans_seen.lock() {
+            for (cid, nonce, _) in &done {
+                seen.remove(&(cid.clone(), nonce.clone()));
+            }
+        }
+        Ok(done)
+    }
+
+    /// Leave out executions whose outcome waits in this replica's spool: it is known, and
+    /// is written with its own id by [`Broker::flush_spool`].
+    fn not_spooled(&self, pending: Vec<PendingExecution>) -> Vec<PendingExecution> {
+        pending.into_iter().filter(|p| !self.spool.has_outcome(&p.cid, &p.nonce)).collect()
+    }
+
+    /// Resolve admits without an outcome by observation.
+    async fn resolve_pending(
+        &self,
+        pending: Vec<PendingExecution>,
+    ) -> Result<Vec<(String, String, OutcomeStatus)>, StoreError> {
         let mut done = Vec::new();
-        for p in self.store.pending().await? {
+        for p in pending {
             let now_ms = self.clock.settled_ms(p.admitted_at_ms);
             let exec: Option<Execution> = json::parse(&p.intent, usize::MAX).ok();
             // The crash lost the identity the execution may have minted: delete what is left
@@ -1096,6 +1293,14 @@ impl Broker {
             done.push((p.cid, p.nonce, status));
         }
         Ok(done)
+    }
+}
+
+/// The reason of a refusal because the store did not answer: always says so.
+fn store_reason(e: &StoreError) -> String {
+    match e {
+        StoreError::Unavailable(_) => e.to_string(),
+        other => format!("store unavailable: {other}"),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod http;
 pub mod metrics;
 pub mod ratelimit;
 pub mod records;
+pub mod spool;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -139,6 +140,23 @@ pub async fn run_retirements(broker: std::sync::Arc<engine::Broker>) {
     }
 }
 
+/// Keep the store current, every second: write the spool's waiting records as soon as the
+/// store takes them, and reconcile the open executions of replicas that are gone once they
+/// stayed orphaned for `orphan_grace` (see [`Broker::reconcile_orphans`]).
+pub async fn keep_store_current(broker: Arc<Broker>, orphan_grace: Duration) {
+    let mut iv = tokio::time::interval(Duration::from_secs(1));
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        iv.tick().await;
+        if broker.flush_spool().await > 0 {
+            continue;
+        }
+        if let Err(e) = broker.reconcile_orphans(orphan_grace).await {
+            warn!(error = %e, "reconciling orphaned executions failed; retrying");
+        }
+    }
+}
+
 /// Start the broker's background duties: checkpoints at `interval`, rate-limit summaries,
 /// and retrying records that waited for the store. Runs recovery first and sets `ready`
 /// (executions wait for it); start it once the listener serves, since recovery on
@@ -146,6 +164,8 @@ pub async fn run_retirements(broker: std::sync::Arc<engine::Broker>) {
 pub async fn run_background(state: http::AppState, checkpoint_interval: Duration) {
     let broker = state.broker.clone();
     loop {
+        // Spooled outcomes first: recovery leaves them alone, but they should be in.
+        broker.flush_spool().await;
         match broker.recover().await {
             Ok(_) => break,
             Err(e) => {
@@ -160,7 +180,7 @@ pub async fn run_background(state: http::AppState, checkpoint_interval: Duration
     let mut iv = tokio::time::interval(tick);
     loop {
         iv.tick().await;
-        broker.flush_backlog().await;
+        broker.flush_spool().await;
         broker.write_summary().await;
         if !checkpoint_interval.is_zero()
             && let Err(e) = broker.checkpoint().await

@@ -86,7 +86,7 @@ impl Metrics {
         registry.register("ledger_size", "Entries in the ledger", ledger_size.clone());
         registry.register(
             "pending_records",
-            "Records waiting for the store to come back",
+            "Signed records (decisions, outcomes) waiting in the spool for the store",
             pending_records.clone(),
         );
         registry.register(

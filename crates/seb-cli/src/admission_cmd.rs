@@ -84,7 +84,7 @@ impl Endpoint {
                 Some(q) => format!("{}?{q}", u.path()),
                 None => u.path().to_owned(),
             };
-            req = req.header(READ_SIGNATURE_HEADER, sign_read(k, method.as_str(), &pq, now_ms()));
+            req = req.header(READ_SIGNATURE_HEADER, sign_read(k, method.as_str(), &pq, now_ms()?));
         }
         if let Some(b) = body {
             req = req.header("content-type", "application/json").body(b);

@@ -110,15 +110,25 @@ pub async fn run(a: ServeArgs) -> Result<()> {
         preauth_records_per_minute: b.preauth_records_per_minute,
         epoch_source: cfg.epoch_source()?,
     };
-    let broker = Arc::new(Broker::new(
-        store,
-        platforms.targets.clone(),
-        RecordSigner::new(key),
-        trust,
-        settings,
-        Arc::new(SystemClock::default()),
-    ));
+    let spool = seb_broker::spool::Spool::open(&b.spool_dir).context("opening the spool")?;
+    let broker = Arc::new(
+        Broker::new(
+            store,
+            platforms.targets.clone(),
+            RecordSigner::new(key),
+            trust,
+            settings,
+            Arc::new(SystemClock::default()),
+        )
+        .with_spool(spool),
+    );
     let state = AppState { broker: broker.clone(), ready: Arc::new(AtomicBool::new(false)) };
+    // Outcomes this replica told its clients before the store went away are written first,
+    // with their own ids: recovery must not record them by observation.
+    let waiting = broker.flush_spool().await;
+    if waiting > 0 {
+        bail!("{waiting} spooled records could not be written: the store is not answering");
+    }
     let poller =
         b.epoch_statement_url.clone().filter(|_| b.epoch_source == "statement").map(|url| {
             tokio::spawn(poll_statements(
@@ -164,9 +174,14 @@ pub async fn run(a: ServeArgs) -> Result<()> {
         Duration::from_secs(b.checkpoint_interval_s),
     ));
     let retirements = tokio::spawn(seb_broker::run_retirements(broker.clone()));
+    let keeper = tokio::spawn(seb_broker::keep_store_current(
+        broker.clone(),
+        Duration::from_secs(b.orphan_grace_s),
+    ));
     seb_broker::serve(listener, app, tls, shutdown_signal()).await?;
     bg.abort();
     retirements.abort();
+    keeper.abort();
     if let Some(p) = poller {
         p.abort();
     }

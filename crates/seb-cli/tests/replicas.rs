@@ -67,13 +67,24 @@ type Replica = Server;
 /// Write a replica's config into `dir`: the shared broker key, the PostgreSQL store, its
 /// test-double state file. Then start `seb serve` and wait until recovery is done.
 fn start(dir: &Path, store: &str, state_file: &Path, crash_at: Option<&str>) -> Replica {
+    start_with(dir, store, state_file, crash_at, "")
+}
+
+/// [`start`] with more `[broker]` lines.
+fn start_with(
+    dir: &Path,
+    store: &str,
+    state_file: &Path,
+    crash_at: Option<&str>,
+    broker_extra: &str,
+) -> Replica {
     std::fs::create_dir_all(dir).unwrap();
     let cfg = dir.join("seb.toml");
     write_signing_key(dir, "broker.seed", &common::broker_key());
     std::fs::write(
         &cfg,
         format!(
-            "[broker]\nlisten = \"127.0.0.1:0\"\nkey_file = \"broker.seed\"\nstore = \"{store}\"\ncheckpoint_interval_s = 1\n\n[trust]\nissuers = [\"{}\"]\nbreak_glass = [\"{}\", \"{}\"]\nbreak_glass_quorum = 2\n\n[targets.test]\nstate_file = \"{}\"\n",
+            "[broker]\nlisten = \"127.0.0.1:0\"\nkey_file = \"broker.seed\"\nstore = \"{store}\"\ncheckpoint_interval_s = 1\n{broker_extra}\n[trust]\nissuers = [\"{}\"]\nbreak_glass = [\"{}\", \"{}\"]\nbreak_glass_quorum = 2\n\n[targets.test]\nstate_file = \"{}\"\n",
             common::issuer().public_key().to_base64(),
             common::operator(0).public_key().to_base64(),
             common::operator(1).public_key().to_base64(),
@@ -132,9 +143,17 @@ fn post(client: &reqwest::blocking::Client, replica: &str, body: Vec<u8>) -> (u1
 }
 
 fn export(r: &Replica) -> PathBuf {
+    export_trusting(r, None)
+}
+
+/// [`export`] from a replica serving TLS with a certificate of `ca`.
+fn export_trusting(r: &Replica, ca: Option<&Path>) -> PathBuf {
     let out = r.dir.join("export.json");
-    let (code, _, err) =
-        seb(&["ledger", "export", "--broker", &r.url, "--out", out.to_str().unwrap()]);
+    let mut args = vec!["ledger", "export", "--broker", &r.url, "--out", out.to_str().unwrap()];
+    if let Some(ca) = ca {
+        args.extend(["--ca", ca.to_str().unwrap()]);
+    }
+    let (code, _, err) = seb(&args);
     assert_eq!(code, 0, "{err}");
     out
 }
@@ -456,6 +475,53 @@ fn a_replica_killed_mid_execution_is_reconciled_by_the_next_replica_to_start() {
 }
 
 #[test]
+fn a_live_replica_reconciles_a_dead_replicas_execution_without_a_restart() {
+    let db = pg().fresh_database().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The live replica and the one that dies share one platform (the live one does not
+    // execute anything on it while the other runs).
+    let platform = target_file(&dir.path().join("shared.json"), &["crash".into()]);
+    let live = start_with(&dir.path().join("live"), &db, &platform, None, "orphan_grace_s = 2\n");
+    let client = reqwest::blocking::Client::new();
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let watcher = rt.block_on(PostgresStore::connect(&db, PostgresOptions::default())).unwrap();
+    let cid = cid_for("cid-dead");
+    let c = cert("cid-dead", "dead", "crash");
+    {
+        let mut victim = start(&dir.path().join("victim"), &db, &platform, Some("after_mutate"));
+        let sent = client
+            .post(format!("{}/v1/executions", victim.url))
+            .header("content-type", "application/json")
+            .body(presentation(&c))
+            .send();
+        assert!(sent.is_err() || !sent.unwrap().status().is_success(), "the victim answered");
+        assert!(!victim.wait().success(), "the victim should have aborted");
+    }
+    assert_eq!(mutations(&platform).len(), 1);
+    // No replica starts: the live one finds the orphan on its own, waits out the grace
+    // period, and records what it observes.
+    let died = Instant::now();
+    let deadline = died + Duration::from_secs(30);
+    while rt.block_on(watcher.in_flight()).unwrap().iter().any(|p| p.cid == cid) {
+        assert!(Instant::now() < deadline, "not reconciled without a restart:\n{}", live.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let took = died.elapsed();
+    assert!(took >= Duration::from_secs(2), "reconciled before the grace period: {took:?}");
+    assert_eq!(mutations(&platform).len(), 1, "re-executed");
+    let x = export(&live);
+    verify(&x);
+    let outcomes: Vec<Value> = payloads(&x)
+        .into_iter()
+        .filter(|p| p.get("status").is_some() && p["cid"] == cid.as_str())
+        .collect();
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    assert_eq!(outcomes[0]["status"], "applied", "observed, not guessed");
+    assert_eq!(outcomes[0]["error"], "resolved by crash recovery");
+}
+
+#[test]
 fn with_the_database_down_replicas_fail_closed_and_record_it_when_it_is_back() {
     // A server of its own: this test stops it.
     let mut server = Postgres::start().unwrap();
@@ -511,5 +577,345 @@ fn with_the_database_down_replicas_fail_closed_and_record_it_when_it_is_back() {
         }
         assert!(Instant::now() < deadline, "refusals recorded: {refusals} of 2");
         std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Issue 15, part 3: three replicas on one PostgreSQL drive a real kube-apiserver for twelve
+/// clients; PostgreSQL is stopped (`pg_ctl stop -m fast`) for four seconds and started
+/// again. Executions admitted just before the stop finish their mutation while the database
+/// is down: their outcome is spooled on the replica (synced before the answer) and written
+/// with the id the client was given once the database is back. Every admit ends with
+/// exactly one outcome, the one its client was told; nothing is `uncertain`; the replicas
+/// retake their leases without a restart (no live replica's execution is reconciled by
+/// another); refusals while the database is down name the store, never `replay`.
+mod outage {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use seb_core::types::{Contract, Platform, RiskLevel};
+    use seb_testinfra::kube::{KubeApiServer, unique_name};
+
+    use super::*;
+
+    const CLIENTS: usize = 12;
+
+    /// A request to the API server with `token`.
+    fn kube(method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        let s = KubeApiServer::shared().unwrap();
+        let ca = reqwest::Certificate::from_pem(s.ca_pem()).unwrap();
+        let c = reqwest::blocking::Client::builder().add_root_certificate(ca).build().unwrap();
+        let mut r =
+            c.request(method.parse().unwrap(), format!("{}{path}", s.url())).bearer_auth(token);
+        if let Some(b) = body {
+            r = r.header("content-type", "application/json").body(b.to_string());
+        }
+        let resp = r.send().unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().unwrap_or(Value::Null))
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    /// A certificate scaling Deployment `name` in `ns` from `from` to `to` replicas.
+    fn scale_cert(id: &str, ns: &str, name: &str, from: u64, to: u64) -> common::Cert {
+        let contract = Contract {
+            platform: Platform::Kubernetes,
+            op: "scale".into(),
+            target: json!({"cluster": "test", "api_version": "apps/v1", "kind": "Deployment",
+                           "namespace": ns, "name": name}),
+            params: json!({"replicas": to}),
+            constraints: vec![],
+            risk_level: RiskLevel::new(1).unwrap(),
+        };
+        let mut c = cert(id, id, "unused");
+        c.payload.contract = contract;
+        c.payload.evidence.projection = [("/spec/replicas".to_owned(), json!(from))].into();
+        c.fix()
+    }
+
+    /// A replica in `d`: TLS (the API server calls its webhook), the Kubernetes target
+    /// protecting `ns`, the shared store.
+    fn replica(s: &KubeApiServer, d: &Path, port: u16, store: &str, ns: &str) -> Replica {
+        std::fs::create_dir_all(d).unwrap();
+        let t = s.tokens();
+        let (crt, key) = s.issue_cert("broker").unwrap();
+        std::fs::write(d.join("tls.crt"), crt).unwrap();
+        std::fs::write(d.join("tls.key"), key).unwrap();
+        let ca = d.join("kube-ca.pem");
+        std::fs::write(&ca, s.ca_pem()).unwrap();
+        std::fs::write(
+            d.join("broker.kubeconfig"),
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: broker\n  user:\n    token: {}\ncontexts:\n- name: broker\n  context:\n    cluster: test\n    user: broker\ncurrent-context: broker\n",
+                s.url(),
+                ca.display(),
+                t.broker
+            ),
+        )
+        .unwrap();
+        write_signing_key(d, "broker.seed", &common::broker_key());
+        std::fs::write(
+            d.join("seb.toml"),
+            format!(
+                r#"[broker]
+listen = "127.0.0.1:{port}"
+key_file = "broker.seed"
+store = "{store}"
+checkpoint_interval_s = 1
+orphan_grace_s = 5
+tls_cert = "tls.crt"
+tls_key = "tls.key"
+
+[trust]
+issuers = ["{issuer}"]
+
+[targets.kubernetes]
+cluster = "test"
+kubeconfig = "broker.kubeconfig"
+exec_namespace = "seb-exec"
+protected_namespaces = ["{ns}"]
+webhook = true
+broker_username = "broker"
+"#,
+                issuer = common::issuer().public_key().to_base64(),
+            ),
+        )
+        .unwrap();
+        support::serve(d, Some(&ca))
+    }
+
+    /// Outcome records in the ledger, by (cid, nonce).
+    fn outcomes(x: &Path) -> Vec<Value> {
+        payloads(x).into_iter().filter(|p| p.get("status").is_some()).collect()
+    }
+
+    #[test]
+    fn every_outcome_told_to_a_client_reaches_the_ledger_with_its_id_across_a_database_restart() {
+        let s = KubeApiServer::shared().unwrap_or_else(|e| panic!("kube-apiserver: {e}"));
+        let _iso = KubeApiServer::isolated();
+        let admin = s.tokens().admin.clone();
+        let mut server = Postgres::start().unwrap();
+        let db = server.fresh_database().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+
+        // Twelve Deployments (one per client) in a namespace SEB then protects, with the
+        // webhook served by replica 0 (any replica answers for every replica's executions).
+        let ns = unique_name("outage");
+        let (st, b) = kube(
+            "POST",
+            "/api/v1/namespaces",
+            &admin,
+            Some(json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name": ns}})),
+        );
+        assert_eq!(st, 201, "{b}");
+        let deps = format!("/apis/apps/v1/namespaces/{ns}/deployments");
+        for i in 0..CLIENTS {
+            let name = format!("w{i}");
+            let dep = json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name": name},
+                "spec":{"replicas":2,"selector":{"matchLabels":{"app": name}},
+                        "template":{"metadata":{"labels":{"app": name}},"spec":{"containers":[{"name":"c","image":"registry.local/web:1"}]}}}});
+            let (st, b) = kube("POST", &deps, &admin, Some(dep));
+            assert_eq!(st, 201, "{b}");
+        }
+        let port0 = free_port();
+        let ca = d.join("kube-ca.pem");
+        std::fs::write(&ca, s.ca_pem()).unwrap();
+        let hook = format!("https://127.0.0.1:{port0}/v1/kubernetes/admission-review");
+        let (code, out, err) = seb(&[
+            "deploy",
+            "kubernetes",
+            "--protected-namespace",
+            &ns,
+            "--broker-user",
+            "broker",
+            "--agent-user",
+            "agent",
+            "--webhook-url",
+            &hook,
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "--no-admission-policy",
+            "--kubeconfig",
+            s.kubeconfig().to_str().unwrap(),
+            "--apply",
+        ]);
+        assert_eq!(code, 0, "{out}{err}");
+        let replicas: Vec<Replica> = (0..3)
+            .map(|k| {
+                let port = if k == 0 { port0 } else { free_port() };
+                replica(s, &d.join(format!("r{k}")), port, &db, &ns)
+            })
+            .collect();
+        let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
+
+        // Twelve clients present certificates back to back, each scaling its Deployment
+        // 2 <-> 3 from what it reads now.
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads: Vec<_> = (0..CLIENTS)
+            .map(|i| {
+                let (urls, ns, deps, admin, stop, ca) = (
+                    urls.clone(),
+                    ns.clone(),
+                    deps.clone(),
+                    admin.clone(),
+                    stop.clone(),
+                    ca.clone(),
+                );
+                std::thread::spawn(move || {
+                    let root =
+                        reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap();
+                    let client = reqwest::blocking::Client::builder()
+                        .add_root_certificate(root)
+                        .timeout(Duration::from_secs(60))
+                        .build()
+                        .unwrap();
+                    let mut told = Vec::new();
+                    let mut k = 0;
+                    while !stop.load(Ordering::Acquire) {
+                        let (_, dep) = kube("GET", &format!("{deps}/w{i}"), &admin, None);
+                        let from = dep["spec"]["replicas"].as_u64().unwrap();
+                        let to = if from == 2 { 3 } else { 2 };
+                        let c = scale_cert(&format!("c-{i}-{k}"), &ns, &format!("w{i}"), from, to);
+                        let (st, b) = post(&client, &urls[(i + k) % 3], presentation(&c));
+                        told.push((c.payload.cid.clone(), st, b));
+                        k += 1;
+                        if st != 200 {
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                    }
+                    told
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs(3));
+        // Stop the database while executions are between mint and retire (their
+        // ServiceAccounts exist): their outcomes cannot be written when they end.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, sas) = kube("GET", "/api/v1/namespaces/seb-exec/serviceaccounts", &admin, None);
+            let live = sas["items"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter(|i| {
+                            i["metadata"]["name"].as_str().unwrap_or("").starts_with("seb-exec-")
+                        })
+                        .count()
+                })
+                .unwrap_or(0);
+            if live >= 2 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no execution in flight to interrupt");
+        }
+        server.stop_server().unwrap();
+        let stopped = Instant::now();
+        std::thread::sleep(Duration::from_secs(4));
+        server.restart().unwrap();
+        let down_for = stopped.elapsed();
+        std::thread::sleep(Duration::from_secs(6));
+        stop.store(true, Ordering::Release);
+        let told: Vec<Vec<(String, u16, Value)>> =
+            threads.into_iter().map(|t| t.join().unwrap()).collect();
+
+        // What the clients were told.
+        let mut admitted = Vec::new();
+        let mut refused_down = 0;
+        for (cid, st, b) in told.iter().flatten() {
+            if *st == 200 {
+                admitted.push((cid.clone(), b.clone()));
+                continue;
+            }
+            // While the store is down a refusal names it, never as a replay.
+            assert_eq!(*st, 503, "{b}");
+            assert_eq!(b["decision"], "fail_closed", "{b}");
+            assert!(["reserve", "revocation"].contains(&refused(b)), "{b}");
+            assert!(b["detail"].as_str().unwrap_or("").contains("store unavailable"), "{b}");
+            refused_down += 1;
+        }
+        let state = |b: &Value| b["outcome_state"].as_str().unwrap_or("").to_owned();
+        let spooled = admitted.iter().filter(|(_, b)| state(b) == "spooled").count();
+        for (_, b) in &admitted {
+            match state(b).as_str() {
+                "recorded" => assert!(b["outcome_index"].is_u64(), "{b}"),
+                "spooled" => assert!(b["outcome_index"].is_null(), "{b}"),
+                other => panic!("outcome_state `{other}`: {b}"),
+            }
+        }
+        eprintln!(
+            "database down for {down_for:?}: {} admitted ({spooled} outcomes spooled), {refused_down} refused",
+            admitted.len()
+        );
+        assert!(refused_down > 0, "no presentation met the stopped database");
+        assert!(spooled > 0, "no execution finished while the database was down");
+
+        // Every outcome told reaches the ledger with its id, without a restart.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let x = loop {
+            let x = export_trusting(&replicas[1], Some(&ca));
+            let ids: std::collections::HashSet<String> =
+                outcomes(&x).iter().map(|o| o["id"].as_str().unwrap_or("").to_owned()).collect();
+            let missing = admitted
+                .iter()
+                .filter(|(_, b)| !ids.contains(b["outcome"]["id"].as_str().unwrap()))
+                .count();
+            if missing == 0 {
+                break x;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{missing} outcomes told to clients are not in the ledger:\n{}",
+                replicas.iter().map(|r| r.log()).collect::<Vec<_>>().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        };
+        let report = verify(&x);
+        let ledger_outcomes = outcomes(&x);
+        assert_eq!(report["admits"], admitted.len() as u64, "one admit per 200: {report}");
+        assert_eq!(report["outcomes"], admitted.len() as u64, "one outcome per admit: {report}");
+        for (cid, b) in &admitted {
+            let mine: Vec<&Value> =
+                ledger_outcomes.iter().filter(|o| o["cid"] == cid.as_str()).collect();
+            assert_eq!(mine.len(), 1, "{cid}: {mine:?}");
+            assert_eq!(mine[0]["id"], b["outcome"]["id"], "{cid}: the id the client was given");
+            assert_eq!(mine[0]["status"], b["outcome"]["status"], "{cid}: the status it was told");
+            assert_ne!(mine[0]["error"], "resolved by crash recovery", "{cid}");
+        }
+        assert!(
+            ledger_outcomes.iter().all(|o| o["status"] != "uncertain"),
+            "an outcome the broker knew was recorded as uncertain"
+        );
+        // The platform agrees: each Deployment moved once per applied outcome.
+        for (i, answers) in told.iter().enumerate() {
+            let applied = answers
+                .iter()
+                .filter(|(_, st, b)| *st == 200 && b["outcome"]["status"] == "applied")
+                .count();
+            let (_, dep) = kube("GET", &format!("{deps}/w{i}"), &admin, None);
+            let expected = if applied % 2 == 0 { 2 } else { 3 };
+            assert_eq!(dep["spec"]["replicas"], expected, "w{i} after {applied} applied scales");
+        }
+        drop(replicas);
+        let (code, out, err) = seb(&[
+            "deploy",
+            "kubernetes",
+            "--protected-namespace",
+            &ns,
+            "--broker-user",
+            "broker",
+            "--agent-user",
+            "agent",
+            "--webhook-url",
+            &hook,
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "--no-admission-policy",
+            "--kubeconfig",
+            s.kubeconfig().to_str().unwrap(),
+            "--delete",
+        ]);
+        assert_eq!(code, 0, "{out}{err}");
     }
 }

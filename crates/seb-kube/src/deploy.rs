@@ -124,8 +124,10 @@ impl BrokerWorkload {
 
 /// The broker's Deployment name (also its Service, Secret and volume claim by default).
 pub const BROKER_WORKLOAD: &str = "seb-broker";
-/// Where the broker's container finds its configuration and keeps its SQLite store.
+/// Where the broker's container finds its configuration.
 pub const BROKER_CONFIG_DIR: &str = "/etc/seb";
+/// Where it keeps its SQLite store (one replica, a volume claim) and its spool (every
+/// replica; an `emptyDir` with several).
 pub const BROKER_DATA_DIR: &str = "/var/lib/seb";
 /// The port the broker serves its API and the webhook on, in the container and the Service.
 pub const BROKER_PORT: u16 = 8443;
@@ -321,6 +323,11 @@ pub fn broker_workload(w: &BrokerWorkload, namespace: &str, service_account: &st
             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": w.storage}}},
         }));
         volumes.push(json!({"name": "data", "persistentVolumeClaim": {"claimName": format!("{BROKER_WORKLOAD}-data")}}));
+        mounts.push(json!({"name": "data", "mountPath": BROKER_DATA_DIR}));
+    } else {
+        // Each replica's spool (`spool_dir = "/var/lib/seb/spool"`): outcomes its store did not
+        // take survive a container restart in the pod (the root filesystem is read-only).
+        volumes.push(json!({"name": "data", "emptyDir": {}}));
         mounts.push(json!({"name": "data", "mountPath": BROKER_DATA_DIR}));
     }
     let probe = |path: &str| json!({"httpGet": {"path": path, "port": BROKER_PORT, "scheme": "HTTPS"}, "periodSeconds": 5, "failureThreshold": 3});
@@ -649,6 +656,10 @@ mod tests {
         assert_eq!(dep["spec"]["replicas"], 3);
         assert_eq!(dep["spec"]["strategy"]["type"], "RollingUpdate");
         assert!(!objs.iter().any(|o| o["kind"] == "PersistentVolumeClaim"));
+        // A writable directory per pod for its spool.
+        let spec = &dep["spec"]["template"]["spec"];
+        assert_eq!(spec["volumes"][1]["emptyDir"], json!({}));
+        assert_eq!(spec["containers"][0]["volumeMounts"][1]["mountPath"], "/var/lib/seb");
         c.broker = Subject::User("broker".into());
         let objs = objects(&c);
         assert!(!objs.iter().any(|o| o["kind"] == "Deployment" || o["kind"] == "Service"));

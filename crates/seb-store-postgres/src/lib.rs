@@ -30,14 +30,21 @@
 //!   [`Store::pending`] lists the store's own unfinished executions and those whose lease
 //!   holder is gone (PostgreSQL drops a session's locks when its process dies), so a
 //!   replica that starts reconciles what a killed replica left behind, and never an
-//!   execution that a live replica is still running. [`Store::mark_dispatched`] refuses an
-//!   execution reserved under another lease, so an orphan can no longer reach the target.
+//!   execution that a live replica is still running; [`Store::orphans`] lists only the gone
+//!   replicas' executions, which live replicas reconcile periodically once they have stayed
+//!   orphaned for a grace period. When the lease session drops (the database restarted, a
+//!   connection was cut) the store retakes the SAME id as soon as the database answers, so
+//!   its executions never look orphaned for longer than that. [`Store::mark_dispatched`]
+//!   refuses an execution reserved under another lease, so an orphan can no longer reach
+//!   the target.
 //!
 //! ## Failure behaviour
 //!
 //! Database unreachable, a timeout, a lost connection: the call fails with
-//! [`StoreError::Unavailable`] (the broker fails closed and keeps its decision records in a
-//! backlog until the store answers again). Connection attempts, pool waits, statements and
+//! [`StoreError::Unavailable`] (the broker fails closed and keeps its outcome and decision
+//! records in its spool until the store answers again). Without the lease only
+//! reservations are refused; outcomes and records are written whenever the database
+//! answers. Connection attempts, pool waits, statements and
 //! lock waits are bounded by [`PostgresOptions`]. A COMMIT whose answer was lost is reported
 //! as `Unavailable` although it may have committed: a reservation then stays pending and is
 //! resolved by recovery (`not_attempted`), never executed.
@@ -325,9 +332,23 @@ async fn acquire_lease(client: &tokio_postgres::Client) -> Result<i32, StoreErro
     Ok(id)
 }
 
-/// Keep the lease session up: when it drops, clear the lease (reservations are refused),
-/// reconnect with backoff and take a NEW id (executions reserved under the old one are
-/// orphans now, for recovery). Ends, closing the session, when the store is dropped.
+/// Take the lock of `id` again if nobody holds it (the database restarted, or our session
+/// was cut): `false` when another session holds it.
+async fn retake_lease(client: &tokio_postgres::Client, id: i32) -> Result<bool, StoreError> {
+    client
+        .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&LEASE_CLASS, &id])
+        .await
+        .map_err(pg_err)?
+        .try_get(0)
+        .map_err(pg_err)
+}
+
+/// Keep the lease session up: when it drops, clear the lease (reservations are refused,
+/// outcomes and records are still written), reconnect with backoff (at most 1 s apart) and
+/// take the SAME id again, so this replica's open executions stay its own and no other
+/// replica reconciles them. Only if that id is held elsewhere is a new one taken (the old
+/// executions are then orphans, for reconciliation). Ends, closing the session, when the
+/// store is dropped.
 async fn keep_lease(
     cfg: Config,
     tls: RustlsConnector,
@@ -344,6 +365,7 @@ async fn keep_lease(
             _ = &mut shutdown => return,
             _ = &mut session.1 => {}
         }
+        let previous = lease.owner();
         lease.set(0);
         tracing::error!(
             "postgres: the lease session was lost; reservations are refused until it is back"
@@ -356,19 +378,23 @@ async fn keep_lease(
             }
             let attempt = async {
                 let (c, h) = dedicated(&cfg, &tls, timeout).await?;
-                let id = acquire_lease(&c).await?;
+                let id = match previous {
+                    Some(id) if retake_lease(&c, id).await? => id,
+                    _ => acquire_lease(&c).await?,
+                };
                 Ok::<_, StoreError>((c, h, id))
             };
             match attempt.await {
                 Ok((c, h, id)) => {
                     session = (c, h);
                     lease.set(id);
-                    tracing::info!(lease = id, "postgres: lease session re-established");
+                    let same = previous == Some(id);
+                    tracing::info!(lease = id, same, "postgres: lease session re-established");
                     break;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "postgres: lease session not re-established yet");
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
             }
         }
@@ -780,6 +806,35 @@ impl Store for PostgresStore {
                                                WHERE datname = current_database()) \
                              AND l.classid = $2::integer::oid \
                              AND l.objid = r.owner::oid AND l.objsubid = 2)) \
+                     ORDER BY r.admit_index",
+                )
+                .await
+                .map_err(pg_err)?;
+            let rows = client.query(&st, &[&me, &LEASE_CLASS]).await.map_err(pg_err)?;
+            rows.iter().map(pending_row).collect()
+        })
+    }
+
+    fn orphans(&self) -> StoreFuture<'_, Vec<PendingExecution>> {
+        Box::pin(async move {
+            // Without our own lease we cannot tell our executions from orphans.
+            let me = self.lease.owner().ok_or_else(|| {
+                StoreError::Unavailable("postgres: this replica holds no lease".into())
+            })?;
+            let client = self.client().await?;
+            let st = client
+                .prepare_cached(
+                    "SELECT r.cid, r.nonce, r.intent, r.dispatched_at_ms IS NOT NULL, \
+                            r.admitted_at_ms \
+                     FROM reservations r \
+                     WHERE r.outcome_index IS NULL AND r.owner <> $1 \
+                       AND NOT EXISTS ( \
+                           SELECT 1 FROM pg_locks l \
+                           WHERE l.locktype = 'advisory' AND l.granted \
+                             AND l.database = (SELECT oid FROM pg_database \
+                                               WHERE datname = current_database()) \
+                             AND l.classid = $2::integer::oid \
+                             AND l.objid = r.owner::oid AND l.objsubid = 2) \
                      ORDER BY r.admit_index",
                 )
                 .await

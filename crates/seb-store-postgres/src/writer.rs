@@ -81,14 +81,9 @@ pub(crate) async fn run(
 /// Run a batch, falling back to one transaction per request when it fails before commit.
 async fn execute(pool: &Pool, lease: &Lease, ops: &[Op]) -> Vec<Result<Done, StoreError>> {
     let unavailable = |e: &StoreError| ops.iter().map(|_| Err(clone_err(e))).collect::<Vec<_>>();
-    let Some(owner) = lease.owner() else {
-        let e = StoreError::Unavailable(
-            "postgres: this replica holds no lease (its lease connection is down); \
-             refusing to reserve until it is back"
-                .into(),
-        );
-        return unavailable(&e);
-    };
+    // Only a reservation needs the lease (it records its owner); outcomes and records of
+    // executions already reserved are written whenever the database answers.
+    let owner = lease.owner();
     let mut client = match pool.get().await {
         Ok(c) => c,
         Err(e) => return unavailable(&StoreError::Unavailable(format!("postgres pool: {e}"))),
@@ -168,7 +163,7 @@ struct Completions {
 
 async fn batch(
     client: &mut deadpool_postgres::Client,
-    owner: i32,
+    owner: Option<i32>,
     ops: &[Op],
 ) -> Result<Vec<Result<Done, StoreError>>, Failure> {
     let tx = client
@@ -379,7 +374,7 @@ fn decide_reserve(
     revoked_cids: &HashSet<String>,
     revoked_agents: &HashSet<String>,
     state: &mut HashMap<(String, String), Exec>,
-    owner: i32,
+    owner: Option<i32>,
     appends: &mut Appends,
     new: &mut NewReservations,
 ) -> Result<Result<Done, StoreError>, Failure> {
@@ -403,6 +398,13 @@ fn decide_reserve(
     if state.contains_key(&key) {
         return Ok(Ok(Done::Reserve(ReserveResult::Replay)));
     }
+    let Some(owner) = owner else {
+        return Ok(Err(StoreError::Unavailable(
+            "postgres: this replica holds no lease (its lease connection is down); \
+             refusing to reserve until it is back"
+                .into(),
+        )));
+    };
     let at = match to_sql_int(r.at_ms, "at_ms") {
         Ok(at) => at,
         Err(e) => return Ok(Err(e)),

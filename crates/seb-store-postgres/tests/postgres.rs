@@ -526,8 +526,10 @@ async fn epoch_changes_are_announced_to_subscribers() {
 }
 
 /// With the database gone every call fails closed (`Unavailable`) within the configured
-/// bounds; when it is back, the same store serves again (new pooled connections, a new
-/// lease) without losing anything that was committed.
+/// bounds; when it is back, the same store serves again without a restart (new pooled
+/// connections, its OWN lease retaken) without losing anything that was committed: its open
+/// executions stay its own (it may still dispatch and complete them) and another live
+/// store never sees them as orphans.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_database_fails_closed_and_the_store_recovers() {
     let mut server = Postgres::start().unwrap();
@@ -537,7 +539,8 @@ async fn an_unreachable_database_fails_closed_and_the_store_recovers() {
         statement_timeout: Duration::from_secs(5),
         ..Default::default()
     };
-    let s = PostgresStore::connect(&url, opts).await.unwrap();
+    let s = PostgresStore::connect(&url, opts.clone()).await.unwrap();
+    let other = PostgresStore::connect(&url, opts).await.unwrap();
     let e = s.epochs().await.unwrap();
     assert!(matches!(
         s.reserve(reservation("cid", "before", "agent", e)).await.unwrap(),
@@ -577,11 +580,32 @@ async fn an_unreachable_database_fails_closed_and_the_store_recovers() {
             }
         }
     }
-    assert_ne!(s.lease(), first_lease, "a lost lease must not be reused");
+    assert_eq!(s.lease(), first_lease, "the store retakes its own lease");
     assert!(s.is_reserved("cid", "before").await.unwrap());
     assert!(!s.is_reserved("cid", "during").await.unwrap());
-    // The execution reserved under the lost lease is now recovery's, not this store's to run.
-    assert!(matches!(s.mark_dispatched("cid", "before", 2).await, Err(StoreError::Unavailable(_))));
+    // The other live store retook its lease too, and neither sees the other's executions
+    // as orphans.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while other.lease().is_none() {
+        assert!(Instant::now() < deadline, "the other store never retook its lease");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(other.orphans().await.unwrap().is_empty(), "a live store's executions are not orphans");
+    assert!(s.orphans().await.unwrap().is_empty());
     let pending: Vec<String> = s.pending().await.unwrap().into_iter().map(|p| p.nonce).collect();
     assert_eq!(pending, ["before", "after"]);
+    // The execution reserved before the outage is still this store's to run and finish.
+    s.mark_dispatched("cid", "before", 2).await.unwrap();
+    s.complete("cid", "before", b"o".to_vec()).await.unwrap();
+    // Once a store is gone (its session ends) its open execution is an orphan for the others.
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let o: Vec<String> = other.orphans().await.unwrap().into_iter().map(|p| p.nonce).collect();
+        if o == ["after"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "orphans after the store went away: {o:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

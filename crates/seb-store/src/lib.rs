@@ -240,6 +240,12 @@ pub trait Store: Send + Sync + 'static {
     fn in_flight(&self) -> StoreFuture<'_, Vec<PendingExecution>> {
         self.pending()
     }
+    /// Admitted executions without an outcome whose broker is gone (its lease lost), on a
+    /// store shared by several brokers; never this store's own. Live brokers reconcile these
+    /// periodically. A store with one broker has none.
+    fn orphans(&self) -> StoreFuture<'_, Vec<PendingExecution>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 
     // ---- ledger ----
     /// Append records (decision records of failures, summaries); returns their indices.
@@ -323,6 +329,9 @@ macro_rules! forward_store {
     };
     (@one $f:ident in_flight) => {
         fn in_flight(&self) -> $crate::StoreFuture<'_, Vec<$crate::PendingExecution>> { self.$f.in_flight() }
+    };
+    (@one $f:ident orphans) => {
+        fn orphans(&self) -> $crate::StoreFuture<'_, Vec<$crate::PendingExecution>> { self.$f.orphans() }
     };
     (@one $f:ident append) => {
         fn append(&self, entries: Vec<Vec<u8>>) -> $crate::StoreFuture<'_, Vec<u64>> { self.$f.append(entries) }
