@@ -983,6 +983,12 @@ async fn pipeline() -> (&'static Fixture, Pipeline) {
         ),
     )
     .unwrap();
+    // Key files must be private to their owner (seb_store::keyfile refuses anything else).
+    std::fs::set_permissions(
+        dir.path().join("issuer.seed"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let store = Arc::new(
         seb_store::sqlite::SqliteStore::open(&dir.path().join("seb.db"), Default::default())
             .unwrap(),
