@@ -375,7 +375,9 @@ async fn review(State(st): State<WebhookState>, body: Body) -> Response {
             reason = %verdict.reason,
             "kubernetes admission review"
         ),
-        Err(e) => tracing::warn!(uid = %parsed.uid, decision, failed_check = "parse", error = %e, "kubernetes admission review refused"),
+        Err(e) => {
+            tracing::warn!(uid = %parsed.uid, decision, failed_check = "parse", error = %e, "kubernetes admission review refused")
+        }
     }
     let out = serde_json::to_vec(&answer).unwrap_or_default();
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], out).into_response()

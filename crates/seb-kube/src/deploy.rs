@@ -520,7 +520,8 @@ fn cel_list<S: AsRef<str>>(items: &[S]) -> String {
 fn cel_exempt(cfg: &DeployConfig) -> Vec<String> {
     let mut alternatives = Vec::new();
     if !cfg.exempt_usernames.is_empty() {
-        alternatives.push(format!("request.userInfo.username in {}", cel_list(&cfg.exempt_usernames)));
+        alternatives
+            .push(format!("request.userInfo.username in {}", cel_list(&cfg.exempt_usernames)));
     }
     for p in &cfg.exempt_username_prefixes {
         alternatives.push(format!("request.userInfo.username.startsWith({})", cel_str(p)));
@@ -535,7 +536,11 @@ fn cel_exempt(cfg: &DeployConfig) -> Vec<String> {
 }
 
 fn or_false(alternatives: Vec<String>) -> String {
-    if alternatives.is_empty() { "false".into() } else { format!("({})", alternatives.join(" || ")) }
+    if alternatives.is_empty() {
+        "false".into()
+    } else {
+        format!("({})", alternatives.join(" || "))
+    }
 }
 
 /// The operator path, as CEL.
@@ -554,7 +559,7 @@ pub fn cel_operator(cfg: &DeployConfig) -> String {
     or_false(alternatives)
 }
 
-/// The CEL rule of the workloads policy: the same identities as the webhook's rule 1, without
+/// The CEL rule of the workloads policy: the same identities as the webhook's rule 4, without
 /// the certificate match (a policy cannot see the broker's live executions; each execution
 /// identity's RBAC pins it to one verb on one object, and the webhook checks the rest).
 pub fn admission_policy_expression(cfg: &DeployConfig) -> String {
@@ -572,7 +577,7 @@ pub fn admission_policy_expression(cfg: &DeployConfig) -> String {
     alternatives.join(" || ")
 }
 
-/// The CEL rule for the protected namespaces themselves (the webhook's rule 2): the operator
+/// The CEL rule for the protected namespaces themselves (the webhook's rule 1): the operator
 /// path, a namespace that is not protected by name, or a control-plane identity finishing a
 /// deletion (`finalize`/`status` of a terminating namespace).
 pub fn namespaces_policy_expression(cfg: &DeployConfig) -> String {
@@ -584,10 +589,12 @@ pub fn namespaces_policy_expression(cfg: &DeployConfig) -> String {
     )
 }
 
-/// The CEL rule of the webhook's rule 4 (see `webhook::rule_grants_operator_power` and
+/// The CEL rule of the webhook's rule 3 (see `webhook::rule_grants_operator_power` and
 /// `webhook::role_ref_reserved`, which it mirrors clause by clause).
 pub fn rbac_policy_expression(cfg: &DeployConfig) -> String {
-    let g = |list: &[&str]| format!("(has(r.apiGroups) && r.apiGroups.exists(g, g in {}))", cel_list(list));
+    let g = |list: &[&str]| {
+        format!("(has(r.apiGroups) && r.apiGroups.exists(g, g in {}))", cel_list(list))
+    };
     let v = |list: &[&str]| format!("(has(r.verbs) && r.verbs.exists(v, v in {}))", cel_list(list));
     let r = |pred: &str| format!("(has(r.resources) && r.resources.exists(x, {pred}))");
     let bad = [
@@ -601,7 +608,9 @@ pub fn rbac_policy_expression(cfg: &DeployConfig) -> String {
             "({} && {} && {})",
             g(&["*", "", "authentication.k8s.io"]),
             v(&["*", "impersonate"]),
-            r("x in ['*', 'users', 'groups', 'serviceaccounts', 'uids'] || x.startsWith('userextras')")
+            r(
+                "x in ['*', 'users', 'groups', 'serviceaccounts', 'uids'] || x.startsWith('userextras')"
+            )
         ),
         format!(
             "({} && {} && {})",
@@ -624,7 +633,12 @@ pub fn rbac_policy_expression(cfg: &DeployConfig) -> String {
     )
 }
 
-fn policy_pair(name: &str, match_constraints: Value, expression: String, message: &str) -> [Value; 2] {
+fn policy_pair(
+    name: &str,
+    match_constraints: Value,
+    expression: String,
+    message: &str,
+) -> [Value; 2] {
     [
         json!({
             "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
@@ -922,7 +936,10 @@ mod tests {
             assert!(h["clientConfig"]["caBundle"].as_str().unwrap().starts_with("LS0t"));
         }
         let hook = |n: &str| hooks.iter().find(|h| h["name"] == n).unwrap();
-        assert_eq!(hook("objects.seb.io")["namespaceSelector"]["matchLabels"][PROTECTED_LABEL], "true");
+        assert_eq!(
+            hook("objects.seb.io")["namespaceSelector"]["matchLabels"][PROTECTED_LABEL],
+            "true"
+        );
         // The namespaces hook selects the Namespace object by its labels, old or new: no
         // namespaceSelector (evaluated on the new labels only).
         let ns = hook("namespaces.seb.io");
@@ -958,22 +975,37 @@ mod tests {
     fn the_cluster_admin_role_cannot_write_admission_configuration_nor_escalate() {
         let mut c = cfg();
         c.cluster_admins = vec![Subject::User("ops".into())];
-        c.cluster_admin_api_groups =
-            vec!["".into(), "apps".into(), "admissionregistration.k8s.io".into(), "example.com".into()];
+        c.cluster_admin_api_groups = vec![
+            "".into(),
+            "apps".into(),
+            "admissionregistration.k8s.io".into(),
+            "example.com".into(),
+        ];
         let objs = objects(&c);
-        let role = objs.iter().find(|o| o["metadata"]["name"] == CLUSTER_ADMIN && o["kind"] == "ClusterRole").unwrap();
+        let role = objs
+            .iter()
+            .find(|o| o["metadata"]["name"] == CLUSTER_ADMIN && o["kind"] == "ClusterRole")
+            .unwrap();
         let rules = role["rules"].as_array().unwrap();
         assert_eq!(rules[0]["apiGroups"], json!(["", "apps", "example.com"]));
         for r in rules {
             let strs = |k: &str| -> Vec<String> {
-                r[k].as_array().map(|a| a.iter().map(|v| v.as_str().unwrap().to_owned()).collect()).unwrap_or_default()
+                r[k].as_array()
+                    .map(|a| a.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+                    .unwrap_or_default()
             };
             assert_eq!(
-                crate::webhook::rule_grants_operator_power(&strs("verbs"), &strs("apiGroups"), &strs("resources")),
+                crate::webhook::rule_grants_operator_power(
+                    &strs("verbs"),
+                    &strs("apiGroups"),
+                    &strs("resources")
+                ),
                 None,
                 "{r}"
             );
-            assert!(!strs("verbs").iter().any(|v| ["*", "impersonate", "escalate", "bind", "approve", "sign"].contains(&v.as_str())));
+            assert!(!strs("verbs").iter().any(|v| {
+                ["*", "impersonate", "escalate", "bind", "approve", "sign"].contains(&v.as_str())
+            }));
         }
         let binding = objs.iter().find(|o| o["kind"] == "ClusterRoleBinding").unwrap();
         assert_eq!(binding["roleRef"]["name"], CLUSTER_ADMIN);

@@ -2,21 +2,21 @@
 //! `/v1/kubernetes/admission-review`. Four rules, each the decision of one webhook of the
 //! shipped configuration (`deploy::webhook_configuration`), and all applied to every review:
 //!
-//! 1. **Workloads.** In a protected namespace a mutation is allowed only when the caller is the
+//! 1. **Protected namespaces**, matched by *name*: updating (relabelling, unlabelling, any
+//!    change) or deleting one is refused to everyone but the operator path
+//!    ([`WebhookPolicy::operator_groups`], `system:masters` by default).
+//! 2. **SEB's own objects** (labelled `app.kubernetes.io/name=seb` before or after the
+//!    change): updating or deleting them is refused to everyone but the operator path.
+//! 3. **RBAC escalation**: a non-operator may not create or update a (Cluster)Role that grants
+//!    write on admission configuration, `impersonate`, `escalate`/`bind` on roles, or
+//!    `approve`/`sign` on signers, nor one with an `aggregationRule`, nor bind `cluster-admin`,
+//!    a `system:` ClusterRole or one of SEB's roles ([`rbac_escalation`]).
+//! 4. **Workloads.** In a protected namespace a mutation is allowed only when the caller is the
 //!    identity of a live execution whose certificate names this object and this operation, and
 //!    whose parameter-level constraints hold for the object the API server is about to store.
 //!    Everyone else is denied, `system:masters` included; the only exceptions are the
 //!    control-plane identities listed in [`WebhookPolicy`] and the broker's own creation of
 //!    the exact Role and RoleBinding of a live execution.
-//! 2. **Protected namespaces**, matched by *name*: updating (relabelling, unlabelling, any
-//!    change) or deleting one is refused to everyone but the operator path
-//!    ([`WebhookPolicy::operator_groups`], `system:masters` by default).
-//! 3. **SEB's own objects** (labelled `app.kubernetes.io/name=seb` before or after the
-//!    change): updating or deleting them is refused to everyone but the operator path.
-//! 4. **RBAC escalation**: a non-operator may not create or update a (Cluster)Role that grants
-//!    write on admission configuration, `impersonate`, `escalate`/`bind` on roles, or
-//!    `approve`/`sign` on signers, nor one with an `aggregationRule`, nor bind `cluster-admin`,
-//!    a `system:` ClusterRole or one of SEB's roles ([`rbac_escalation`]).
 //!
 //! The AdmissionReview is parsed with `seb_core::json` limits (size, depth, duplicate keys)
 //! into typed structs; a field the decision reads that is missing or of the wrong type denies.
@@ -95,7 +95,10 @@ impl WebhookPolicy {
 
     fn is_exempt(&self, username: &str, groups: &[String]) -> Option<String> {
         if self.exempt_usernames.contains(username)
-            || self.exempt_username_prefixes.iter().any(|p| !p.is_empty() && username.starts_with(p))
+            || self
+                .exempt_username_prefixes
+                .iter()
+                .any(|p| !p.is_empty() && username.starts_with(p))
         {
             return Some(format!("`{username}` is an exempt control-plane identity"));
         }
@@ -295,12 +298,18 @@ pub fn parse_review(body: &[u8], limit: usize) -> ParsedReview {
 // The decision.
 
 /// Decide an AdmissionRequest: every rule of the module documentation that applies to it.
-pub fn decide(req: &AdmissionRequest, policy: &WebhookPolicy, live: &dyn LiveExecutions) -> Verdict {
-    let (old_meta, new_meta) =
-        match (meta_of(req.old_object.as_ref(), "oldObject"), meta_of(req.object.as_ref(), "object")) {
-            (Ok(o), Ok(n)) => (o, n),
-            (Err(e), _) | (_, Err(e)) => return deny(e),
-        };
+pub fn decide(
+    req: &AdmissionRequest,
+    policy: &WebhookPolicy,
+    live: &dyn LiveExecutions,
+) -> Verdict {
+    let (old_meta, new_meta) = match (
+        meta_of(req.old_object.as_ref(), "oldObject"),
+        meta_of(req.object.as_ref(), "object"),
+    ) {
+        (Ok(o), Ok(n)) => (o, n),
+        (Err(e), _) | (_, Err(e)) => return deny(e),
+    };
     let username = req.user_info.username.as_str();
     let groups = req.user_info.groups.as_deref().unwrap_or(&[]);
     let operator = policy.is_operator(username, groups);
@@ -309,25 +318,27 @@ pub fn decide(req: &AdmissionRequest, policy: &WebhookPolicy, live: &dyn LiveExe
         Some(n) if !n.is_empty() => n,
         _ => new_meta.as_ref().and_then(|m| m.name.as_deref()).unwrap_or(""),
     };
-    let is_namespace_object = req.resource.group.is_empty() && req.resource.resource == "namespaces";
+    let is_namespace_object =
+        req.resource.group.is_empty() && req.resource.resource == "namespaces";
 
-    // 2. A protected namespace, by name (the label may be what the request changes).
+    // 1. A protected namespace, by name (the label may be what the request changes).
     if is_namespace_object && policy.protected_namespaces.contains(name) {
         if operator {
             return allow(format!("the operator path changes protected namespace `{name}`"), None);
         }
         let terminating = old_meta.as_ref().is_some_and(|m| m.deletion_timestamp.is_some());
-        if matches!(sub, "finalize" | "status") && terminating {
-            if let Some(why) = policy.is_exempt(username, groups) {
-                return allow(format!("{why}: finishing the operator's deletion of `{name}`"), None);
-            }
+        if matches!(sub, "finalize" | "status")
+            && terminating
+            && let Some(why) = policy.is_exempt(username, groups)
+        {
+            return allow(format!("{why}: finishing the operator's deletion of `{name}`"), None);
         }
         return deny(format!(
             "protected namespace `{name}` cannot be relabelled, changed or deleted but by the operator path"
         ));
     }
 
-    // 3. SEB's own objects (labelled before or after the change).
+    // 2. SEB's own objects (labelled before or after the change).
     let owned = |m: &Option<MetaIn>| {
         m.as_ref()
             .and_then(|m| m.labels.as_ref())
@@ -344,21 +355,20 @@ pub fn decide(req: &AdmissionRequest, policy: &WebhookPolicy, live: &dyn LiveExe
         ));
     }
 
-    // 4. RBAC escalation.
+    // 3. RBAC escalation.
     if req.resource.group == RBAC_GROUP
         && matches!(req.operation, Operation::Create | Operation::Update)
         && !operator
+        && let Err(e) = rbac_escalation(&req.resource.resource, req.object.as_ref())
     {
-        if let Err(e) = rbac_escalation(&req.resource.resource, req.object.as_ref()) {
-            return deny(format!("{} {} `{name}`: {e}", req.operation.as_str(), req.resource.resource));
-        }
+        return deny(format!("{} {} `{name}`: {e}", req.operation.as_str(), req.resource.resource));
     }
 
     if is_namespace_object {
         return allow(format!("namespace `{name}` is not protected"), None);
     }
 
-    // 1. Workloads in a protected namespace.
+    // 4. Workloads in a protected namespace.
     let namespace = req.namespace.as_deref().unwrap_or("");
     if !policy.protected_namespaces.contains(namespace) {
         return allow(format!("namespace `{namespace}` is not protected"), None);
@@ -471,7 +481,7 @@ pub fn role_ref_reserved(kind: &str, name: &str) -> bool {
         || SEB_ROLE_NAMES.contains(&name)
 }
 
-/// Rule 4: `Err(why)` when an RBAC object of `resource` (roles, clusterroles, rolebindings,
+/// Rule 3: `Err(why)` when an RBAC object of `resource` (roles, clusterroles, rolebindings,
 /// clusterrolebindings) written by a non-operator would hand out the operator path. Other
 /// resources of the group pass; an object that does not parse is refused.
 pub fn rbac_escalation(resource: &str, object: Option<&Value>) -> Result<(), String> {
@@ -771,9 +781,7 @@ mod tests {
         }];
         let l = live(exec("scale", json!({"replicas": 3}), replicas));
         let p = policy();
-        assert!(
-            d(&req(SA, "UPDATE", "scale", json!({"spec":{"replicas":4}})), &p, &l).allowed
-        );
+        assert!(d(&req(SA, "UPDATE", "scale", json!({"spec":{"replicas":4}})), &p, &l).allowed);
         let over = d(&req(SA, "UPDATE", "scale", json!({"spec":{"replicas":9}})), &p, &l);
         assert!(!over.allowed && over.reason.contains("maximum"), "{}", over.reason);
         assert!(
@@ -852,9 +860,13 @@ mod tests {
         assert_eq!(out["response"]["uid"], "u1");
         assert_eq!(out["response"]["allowed"], false);
         assert_eq!(out["response"]["status"]["code"], 403);
-        let bad: Value =
-            serde_json::from_slice(&review_bytes(b"{not json", 100, &policy(), &Live(HashMap::new())))
-                .unwrap();
+        let bad: Value = serde_json::from_slice(&review_bytes(
+            b"{not json",
+            100,
+            &policy(),
+            &Live(HashMap::new()),
+        ))
+        .unwrap();
         assert_eq!(bad["response"]["allowed"], false);
     }
 
@@ -911,7 +923,8 @@ mod tests {
             assert_eq!(out["response"]["status"]["code"], 403, "{what}");
         }
         // A Namespace DELETE naming the protected namespace with a number is denied too.
-        let mut ns = namespace_req("intruder", "DELETE", "", json!({"seb.io/protected": "true"}), None);
+        let mut ns =
+            namespace_req("intruder", "DELETE", "", json!({"seb.io/protected": "true"}), None);
         ns["request"]["name"] = json!(5);
         assert_eq!(review_of(ns.to_string().as_bytes())["response"]["allowed"], false);
         // Bytes: oversize, deep nesting, duplicate keys, not JSON, empty.
@@ -922,7 +935,11 @@ mod tests {
             "[".repeat(200),
             "]".repeat(200)
         );
-        let dup = text.replacen("\"kind\":\"AdmissionReview\"", "\"kind\":\"AdmissionReview\",\"kind\":\"AdmissionReview\"", 1);
+        let dup = text.replacen(
+            "\"kind\":\"AdmissionReview\"",
+            "\"kind\":\"AdmissionReview\",\"kind\":\"AdmissionReview\"",
+            1,
+        );
         assert_ne!(dup, text);
         for (what, body) in [
             ("oversize", big.as_bytes()),
@@ -937,7 +954,13 @@ mod tests {
         }
     }
 
-    fn namespace_req(user: &str, op: &str, sub: &str, old_labels: Value, new_labels: Option<Value>) -> Value {
+    fn namespace_req(
+        user: &str,
+        op: &str,
+        sub: &str,
+        old_labels: Value,
+        new_labels: Option<Value>,
+    ) -> Value {
         let object = match new_labels {
             Some(l) => json!({"metadata": {"name": "prod", "labels": l}}),
             None => Value::Null,
@@ -964,7 +987,10 @@ mod tests {
             ("UPDATE", Some(json!({"seb.io/protected": "true", "team": "x"}))),
             ("DELETE", None),
         ] {
-            assert!(!allowed(&namespace_req("cadmin", op, "", on.clone(), new.clone())), "{op} {new:?}");
+            assert!(
+                !allowed(&namespace_req("cadmin", op, "", on.clone(), new.clone())),
+                "{op} {new:?}"
+            );
         }
         // Even when the old object no longer carries the label (decided by name).
         assert!(!allowed(&namespace_req("cadmin", "UPDATE", "", json!({}), Some(json!({})))));
@@ -974,7 +1000,8 @@ mod tests {
         assert!(!allowed(&namespace_req(sa, "UPDATE", "finalize", on.clone(), Some(on.clone()))));
         // ...except to finish a deletion the operator started.
         let mut terminating = namespace_req(sa, "UPDATE", "finalize", on.clone(), Some(on.clone()));
-        terminating["request"]["oldObject"]["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        terminating["request"]["oldObject"]["metadata"]["deletionTimestamp"] =
+            json!("2026-01-01T00:00:00Z");
         assert!(allowed(&terminating));
         terminating["request"]["userInfo"]["username"] = json!("cadmin");
         assert!(!allowed(&terminating));
@@ -995,7 +1022,14 @@ mod tests {
         assert!(allowed(&dev));
     }
 
-    fn rbac_req(user: &str, groups: Value, op: &str, resource: &str, object: Value, old: Value) -> Value {
+    fn rbac_req(
+        user: &str,
+        groups: Value,
+        op: &str,
+        resource: &str,
+        object: Value,
+        old: Value,
+    ) -> Value {
         let kind = match resource {
             "roles" => "Role",
             "clusterroles" => "ClusterRole",
@@ -1012,16 +1046,47 @@ mod tests {
     #[test]
     fn seb_objects_are_changed_only_by_the_operator() {
         let seb = json!({"metadata": {"name": "seb-broker-grants", "labels": {"app.kubernetes.io/name": "seb"}}, "rules": []});
-        let stripped = json!({"metadata": {"name": "seb-broker-grants", "labels": {}}, "rules": []});
+        let stripped =
+            json!({"metadata": {"name": "seb-broker-grants", "labels": {}}, "rules": []});
         let users = json!(["system:authenticated"]);
         for (op, new, old) in [
             ("UPDATE", stripped.clone(), seb.clone()),
             ("UPDATE", seb.clone(), stripped.clone()),
             ("DELETE", Value::Null, seb.clone()),
         ] {
-            assert!(!allowed(&rbac_req("cadmin", users.clone(), op, "clusterroles", new.clone(), old.clone())), "{op}");
-            assert!(!allowed(&rbac_req("system:serviceaccount:kube-system:gc", users.clone(), op, "clusterroles", new.clone(), old.clone())), "exempt {op}");
-            assert!(allowed(&rbac_req("admin", json!(["system:masters"]), op, "clusterroles", new, old)), "operator {op}");
+            assert!(
+                !allowed(&rbac_req(
+                    "cadmin",
+                    users.clone(),
+                    op,
+                    "clusterroles",
+                    new.clone(),
+                    old.clone()
+                )),
+                "{op}"
+            );
+            assert!(
+                !allowed(&rbac_req(
+                    "system:serviceaccount:kube-system:gc",
+                    users.clone(),
+                    op,
+                    "clusterroles",
+                    new.clone(),
+                    old.clone()
+                )),
+                "exempt {op}"
+            );
+            assert!(
+                allowed(&rbac_req(
+                    "admin",
+                    json!(["system:masters"]),
+                    op,
+                    "clusterroles",
+                    new,
+                    old
+                )),
+                "operator {op}"
+            );
         }
     }
 
@@ -1043,9 +1108,23 @@ mod tests {
         for rules in refused {
             for res in ["roles", "clusterroles"] {
                 for op in ["CREATE", "UPDATE"] {
-                    let r = rbac_req("cadmin", users.clone(), op, res, role(rules.clone()), Value::Null);
+                    let r = rbac_req(
+                        "cadmin",
+                        users.clone(),
+                        op,
+                        res,
+                        role(rules.clone()),
+                        Value::Null,
+                    );
                     assert!(!allowed(&r), "{res} {op} {rules}");
-                    let r = rbac_req("admin", json!(["system:masters"]), op, res, role(rules.clone()), Value::Null);
+                    let r = rbac_req(
+                        "admin",
+                        json!(["system:masters"]),
+                        op,
+                        res,
+                        role(rules.clone()),
+                        Value::Null,
+                    );
                     assert!(allowed(&r), "operator {res} {op} {rules}");
                 }
             }
@@ -1057,12 +1136,39 @@ mod tests {
             json!([{"nonResourceURLs": ["*"], "verbs": ["get"]}]),
             Value::Null,
         ] {
-            assert!(allowed(&rbac_req("cadmin", users.clone(), "CREATE", "clusterroles", role(rules.clone()), Value::Null)), "{rules}");
+            assert!(
+                allowed(&rbac_req(
+                    "cadmin",
+                    users.clone(),
+                    "CREATE",
+                    "clusterroles",
+                    role(rules.clone()),
+                    Value::Null
+                )),
+                "{rules}"
+            );
         }
         let mut agg = role(json!([]));
         agg["aggregationRule"] = json!({"clusterRoleSelectors": [{"matchLabels": {"kubernetes.io/bootstrapping": "rbac-defaults"}}]});
-        assert!(!allowed(&rbac_req("cadmin", users.clone(), "CREATE", "clusterroles", agg, Value::Null)));
-        assert!(!allowed(&rbac_req("cadmin", users.clone(), "CREATE", "clusterroles", role(json!([{"verbs": 5}])), Value::Null)), "wrong type");
+        assert!(!allowed(&rbac_req(
+            "cadmin",
+            users.clone(),
+            "CREATE",
+            "clusterroles",
+            agg,
+            Value::Null
+        )));
+        assert!(
+            !allowed(&rbac_req(
+                "cadmin",
+                users.clone(),
+                "CREATE",
+                "clusterroles",
+                role(json!([{"verbs": 5}])),
+                Value::Null
+            )),
+            "wrong type"
+        );
         let binding = |kind: &str, name: &str| json!({"metadata": {"name": "b"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name}, "subjects": [{"kind": "User", "name": "cadmin"}]});
         for (kind, name) in [
             ("ClusterRole", "cluster-admin"),
@@ -1072,13 +1178,49 @@ mod tests {
             ("Role", "seb-broker-identities"),
         ] {
             for res in ["rolebindings", "clusterrolebindings"] {
-                assert!(!allowed(&rbac_req("cadmin", users.clone(), "CREATE", res, binding(kind, name), Value::Null)), "{res} {name}");
-                assert!(allowed(&rbac_req("admin", json!(["system:masters"]), "CREATE", res, binding(kind, name), Value::Null)));
+                assert!(
+                    !allowed(&rbac_req(
+                        "cadmin",
+                        users.clone(),
+                        "CREATE",
+                        res,
+                        binding(kind, name),
+                        Value::Null
+                    )),
+                    "{res} {name}"
+                );
+                assert!(allowed(&rbac_req(
+                    "admin",
+                    json!(["system:masters"]),
+                    "CREATE",
+                    res,
+                    binding(kind, name),
+                    Value::Null
+                )));
             }
         }
-        for (kind, name) in [("ClusterRole", "edit"), ("ClusterRole", "view"), ("Role", "seb-exec-1234")] {
-            assert!(allowed(&rbac_req("cadmin", users.clone(), "CREATE", "rolebindings", binding(kind, name), Value::Null)), "{name}");
+        for (kind, name) in
+            [("ClusterRole", "edit"), ("ClusterRole", "view"), ("Role", "seb-exec-1234")]
+        {
+            assert!(
+                allowed(&rbac_req(
+                    "cadmin",
+                    users.clone(),
+                    "CREATE",
+                    "rolebindings",
+                    binding(kind, name),
+                    Value::Null
+                )),
+                "{name}"
+            );
         }
-        assert!(!allowed(&rbac_req("cadmin", users, "CREATE", "rolebindings", json!({"roleRef": 5}), Value::Null)));
+        assert!(!allowed(&rbac_req(
+            "cadmin",
+            users,
+            "CREATE",
+            "rolebindings",
+            json!({"roleRef": 5}),
+            Value::Null
+        )));
     }
 }

@@ -9,6 +9,8 @@
 // Test harness code: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod support;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -753,51 +755,15 @@ async fn serve_webhook(
     cert_pem: String,
     key_pem: String,
 ) -> Result<u16> {
-    use axum::body::Bytes;
-    use axum::routing::post;
-    let app = axum::Router::new().route(
-        seb_kube::deploy::ADMISSION_PATH,
-        post(move |body: Bytes| {
-            let (policy, live) = (policy.clone(), live.clone());
-            async move {
-                let out = seb_kube::webhook::review_bytes(
-                    &body,
-                    seb_kube::webhook::MAX_REVIEW_BYTES,
-                    &policy,
-                    live.as_ref(),
-                );
-                ([(axum::http::header::CONTENT_TYPE, "application/json")], out)
-            }
-        }),
-    );
-    let certs: Vec<_> =
-        rustls_pemfile::certs(&mut cert_pem.as_bytes()).collect::<Result<_, _>>()?;
-    let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())?.context("no key")?;
-    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let port = listener.local_addr()?.port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else { return };
-            let (acceptor, app) = (acceptor.clone(), app.clone());
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
-                let svc = hyper_util::service::TowerToHyperService::new(app);
-                let _ = hyper_util::server::conn::auto::Builder::new(
-                    hyper_util::rt::TokioExecutor::new(),
-                )
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                .await;
-            });
-        }
+    let handler: support::Handler = Arc::new(move |body: &[u8]| {
+        seb_kube::webhook::review_bytes(
+            body,
+            seb_kube::webhook::MAX_REVIEW_BYTES,
+            &policy,
+            live.as_ref(),
+        )
     });
-    Ok(port)
+    support::serve_https(handler, cert_pem, key_pem).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

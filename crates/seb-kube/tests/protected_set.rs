@@ -18,14 +18,15 @@
 // each test runs on its own runtime, so holding it across `.await` blocks nothing else.
 #![allow(clippy::await_holding_lock)]
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
-    PostParams,
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
 use kube::{Client, Config};
 use seb_kube::deploy::{DeployConfig, Subject, WebhookEndpoint};
@@ -101,57 +102,19 @@ impl LiveExecutions for NoExecutions {
 /// Serve the webhook over HTTPS as the broker does (the pure decision, the 7 MiB limit),
 /// recording each review and its answer (test code; the product binary records nothing).
 async fn serve_webhook(policy: WebhookPolicy, rec: Arc<Recorder>) -> Result<u16> {
-    use axum::body::Bytes;
-    use axum::routing::post;
-    let app = axum::Router::new().route(
-        seb_kube::deploy::ADMISSION_PATH,
-        post(move |body: Bytes| {
-            let (policy, rec) = (policy.clone(), rec.clone());
-            async move {
-                let answer = seb_kube::webhook::review(
-                    &body,
-                    seb_kube::webhook::MAX_REVIEW_BYTES,
-                    &policy,
-                    &NoExecutions,
-                );
-                let review: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                rec.0.lock().unwrap().push(json!({"review": review, "response": answer}));
-                (
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    serde_json::to_vec(&answer).unwrap(),
-                )
-            }
-        }),
-    );
-    let (cert_pem, key_pem) = server().issue_cert("webhook")?;
-    let certs: Vec<_> =
-        rustls_pemfile::certs(&mut cert_pem.as_bytes()).collect::<Result<_, _>>()?;
-    let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())?.context("no key")?;
-    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let port = listener.local_addr()?.port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else { return };
-            let (acceptor, app) = (acceptor.clone(), app.clone());
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
-                let svc = hyper_util::service::TowerToHyperService::new(app);
-                let _ = hyper_util::server::conn::auto::Builder::new(
-                    hyper_util::rt::TokioExecutor::new(),
-                )
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                .await;
-            });
-        }
+    let handler: support::Handler = Arc::new(move |body: &[u8]| {
+        let answer = seb_kube::webhook::review(
+            body,
+            seb_kube::webhook::MAX_REVIEW_BYTES,
+            &policy,
+            &NoExecutions,
+        );
+        let review: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        rec.0.lock().unwrap().push(json!({"review": review, "response": answer}));
+        serde_json::to_vec(&answer).unwrap()
     });
-    Ok(port)
+    let (cert_pem, key_pem) = server().issue_cert("webhook")?;
+    support::serve_https(handler, cert_pem, key_pem).await
 }
 
 /// One installation: a protected namespace with Deployment `web` (1 replica), SEB's objects
@@ -170,8 +133,9 @@ async fn install(prefix: &str) -> Result<Install> {
     // A configuration left by a failed test would point at a webhook that is gone (and with
     // failurePolicy Fail refuse every RBAC write): remove it first. The API server never
     // sends webhook configurations to webhooks, so this always works for the operator.
-    let vwcs = api(&admin, "admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", None)
-        .await;
+    let vwcs =
+        api(&admin, "admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", None)
+            .await;
     let _ = vwcs.delete(VWC, &DeleteParams::default()).await;
 
     let ns = unique_name(prefix);
@@ -188,8 +152,10 @@ async fn install(prefix: &str) -> Result<Install> {
     cfg.cluster_admin_api_groups = seb_kube::deploy::served_api_groups(&admin).await?;
     let rec = Arc::new(Recorder::default());
     let port = serve_webhook(cfg.webhook_policy(), rec.clone()).await?;
-    cfg.webhook =
-        WebhookEndpoint::Url(format!("https://127.0.0.1:{port}{}", seb_kube::deploy::ADMISSION_PATH));
+    cfg.webhook = WebhookEndpoint::Url(format!(
+        "https://127.0.0.1:{port}{}",
+        seb_kube::deploy::ADMISSION_PATH
+    ));
     let objects = seb_kube::deploy::objects(&cfg);
     let (hook, rest): (Vec<Value>, Vec<Value>) =
         objects.iter().cloned().partition(|o| o["kind"] == "ValidatingWebhookConfiguration");
@@ -235,7 +201,8 @@ async fn assert_still_guarded(inst: &Install, after: &str) {
     let (code, msg) = patch_replicas(inst, &server().tokens().ops, 50).await;
     assert_eq!(code, 403, "after {after}: the Deployment patch was not refused: {msg}");
     assert!(msg.contains("not the identity of a live SEB execution"), "after {after}: {msg}");
-    let dep = api(&admin(), "apps/v1", "Deployment", Some(&inst.ns)).await.get("web").await.unwrap();
+    let dep =
+        api(&admin(), "apps/v1", "Deployment", Some(&inst.ns)).await.get("web").await.unwrap();
     assert_eq!(dep.data["spec"]["replicas"], 1, "after {after}");
     let ns = Api::<Namespace>::all(admin()).get(&inst.ns).await.unwrap();
     let labels = ns.metadata.labels.unwrap_or_default();
@@ -280,8 +247,10 @@ async fn namespace_attacks(inst: &Install, who: &str, token: &str) {
                 &inst.ns,
                 &PatchParams::default(),
                 &Patch::Json::<()>(
-                    serde_json::from_value(json!([{"op": "remove", "path": "/metadata/labels/seb.io~1protected"}]))
-                        .unwrap(),
+                    serde_json::from_value(
+                        json!([{"op": "remove", "path": "/metadata/labels/seb.io~1protected"}]),
+                    )
+                    .unwrap(),
                 ),
             )
             .await
@@ -324,7 +293,8 @@ async fn relabelling_unlabelling_or_deleting_a_protected_namespace_is_refused() 
 /// Edit or delete SEB's webhook configuration and SEB's RBAC.
 async fn seb_object_attacks(inst: &Install, who: &str, token: &str) {
     let c = client(token);
-    let vwcs = api(&c, "admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", None).await;
+    let vwcs =
+        api(&c, "admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", None).await;
     let croles = api(&c, "rbac.authorization.k8s.io/v1", "ClusterRole", None).await;
     let crbs = api(&c, "rbac.authorization.k8s.io/v1", "ClusterRoleBinding", None).await;
     let rbs = api(&c, "rbac.authorization.k8s.io/v1", "RoleBinding", Some(&inst.ns)).await;
@@ -520,7 +490,10 @@ async fn escalate_and_bind_holder_attacks(inst: &Install) -> Result<()> {
         assert_still_guarded(inst, &format!("{holder}: {what}")).await;
     }
     // A harmless role is still allowed: the webhook is not a blanket refusal.
-    let harmless = cluster_role("rbac-admin-harmless", json!([{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]}]));
+    let harmless = cluster_role(
+        "rbac-admin-harmless",
+        json!([{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]}]),
+    );
     croles.create(&pp, &obj(harmless)).await.context("a harmless role")?;
     for name in ["rbac-admin-harmless", "test-rbac-writer"] {
         croles_admin.delete(name, &DeleteParams::default()).await?;
@@ -576,7 +549,9 @@ async fn the_admission_policies_decide_every_recorded_review_as_the_webhook_does
     // Allowed requests too: the operator annotates the namespace and relabels a SEB role.
     let admin = admin();
     let annotate = Patch::Merge(json!({"metadata": {"annotations": {"reviewed": "yes"}}}));
-    Api::<Namespace>::all(admin.clone()).patch(&inst.ns, &PatchParams::default(), &annotate).await?;
+    Api::<Namespace>::all(admin.clone())
+        .patch(&inst.ns, &PatchParams::default(), &annotate)
+        .await?;
     api(&admin, "rbac.authorization.k8s.io/v1", "ClusterRole", None)
         .await
         .patch("seb-agent-read", &PatchParams::default(), &annotate)
@@ -593,7 +568,10 @@ async fn the_admission_policies_decide_every_recorded_review_as_the_webhook_does
     )?;
     let mut labels = serde_json::Map::new();
     for n in Api::<Namespace>::all(admin).list(&Default::default()).await? {
-        labels.insert(n.metadata.name.unwrap_or_default(), json!(n.metadata.labels.unwrap_or_default()));
+        labels.insert(
+            n.metadata.name.unwrap_or_default(),
+            json!(n.metadata.labels.unwrap_or_default()),
+        );
     }
     std::fs::write(dir.join("ns.json"), serde_json::to_vec(&labels)?)?;
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vap_crosscheck.py");
@@ -618,16 +596,28 @@ async fn the_admission_policies_decide_every_recorded_review_as_the_webhook_does
     // The comparison covered the relabel attempts, each hook, and both outcomes.
     let relabels = requests
         .iter()
-        .filter(|r| r["resource"] == "namespaces" && r["operation"] == "UPDATE" && r["user"] == "ops")
+        .filter(|r| {
+            r["resource"] == "namespaces" && r["operation"] == "UPDATE" && r["user"] == "ops"
+        })
         .count();
     assert!(relabels >= 3, "relabel attempts: {relabels}");
-    for p in ["seb-protected-namespaces", "seb-protected-namespace-objects", "seb-owned-objects", "seb-rbac-escalation"] {
+    for p in [
+        "seb-protected-namespaces",
+        "seb-protected-namespace-objects",
+        "seb-owned-objects",
+        "seb-rbac-escalation",
+    ] {
         assert!(
             requests.iter().any(|r| r["policies"].as_array().unwrap().contains(&json!(p))),
             "no recorded request for {p}"
         );
     }
-    assert!(allowed.len() >= 3 && denied.len() >= 10, "{} allowed, {} denied", allowed.len(), denied.len());
+    assert!(
+        allowed.len() >= 3 && denied.len() >= 10,
+        "{} allowed, {} denied",
+        allowed.len(),
+        denied.len()
+    );
     Ok(())
 }
 

@@ -11,10 +11,10 @@ pub const CEL_PYTHON_VERSION: &str = "0.5.0";
 /// installing it with pip when not. Returns the installed version.
 pub fn ensure_cel_python() -> Result<String, InfraError> {
     let probe = "import celpy, importlib.metadata as m; print(m.version('cel-python'))";
-    if let Ok(v) = run("python3", &["-c", probe]) {
-        if v.trim() == CEL_PYTHON_VERSION {
-            return Ok(v.trim().to_owned());
-        }
+    if let Ok(v) = run("python3", &["-c", probe])
+        && v.trim() == CEL_PYTHON_VERSION
+    {
+        return Ok(v.trim().to_owned());
     }
     let spec = format!("cel-python=={CEL_PYTHON_VERSION}");
     if run("python3", &["-m", "pip", "install", "--quiet", &spec]).is_err() {

@@ -175,7 +175,12 @@ impl KubeApiServer {
             dir.join("tokens.csv"),
             format!(
                 "{},admin,uid-admin,\"system:masters\"\n{},broker,uid-broker\n{},agent,uid-agent\n{},intruder,uid-intruder\n{},ops,uid-ops\n{},rbac-admin,uid-rbac-admin\n",
-                tokens.admin, tokens.broker, tokens.agent, tokens.intruder, tokens.ops, tokens.rbac_admin
+                tokens.admin,
+                tokens.broker,
+                tokens.agent,
+                tokens.intruder,
+                tokens.ops,
+                tokens.rbac_admin
             ),
         )?;
 
