@@ -752,16 +752,19 @@ async fn reconcile_tells_applied_from_not_applied_and_cleans_up() -> Result<()> 
 async fn serve_webhook(
     policy: WebhookPolicy,
     live: Arc<Registry>,
+    rec: Arc<support::Recorder>,
     cert_pem: String,
     key_pem: String,
 ) -> Result<u16> {
     let handler: support::Handler = Arc::new(move |body: &[u8]| {
-        seb_kube::webhook::review_bytes(
+        let answer = seb_kube::webhook::review_bytes(
             body,
             seb_kube::webhook::MAX_REVIEW_BYTES,
             &policy,
             live.as_ref(),
-        )
+        );
+        rec.record(body, &answer);
+        answer
     });
     support::serve_https(handler, cert_pem, key_pem).await
 }
@@ -788,7 +791,8 @@ async fn the_webhook_denies_uncertified_mutations_and_enforces_constraints() -> 
     dcfg.exec_namespace = EXEC_NS.into();
     let live = Arc::new(Registry::default());
     let (cert, key) = server().issue_cert("webhook")?;
-    let port = serve_webhook(dcfg.webhook_policy(), live.clone(), cert, key).await?;
+    let rec = Arc::new(support::Recorder::default());
+    let port = serve_webhook(dcfg.webhook_policy(), live.clone(), rec.clone(), cert, key).await?;
     dcfg.webhook = WebhookEndpoint::Url(format!(
         "https://127.0.0.1:{port}{}",
         seb_kube::deploy::ADMISSION_PATH
@@ -908,6 +912,28 @@ async fn the_webhook_denies_uncertified_mutations_and_enforces_constraints() -> 
     Api::<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration>::all(admin())
         .delete(&format!("seb-broker-{ns}"), &Default::default())
         .await?;
+
+    // The shipped ValidatingAdmissionPolicies (cel-python) decide every review recorded here
+    // as the webhook did, but where only the certificate tells (execution identities and the
+    // broker's grants: the policy cannot see live executions).
+    let certified = [format!("system:serviceaccount:{EXEC_NS}:seb-exec-"), "broker".to_owned()];
+    let report = support::vap_crosscheck(&dcfg, &rec, admin(), &certified).await?;
+    let requests = report["requests"].as_array().unwrap();
+    let by = |f: &dyn Fn(&Value) -> bool| requests.iter().filter(|r| f(r)).count();
+    assert!(
+        by(&|r| r["certificate_only"] == true) >= 2,
+        "the over-constraint scale and the sneaky create"
+    );
+    assert!(
+        by(&|r| r["webhook_allowed"] == true
+            && r["user"].as_str().unwrap().starts_with("system:serviceaccount:"))
+            >= 2,
+        "certified executions allowed by both"
+    );
+    assert!(
+        by(&|r| r["user"] == "admin" && r["webhook_allowed"] == false) >= 2,
+        "system:masters denied by both"
+    );
     Ok(())
 }
 

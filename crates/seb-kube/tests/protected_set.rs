@@ -20,6 +20,8 @@
 
 mod support;
 
+use support::Recorder;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -87,10 +89,6 @@ fn outcome<T>(r: Result<T, kube::Error>) -> (u16, String) {
     }
 }
 
-/// Every request the webhook answered: `{"review": <as sent>, "response": <answer>}`.
-#[derive(Default)]
-struct Recorder(Mutex<Vec<Value>>);
-
 /// This suite never runs executions: no identity is live.
 struct NoExecutions;
 impl LiveExecutions for NoExecutions {
@@ -103,15 +101,14 @@ impl LiveExecutions for NoExecutions {
 /// recording each review and its answer (test code; the product binary records nothing).
 async fn serve_webhook(policy: WebhookPolicy, rec: Arc<Recorder>) -> Result<u16> {
     let handler: support::Handler = Arc::new(move |body: &[u8]| {
-        let answer = seb_kube::webhook::review(
+        let answer = seb_kube::webhook::review_bytes(
             body,
             seb_kube::webhook::MAX_REVIEW_BYTES,
             &policy,
             &NoExecutions,
         );
-        let review: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-        rec.0.lock().unwrap().push(json!({"review": review, "response": answer}));
-        serde_json::to_vec(&answer).unwrap()
+        rec.record(body, &answer);
+        answer
     });
     let (cert_pem, key_pem) = server().issue_cert("webhook")?;
     support::serve_https(handler, cert_pem, key_pem).await
@@ -538,7 +535,6 @@ async fn the_operator_path_can_still_uninstall() -> Result<()> {
 /// decide every AdmissionReview the webhook received here as the webhook did (cel-python).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admission_policies_decide_every_recorded_review_as_the_webhook_does() -> Result<()> {
-    let version = seb_testinfra::cel::ensure_cel_python()?;
     let _iso = KubeApiServer::isolated();
     let inst = install("cel").await?;
     for (who, token) in attackers() {
@@ -558,41 +554,10 @@ async fn the_admission_policies_decide_every_recorded_review_as_the_webhook_does
         .await?;
     uninstall_hook().await;
 
-    let dir = tempfile_dir()?;
-    let reviews: Vec<Value> = inst.rec.0.lock().unwrap().clone();
-    let lines: Vec<String> = reviews.iter().map(Value::to_string).collect();
-    std::fs::write(dir.join("reviews.jsonl"), lines.join("\n"))?;
-    std::fs::write(
-        dir.join("policies.json"),
-        serde_json::to_vec(&seb_kube::deploy::admission_policy(&inst.cfg))?,
-    )?;
-    let mut labels = serde_json::Map::new();
-    for n in Api::<Namespace>::all(admin).list(&Default::default()).await? {
-        labels.insert(
-            n.metadata.name.unwrap_or_default(),
-            json!(n.metadata.labels.unwrap_or_default()),
-        );
-    }
-    std::fs::write(dir.join("ns.json"), serde_json::to_vec(&labels)?)?;
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vap_crosscheck.py");
-    let out = std::process::Command::new("python3")
-        .arg(&script)
-        .args(["policies.json", "reviews.jsonl", "ns.json"].map(|f| dir.join(f)))
-        .output()?;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let result: Value = serde_json::from_slice(&out.stdout)?;
+    let result = support::vap_crosscheck(&inst.cfg, &inst.rec, admin.clone(), &[]).await?;
     let requests = result["requests"].as_array().unwrap();
     let (allowed, denied): (Vec<&Value>, Vec<&Value>) =
         requests.iter().partition(|r| r["webhook_allowed"] == true);
-    eprintln!(
-        "cel-python {version}: {} recorded reviews, {} requests ({} allowed, {} denied), {} mismatches",
-        reviews.len(),
-        requests.len(),
-        allowed.len(),
-        denied.len(),
-        result["mismatches"].as_array().unwrap().len()
-    );
-    assert_eq!(result["mismatches"], json!([]), "policy and webhook disagree");
     // The comparison covered the relabel attempts, each hook, and both outcomes.
     let relabels = requests
         .iter()
@@ -619,10 +584,4 @@ async fn the_admission_policies_decide_every_recorded_review_as_the_webhook_does
         denied.len()
     );
     Ok(())
-}
-
-fn tempfile_dir() -> Result<std::path::PathBuf> {
-    let d = std::env::temp_dir().join(unique_name("seb-vap"));
-    std::fs::create_dir_all(&d)?;
-    Ok(d)
 }
