@@ -22,7 +22,7 @@ mod support;
 
 use support::Recorder;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
