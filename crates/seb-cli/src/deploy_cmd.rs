@@ -80,6 +80,21 @@ pub struct KubeArgs {
     /// A group always allowed (repeat; never `system:masters`); matches `exempt_groups`.
     #[arg(long = "exempt-group")]
     pub exempt_groups: Vec<String>,
+    /// The operator path: a group that may change the protected namespaces and SEB's own
+    /// objects and grant any RBAC (repeat; default `system:masters`); must match
+    /// `operator_groups` in `[targets.kubernetes]`.
+    #[arg(long = "operator-group")]
+    pub operator_groups: Vec<String>,
+    /// A user of the operator path (repeat); matches `operator_usernames`.
+    #[arg(long = "operator-user")]
+    pub operator_users: Vec<String>,
+    /// Bind this user to `seb-cluster-admin` (repeat): every API group the cluster serves
+    /// but no write on admission configuration and no impersonate/escalate/bind/approve/sign.
+    #[arg(long = "cluster-admin-user")]
+    pub cluster_admin_users: Vec<String>,
+    /// Bind this group to `seb-cluster-admin` (repeat).
+    #[arg(long = "cluster-admin-group")]
+    pub cluster_admin_groups: Vec<String>,
     /// Omit the ValidatingAdmissionPolicy (clusters older than 1.30).
     #[arg(long)]
     pub no_admission_policy: bool,
@@ -171,6 +186,18 @@ fn kube_config(a: &KubeArgs) -> Result<DeployConfig> {
     cfg.exempt_usernames.extend(a.exempt_users.iter().cloned());
     cfg.exempt_username_prefixes.extend(a.exempt_user_prefixes.iter().cloned());
     cfg.exempt_groups.extend(a.exempt_groups.iter().cloned());
+    if !a.operator_groups.is_empty() {
+        cfg.operator_groups = a.operator_groups.clone();
+    }
+    cfg.operator_usernames = a.operator_users.clone();
+    cfg.cluster_admins = a.cluster_admin_users.iter().cloned().map(Subject::User).collect();
+    cfg.cluster_admins.extend(a.cluster_admin_groups.iter().cloned().map(Subject::Group));
+    if cfg.cluster_admins.iter().any(|s| {
+        matches!(s, Subject::Group(g) if cfg.operator_groups.contains(g))
+            || matches!(s, Subject::User(u) if cfg.operator_usernames.contains(u))
+    }) {
+        bail!("a --cluster-admin-* subject is already the operator path");
+    }
     cfg.emit_admission_policy = !a.no_admission_policy;
     cfg.emit_namespaces = !a.no_namespaces;
     if let Some(image) = &a.broker_image {
@@ -196,6 +223,12 @@ async fn kubernetes(a: KubeArgs) -> Result<ExitCode> {
         if a.apply {
             bail!("--apply needs --ca-file (the CA of the broker's serving certificate)");
         }
+    }
+    let mut cfg = cfg;
+    if a.apply {
+        // seb-cluster-admin covers the API groups this cluster serves.
+        let client = seb_kube::target::client(a.kubeconfig.as_deref()).await?;
+        cfg.cluster_admin_api_groups = seb_kube::deploy::served_api_groups(&client).await?;
     }
     let objects = seb_kube::deploy::objects(&cfg);
     if a.delete {

@@ -10,6 +10,7 @@
 //! protected_namespaces = ["production"]
 //! webhook = true                       # serve /v1/kubernetes/admission-review (needs TLS)
 //! broker_username = "system:serviceaccount:seb-system:seb-broker"
+//! operator_groups = ["system:masters"] # optional: who may change the protected set
 //!
 //! [targets.aws]
 //! endpoint_url = "http://127.0.0.1:5000"   # optional (VPC endpoint, emulator)
@@ -76,6 +77,13 @@ pub struct KubeSection {
     pub exempt_username_prefixes: Vec<String>,
     #[serde(default)]
     pub exempt_groups: Vec<String>,
+    /// The operator path: groups that may change the protected namespaces and SEB's own
+    /// objects (default `["system:masters"]`; must match `seb deploy --operator-group`).
+    #[serde(default)]
+    pub operator_groups: Option<Vec<String>>,
+    /// Users of the operator path (default none; `seb deploy --operator-user`).
+    #[serde(default)]
+    pub operator_usernames: Vec<String>,
 }
 
 fn default_exec_namespace() -> String {
@@ -188,6 +196,10 @@ impl Platforms {
             policy.exempt_usernames.extend(k.exempt_usernames);
             policy.exempt_username_prefixes.extend(k.exempt_username_prefixes);
             policy.exempt_groups.extend(k.exempt_groups);
+            if let Some(groups) = k.operator_groups {
+                policy.operator_groups = groups.into_iter().collect();
+            }
+            policy.operator_usernames.extend(k.operator_usernames);
             self.kube_webhook = Some(policy);
         }
         tracing::info!(cluster = %k.cluster, protected = ?k.protected_namespaces, webhook = k.webhook, "kubernetes target ready");
@@ -327,25 +339,45 @@ pub fn webhook_routes(broker: Arc<Broker>, policy: WebhookPolicy) -> axum::Route
 
 async fn review(State(st): State<WebhookState>, body: Body) -> Response {
     let limit = seb_kube::webhook::MAX_REVIEW_BYTES;
-    // Read one byte past the limit so that an oversize review is answered (denied), not cut.
-    let parsed: serde_json::Value = match axum::body::to_bytes(body, limit.saturating_add(1)).await
-    {
-        Ok(b) if b.len() <= limit => serde_json::from_slice(&b).unwrap_or_default(),
-        _ => serde_json::Value::Null,
+    // Read one byte past the limit so that an oversize review is answered (denied), not cut;
+    // then strict JSON (size, depth, duplicate keys) into the typed request.
+    let parsed = match axum::body::to_bytes(body, limit.saturating_add(1)).await {
+        Ok(b) => seb_kube::webhook::parse_review(&b, limit),
+        Err(e) => seb_kube::webhook::ParsedReview {
+            uid: String::new(),
+            request: Err(format!("unreadable AdmissionReview body: {e}")),
+        },
     };
     let local = ReviewLive::new(&st.broker, None);
-    let mut answer = seb_kube::webhook::review(&parsed, &st.policy, &local);
-    let allowed = answer.pointer("/response/allowed").and_then(serde_json::Value::as_bool);
+    let (mut answer, mut verdict) = seb_kube::webhook::answer(&parsed, &st.policy, &local);
     // Denied because an execution identity is not one of this replica's: another replica
     // sharing the store may be running it. Decide again with every replica's executions.
     let prefix = format!("system:serviceaccount:{}:seb-exec-", st.policy.exec_namespace);
-    if allowed != Some(true) && local.missed_any(&prefix) {
+    if !verdict.allowed && local.missed_any(&prefix) {
         let shared = shared_executions(&st.broker, &st.policy.exec_namespace).await;
-        answer = seb_kube::webhook::review(
+        (answer, verdict) = seb_kube::webhook::answer(
             &parsed,
             &st.policy,
             &ReviewLive::new(&st.broker, Some(&shared)),
         );
+    }
+    let decision = if verdict.allowed { "allow" } else { "deny" };
+    match &parsed.request {
+        Ok(r) => tracing::info!(
+            uid = %parsed.uid,
+            decision,
+            cid = verdict.cid.as_deref().unwrap_or(""),
+            username = %r.user_info.username,
+            operation = ?r.operation,
+            resource = %r.resource.resource,
+            namespace = r.namespace.as_deref().unwrap_or(""),
+            name = r.name.as_deref().unwrap_or(""),
+            reason = %verdict.reason,
+            "kubernetes admission review"
+        ),
+        Err(e) => {
+            tracing::warn!(uid = %parsed.uid, decision, failed_check = "parse", error = %e, "kubernetes admission review refused")
+        }
     }
     let out = serde_json::to_vec(&answer).unwrap_or_default();
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], out).into_response()

@@ -245,6 +245,18 @@ broker_username = "broker"
         let (code, out, err) = seb_with(&deploy_args, &["--apply"]);
         assert_eq!(code, 0, "{out}{err}");
         assert!(out.contains("ValidatingWebhookConfiguration"), "{out}");
+        // seb-cluster-admin covers the groups this server serves (discovery), never writes
+        // admission configuration.
+        let (st, role) = kube(
+            "GET",
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles/seb-cluster-admin",
+            &t.admin,
+            None,
+        );
+        assert_eq!(st, 200, "{role}");
+        let groups = &role["rules"][0]["apiGroups"];
+        assert!(groups.as_array().unwrap().contains(&json!("apps")), "{role}");
+        assert!(!groups.as_array().unwrap().contains(&json!("admissionregistration.k8s.io")));
 
         write_broker_files(s, t, d, &ca);
         let cfg =
@@ -892,6 +904,34 @@ mod artefacts {
             "http://broker:8443/x",
         ]);
         assert_eq!(code, 1, "plain-HTTP webhook URL refused: {err}");
+        // Day-to-day administrators and another operator group.
+        let (code, yaml, err) = seb(&[
+            "deploy",
+            "kubernetes",
+            "--protected-namespace",
+            "prod",
+            "--cluster-admin-group",
+            "ops",
+            "--operator-group",
+            "platform-owners",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let binding = yaml
+            .split("\n---\n")
+            .find(|d| d.contains("kind: ClusterRoleBinding"))
+            .expect("a ClusterRoleBinding");
+        assert!(binding.contains("  name: seb-cluster-admin\n"), "{binding}");
+        assert!(binding.contains("- kind: Group\n  name: ops\n"), "{binding}");
+        assert!(yaml.contains("'platform-owners'") && !yaml.contains("'system:masters'"), "{yaml}");
+        let (code, _, err) = seb(&[
+            "deploy",
+            "kubernetes",
+            "--protected-namespace",
+            "prod",
+            "--cluster-admin-group",
+            "system:masters",
+        ]);
+        assert_eq!(code, 1, "a cluster-admin subject that is the operator path: {err}");
     }
 
     #[test]

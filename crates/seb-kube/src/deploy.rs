@@ -10,6 +10,44 @@ use serde_json::{Value, json};
 /// Kubernetes before 1.21 has no `kubernetes.io/metadata.name` label, so a label of our own.
 pub const PROTECTED_LABEL: &str = "seb.io/protected";
 
+/// The label (and value) on every object SEB's manifests create: SEB's own objects, which only
+/// the operator path may change or delete (the `owned.seb.io` webhook selects them by it).
+pub const OWNED_LABEL: &str = "app.kubernetes.io/name";
+pub const OWNED_LABEL_VALUE: &str = "seb";
+
+/// SEB's ClusterRoles and Roles: binding them is reserved to the operator path.
+pub const SEB_ROLE_NAMES: [&str; 5] =
+    [BROKER_GRANTS, BROKER_OBSERVE, BROKER_IDENTITIES, AGENT_READ, CLUSTER_ADMIN];
+
+/// The ClusterRole for day-to-day cluster administrators who are not the operator path.
+pub const CLUSTER_ADMIN: &str = "seb-cluster-admin";
+
+/// The API groups of a current Kubernetes release: what [`DeployConfig::new`] puts into
+/// `seb-cluster-admin` until discovery (`seb deploy kubernetes --apply`) replaces them with the
+/// groups the cluster serves.
+pub const BUILTIN_API_GROUPS: [&str; 20] = [
+    "",
+    "admissionregistration.k8s.io",
+    "apiextensions.k8s.io",
+    "apiregistration.k8s.io",
+    "apps",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
+    "autoscaling",
+    "batch",
+    "certificates.k8s.io",
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+    "events.k8s.io",
+    "flowcontrol.apiserver.k8s.io",
+    "networking.k8s.io",
+    "node.k8s.io",
+    "policy",
+    "rbac.authorization.k8s.io",
+    "scheduling.k8s.io",
+    "storage.k8s.io",
+];
+
 /// The path of the admission endpoint on the broker.
 pub const ADMISSION_PATH: &str = "/v1/kubernetes/admission-review";
 
@@ -93,6 +131,13 @@ pub struct DeployConfig {
     /// Run the broker in the cluster: its Deployment and Service (and, for one replica, the
     /// volume of its SQLite store). `None`: the broker runs elsewhere.
     pub broker_workload: Option<BrokerWorkload>,
+    /// The operator path (see `webhook::WebhookPolicy::operator_groups`).
+    pub operator_groups: Vec<String>,
+    pub operator_usernames: Vec<String>,
+    /// Day-to-day cluster administrators, bound to `seb-cluster-admin`.
+    pub cluster_admins: Vec<Subject>,
+    /// The API groups `seb-cluster-admin` covers (from discovery when applied).
+    pub cluster_admin_api_groups: Vec<String>,
 }
 
 /// The broker's own Deployment in `broker_namespace` under its ServiceAccount.
@@ -163,6 +208,10 @@ impl DeployConfig {
             emit_namespaces: true,
             emit_admission_policy: true,
             broker_workload: None,
+            operator_groups: vec![crate::webhook::DEFAULT_OPERATOR_GROUP.into()],
+            operator_usernames: Vec::new(),
+            cluster_admins: Vec::new(),
+            cluster_admin_api_groups: BUILTIN_API_GROUPS.iter().map(|g| (*g).to_owned()).collect(),
         }
     }
 
@@ -175,6 +224,8 @@ impl DeployConfig {
             exempt_usernames: self.exempt_usernames.iter().cloned().collect(),
             exempt_username_prefixes: self.exempt_username_prefixes.clone(),
             exempt_groups: self.exempt_groups.iter().cloned().collect(),
+            operator_groups: self.operator_groups.iter().cloned().collect(),
+            operator_usernames: self.operator_usernames.iter().cloned().collect(),
         }
     }
 
@@ -189,7 +240,36 @@ const BROKER_IDENTITIES: &str = "seb-broker-identities";
 const AGENT_READ: &str = "seb-agent-read";
 
 fn labels() -> Value {
-    json!({"app.kubernetes.io/name": "seb", "app.kubernetes.io/component": "broker"})
+    json!({OWNED_LABEL: OWNED_LABEL_VALUE, "app.kubernetes.io/component": "broker"})
+}
+
+/// The verbs `seb-cluster-admin` holds: every standard verb, none of the privileged ones
+/// (`impersonate`, `escalate`, `bind`, `approve`, `sign`), no `*`.
+pub const CLUSTER_ADMIN_VERBS: [&str; 8] =
+    ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"];
+
+/// `seb-cluster-admin`: full rights on every API group in `api_groups` (those a cluster
+/// serves, from discovery) but read-only on `admissionregistration.k8s.io`, and no privileged
+/// verb; RBAC's own escalation check then keeps its holders from creating or binding a role
+/// with more (webhook write, `cluster-admin`). A group added later (a new CRD group) is not
+/// covered until `seb deploy kubernetes --apply` runs again.
+pub fn cluster_admin_role(api_groups: &[String]) -> Value {
+    let mut groups: Vec<&str> = api_groups
+        .iter()
+        .map(String::as_str)
+        .filter(|g| *g != "admissionregistration.k8s.io" && *g != "*")
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": CLUSTER_ADMIN, "labels": labels()},
+        "rules": [
+            {"apiGroups": groups, "resources": ["*"], "verbs": CLUSTER_ADMIN_VERBS},
+            {"apiGroups": ["admissionregistration.k8s.io"], "resources": ["*"], "verbs": ["get", "list", "watch"]},
+            {"nonResourceURLs": ["*"], "verbs": ["get"]},
+        ],
+    })
 }
 
 fn role_binding(name: &str, ns: &str, role_kind: &str, role: &str, subjects: Vec<Value>) -> Value {
@@ -263,6 +343,15 @@ pub fn objects(cfg: &DeployConfig) -> Vec<Value> {
             {"apiGroups": ["apps", "batch", "autoscaling", "policy", "networking.k8s.io", "discovery.k8s.io"], "resources": ["*"], "verbs": ["get", "list", "watch"]},
         ],
     }));
+    out.push(cluster_admin_role(&cfg.cluster_admin_api_groups));
+    if !cfg.cluster_admins.is_empty() {
+        out.push(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": CLUSTER_ADMIN, "labels": labels()},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": CLUSTER_ADMIN},
+            "subjects": cfg.cluster_admins.iter().map(Subject::to_value).collect::<Vec<_>>(),
+        }));
+    }
     let agents: Vec<Value> = cfg.agents.iter().map(Subject::to_value).collect();
     for ns in cfg.managed() {
         out.push(role_binding(
@@ -375,8 +464,7 @@ pub fn webhook_configuration(cfg: &DeployConfig) -> Value {
         }
         WebhookEndpoint::Url(u) => json!({"url": u, "caBundle": ca}),
     };
-    let selector = json!({"matchLabels": {PROTECTED_LABEL: "true"}});
-    let hook = |name: &str, rules: Value| {
+    let hook = |name: &str, rules: Value, selector: (&str, Value)| {
         json!({
             "name": name,
             "admissionReviewVersions": ["v1"],
@@ -384,7 +472,7 @@ pub fn webhook_configuration(cfg: &DeployConfig) -> Value {
             "failurePolicy": "Fail",
             "matchPolicy": "Equivalent",
             "timeoutSeconds": cfg.timeout_seconds.clamp(1, 30),
-            "namespaceSelector": selector,
+            selector.0: selector.1,
             "clientConfig": client_config,
             "rules": rules,
         })
@@ -393,24 +481,92 @@ pub fn webhook_configuration(cfg: &DeployConfig) -> Value {
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
         "metadata": {"name": "seb-broker", "labels": labels()},
         "webhooks": [
+            // Workloads: every namespaced object in a namespace labelled protected. The label
+            // itself can only be changed by the operator path (next hook).
             hook("objects.seb.io", json!([
                 {"apiGroups": ["*"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE", "DELETE"], "resources": ["*", "*/scale"], "scope": "Namespaced"},
                 {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CONNECT"], "resources": ["pods/exec", "pods/attach", "pods/portforward"], "scope": "Namespaced"},
-            ])),
-            // A Namespace object is matched by its own labels: removing the protection label
-            // or deleting a protected namespace goes through the broker too.
+            ]), ("namespaceSelector", protected_selector())),
+            // The protected namespaces themselves. An objectSelector matches when the old OR the
+            // new object carries the label, so relabelling `true` → `false`, removing the label
+            // or deleting the namespace all reach the broker, which decides by name. (A
+            // namespaceSelector is evaluated against the new labels: a relabel never arrived.)
             hook("namespaces.seb.io", json!([
-                {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE", "DELETE"], "resources": ["namespaces"], "scope": "Cluster"},
-            ])),
+                {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE", "DELETE"], "resources": ["namespaces", "namespaces/status", "namespaces/finalize"], "scope": "Cluster"},
+            ]), ("objectSelector", protected_selector())),
+            // SEB's own objects (RBAC, bindings, ServiceAccount, namespaces, workload).
+            hook("owned.seb.io", json!([
+                {"apiGroups": ["*"], "apiVersions": ["*"], "operations": ["UPDATE", "DELETE"], "resources": ["*"], "scope": "*"},
+            ]), ("objectSelector", owned_selector())),
+            // RBAC that would hand out the operator path.
+            hook("rbac.seb.io", json!([
+                {"apiGroups": ["rbac.authorization.k8s.io"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"], "resources": ["roles", "clusterroles", "rolebindings", "clusterrolebindings"], "scope": "*"},
+            ]), ("objectSelector", json!({}))),
         ],
     })
+}
+
+fn protected_selector() -> Value {
+    json!({"matchLabels": {PROTECTED_LABEL: "true"}})
+}
+
+fn owned_selector() -> Value {
+    json!({"matchLabels": {OWNED_LABEL: OWNED_LABEL_VALUE}})
 }
 
 fn cel_str(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
-/// The CEL rule of the ValidatingAdmissionPolicy: the same identities as the webhook, without
+fn cel_list<S: AsRef<str>>(items: &[S]) -> String {
+    let v: Vec<String> = items.iter().map(|s| cel_str(s.as_ref())).collect();
+    format!("[{}]", v.join(", "))
+}
+
+/// The exempt control-plane identities, as CEL alternatives.
+fn cel_exempt(cfg: &DeployConfig) -> Vec<String> {
+    let mut alternatives = Vec::new();
+    if !cfg.exempt_usernames.is_empty() {
+        alternatives
+            .push(format!("request.userInfo.username in {}", cel_list(&cfg.exempt_usernames)));
+    }
+    for p in &cfg.exempt_username_prefixes {
+        alternatives.push(format!("request.userInfo.username.startsWith({})", cel_str(p)));
+    }
+    for g in &cfg.exempt_groups {
+        alternatives.push(format!(
+            "(has(request.userInfo.groups) && {} in request.userInfo.groups)",
+            cel_str(g)
+        ));
+    }
+    alternatives
+}
+
+fn or_false(alternatives: Vec<String>) -> String {
+    if alternatives.is_empty() {
+        "false".into()
+    } else {
+        format!("({})", alternatives.join(" || "))
+    }
+}
+
+/// The operator path, as CEL.
+pub fn cel_operator(cfg: &DeployConfig) -> String {
+    let mut alternatives = Vec::new();
+    if !cfg.operator_usernames.is_empty() {
+        alternatives
+            .push(format!("request.userInfo.username in {}", cel_list(&cfg.operator_usernames)));
+    }
+    if !cfg.operator_groups.is_empty() {
+        alternatives.push(format!(
+            "(has(request.userInfo.groups) && request.userInfo.groups.exists(g, g in {}))",
+            cel_list(&cfg.operator_groups)
+        ));
+    }
+    or_false(alternatives)
+}
+
+/// The CEL rule of the workloads policy: the same identities as the webhook's rule 4, without
 /// the certificate match (a policy cannot see the broker's live executions; each execution
 /// identity's RBAC pins it to one verb on one object, and the webhook checks the rest).
 pub fn admission_policy_expression(cfg: &DeployConfig) -> String {
@@ -424,55 +580,139 @@ pub fn admission_policy_expression(cfg: &DeployConfig) -> String {
             cel_str(&b)
         ));
     }
-    if !cfg.exempt_usernames.is_empty() {
-        let list: Vec<String> = cfg.exempt_usernames.iter().map(|u| cel_str(u)).collect();
-        alternatives.push(format!("request.userInfo.username in [{}]", list.join(", ")));
-    }
-    for p in &cfg.exempt_username_prefixes {
-        alternatives.push(format!("request.userInfo.username.startsWith({})", cel_str(p)));
-    }
-    for g in &cfg.exempt_groups {
-        alternatives.push(format!(
-            "(has(request.userInfo.groups) && {} in request.userInfo.groups)",
-            cel_str(g)
-        ));
-    }
+    alternatives.extend(cel_exempt(cfg));
     alternatives.join(" || ")
 }
 
-/// The ValidatingAdmissionPolicy and its binding (admissionregistration.k8s.io/v1, ≥ 1.30).
-pub fn admission_policy(cfg: &DeployConfig) -> Vec<Value> {
-    let selector = json!({"matchLabels": {PROTECTED_LABEL: "true"}});
-    vec![
+/// The CEL rule for the protected namespaces themselves (the webhook's rule 1): the operator
+/// path, a namespace that is not protected by name, or a control-plane identity finishing a
+/// deletion (`finalize`/`status` of a terminating namespace).
+pub fn namespaces_policy_expression(cfg: &DeployConfig) -> String {
+    format!(
+        "{} || !(request.name in {}) || (has(request.subResource) && request.subResource in ['finalize', 'status'] && oldObject != null && has(oldObject.metadata.deletionTimestamp) && {})",
+        cel_operator(cfg),
+        cel_list(&cfg.protected_namespaces),
+        or_false(cel_exempt(cfg))
+    )
+}
+
+/// The CEL rule of the webhook's rule 3 (see `webhook::rule_grants_operator_power` and
+/// `webhook::role_ref_reserved`, which it mirrors clause by clause).
+pub fn rbac_policy_expression(cfg: &DeployConfig) -> String {
+    let g = |list: &[&str]| {
+        format!("(has(r.apiGroups) && r.apiGroups.exists(g, g in {}))", cel_list(list))
+    };
+    let v = |list: &[&str]| format!("(has(r.verbs) && r.verbs.exists(v, v in {}))", cel_list(list));
+    let r = |pred: &str| format!("(has(r.resources) && r.resources.exists(x, {pred}))");
+    let bad = [
+        format!(
+            "({} && {} && {})",
+            g(&["*", "admissionregistration.k8s.io"]),
+            v(&crate::webhook::WRITE_VERBS),
+            r("x == '*' || x.startsWith('validating') || x.startsWith('mutating')")
+        ),
+        format!(
+            "({} && {} && {})",
+            g(&["*", "", "authentication.k8s.io"]),
+            v(&["*", "impersonate"]),
+            r(
+                "x in ['*', 'users', 'groups', 'serviceaccounts', 'uids'] || x.startsWith('userextras')"
+            )
+        ),
+        format!(
+            "({} && {} && {})",
+            g(&["*", "rbac.authorization.k8s.io"]),
+            v(&["*", "escalate", "bind"]),
+            r("x in ['*', 'roles', 'clusterroles']")
+        ),
+        format!(
+            "({} && {} && {})",
+            g(&["*", "certificates.k8s.io"]),
+            v(&["*", "approve", "sign"]),
+            r("x in ['*', 'signers']")
+        ),
+    ];
+    format!(
+        "{} || ((!(request.resource.resource in ['roles', 'clusterroles']) || (!has(object.aggregationRule) && (!has(object.rules) || object.rules.all(r, !({}))))) && (!(request.resource.resource in ['rolebindings', 'clusterrolebindings']) || !((object.roleRef.kind == 'ClusterRole' && (object.roleRef.name == 'cluster-admin' || object.roleRef.name.startsWith('system:'))) || object.roleRef.name in {})))",
+        cel_operator(cfg),
+        bad.join(" || "),
+        cel_list(&SEB_ROLE_NAMES)
+    )
+}
+
+fn policy_pair(
+    name: &str,
+    match_constraints: Value,
+    expression: String,
+    message: &str,
+) -> [Value; 2] {
+    [
         json!({
             "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
-            "metadata": {"name": "seb-protected-namespaces", "labels": labels()},
+            "metadata": {"name": name, "labels": labels()},
             "spec": {
                 "failurePolicy": "Fail",
-                "matchConstraints": {
-                    "namespaceSelector": selector,
-                    "resourceRules": [
-                        {"apiGroups": ["*"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE", "DELETE"], "resources": ["*", "*/scale"], "scope": "Namespaced"},
-                        {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CONNECT"], "resources": ["pods/exec", "pods/attach", "pods/portforward"], "scope": "Namespaced"},
-                    ],
-                },
-                "validations": [{
-                    "expression": admission_policy_expression(cfg),
-                    "message": "mutations in SEB-protected namespaces need a certified execution (seb broker)",
-                    "reason": "Forbidden",
-                }],
+                "matchConstraints": match_constraints,
+                "validations": [{"expression": expression, "message": message, "reason": "Forbidden"}],
             },
         }),
         json!({
             "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
-            "metadata": {"name": "seb-protected-namespaces", "labels": labels()},
-            "spec": {
-                "policyName": "seb-protected-namespaces",
-                "validationActions": ["Deny"],
-                "matchResources": {"namespaceSelector": selector},
-            },
+            "metadata": {"name": name, "labels": labels()},
+            "spec": {"policyName": name, "validationActions": ["Deny"]},
         }),
     ]
+}
+
+/// The ValidatingAdmissionPolicies and their bindings (admissionregistration.k8s.io/v1,
+/// ≥ 1.30), one per webhook of [`webhook_configuration`], matching the same requests.
+pub fn admission_policy(cfg: &DeployConfig) -> Vec<Value> {
+    let mut out = Vec::new();
+    out.extend(policy_pair(
+        "seb-protected-namespaces",
+        json!({
+            "namespaceSelector": protected_selector(),
+            "resourceRules": [
+                {"apiGroups": ["*"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE", "DELETE"], "resources": ["*", "*/scale"], "scope": "Namespaced"},
+                {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CONNECT"], "resources": ["pods/exec", "pods/attach", "pods/portforward"], "scope": "Namespaced"},
+            ],
+        }),
+        admission_policy_expression(cfg),
+        "mutations in SEB-protected namespaces need a certified execution (seb broker)",
+    ));
+    out.extend(policy_pair(
+        "seb-protected-namespace-objects",
+        json!({
+            "objectSelector": protected_selector(),
+            "resourceRules": [
+                {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE", "DELETE"], "resources": ["namespaces", "namespaces/status", "namespaces/finalize"], "scope": "Cluster"},
+            ],
+        }),
+        namespaces_policy_expression(cfg),
+        "a SEB-protected namespace is changed or deleted only by the operator path",
+    ));
+    out.extend(policy_pair(
+        "seb-owned-objects",
+        json!({
+            "objectSelector": owned_selector(),
+            "resourceRules": [
+                {"apiGroups": ["*"], "apiVersions": ["*"], "operations": ["UPDATE", "DELETE"], "resources": ["*"], "scope": "*"},
+            ],
+        }),
+        cel_operator(cfg),
+        "SEB's own objects are changed or deleted only by the operator path",
+    ));
+    out.extend(policy_pair(
+        "seb-rbac-escalation",
+        json!({
+            "resourceRules": [
+                {"apiGroups": ["rbac.authorization.k8s.io"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"], "resources": ["roles", "clusterroles", "rolebindings", "clusterrolebindings"], "scope": "*"},
+            ],
+        }),
+        rbac_policy_expression(cfg),
+        "this RBAC would hand out the operator path (webhook write, impersonation, escalate/bind, cluster-admin)",
+    ));
+    out
 }
 
 /// The dynamic API of one manifest object (its kind resolved through discovery), with its kind
@@ -506,6 +746,17 @@ async fn object_api(
         _ => Api::all_with(client.clone(), &ar),
     };
     Ok(Some((api, kind, name)))
+}
+
+/// The API groups the server serves (`""` for the core group first), from discovery.
+pub async fn served_api_groups(client: &kube::Client) -> Result<Vec<String>, crate::KubeError> {
+    let groups = client
+        .list_api_groups()
+        .await
+        .map_err(|e| crate::KubeError::Unavailable(format!("discovery of API groups: {e}")))?;
+    let mut out = vec![String::new()];
+    out.extend(groups.groups.into_iter().map(|g| g.name));
+    Ok(out)
 }
 
 /// Apply objects with server-side apply (field manager `seb-deploy`, forced), resolving each
@@ -686,21 +937,90 @@ mod tests {
     }
 
     #[test]
-    fn webhook_fails_closed_on_protected_namespaces() {
+    fn webhook_fails_closed_and_no_selector_can_be_switched_off_by_the_request() {
         let w = webhook_configuration(&cfg());
-        for h in w["webhooks"].as_array().unwrap() {
+        let hooks = w["webhooks"].as_array().unwrap();
+        for h in hooks {
             assert_eq!(h["failurePolicy"], "Fail");
             assert_eq!(h["sideEffects"], "None");
-            assert_eq!(h["namespaceSelector"]["matchLabels"][PROTECTED_LABEL], "true");
             assert_eq!(h["clientConfig"]["service"]["path"], ADMISSION_PATH);
             assert!(h["clientConfig"]["caBundle"].as_str().unwrap().starts_with("LS0t"));
         }
+        let hook = |n: &str| hooks.iter().find(|h| h["name"] == n).unwrap();
+        assert_eq!(
+            hook("objects.seb.io")["namespaceSelector"]["matchLabels"][PROTECTED_LABEL],
+            "true"
+        );
+        // The namespaces hook selects the Namespace object by its labels, old or new: no
+        // namespaceSelector (evaluated on the new labels only).
+        let ns = hook("namespaces.seb.io");
+        assert!(ns.get("namespaceSelector").is_none());
+        assert_eq!(ns["objectSelector"]["matchLabels"][PROTECTED_LABEL], "true");
+        assert_eq!(
+            ns["rules"][0]["resources"],
+            json!(["namespaces", "namespaces/status", "namespaces/finalize"])
+        );
+        assert_eq!(ns["rules"][0]["operations"], json!(["UPDATE", "DELETE"]));
+        let owned = hook("owned.seb.io");
+        assert_eq!(owned["objectSelector"]["matchLabels"][OWNED_LABEL], OWNED_LABEL_VALUE);
+        assert!(owned.get("namespaceSelector").is_none());
+        let rbac = hook("rbac.seb.io");
+        assert!(rbac.get("namespaceSelector").is_none());
+        assert_eq!(rbac["rules"][0]["operations"], json!(["CREATE", "UPDATE"]));
         let objs = objects(&cfg());
         let prod = objs
             .iter()
             .find(|o| o["kind"] == "Namespace" && o["metadata"]["name"] == "prod")
             .unwrap();
         assert_eq!(prod["metadata"]["labels"][PROTECTED_LABEL], "true");
+        // Every object SEB installs but the protected namespaces is SEB's own (owned.seb.io).
+        for o in &objs {
+            if o["kind"] == "Namespace" && o["metadata"]["labels"].get(PROTECTED_LABEL).is_some() {
+                continue;
+            }
+            assert_eq!(o["metadata"]["labels"][OWNED_LABEL], OWNED_LABEL_VALUE, "{o}");
+        }
+    }
+
+    #[test]
+    fn the_cluster_admin_role_cannot_write_admission_configuration_nor_escalate() {
+        let mut c = cfg();
+        c.cluster_admins = vec![Subject::User("ops".into())];
+        c.cluster_admin_api_groups = vec![
+            "".into(),
+            "apps".into(),
+            "admissionregistration.k8s.io".into(),
+            "example.com".into(),
+        ];
+        let objs = objects(&c);
+        let role = objs
+            .iter()
+            .find(|o| o["metadata"]["name"] == CLUSTER_ADMIN && o["kind"] == "ClusterRole")
+            .unwrap();
+        let rules = role["rules"].as_array().unwrap();
+        assert_eq!(rules[0]["apiGroups"], json!(["", "apps", "example.com"]));
+        for r in rules {
+            let strs = |k: &str| -> Vec<String> {
+                r[k].as_array()
+                    .map(|a| a.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+                    .unwrap_or_default()
+            };
+            assert_eq!(
+                crate::webhook::rule_grants_operator_power(
+                    &strs("verbs"),
+                    &strs("apiGroups"),
+                    &strs("resources")
+                ),
+                None,
+                "{r}"
+            );
+            assert!(!strs("verbs").iter().any(|v| {
+                ["*", "impersonate", "escalate", "bind", "approve", "sign"].contains(&v.as_str())
+            }));
+        }
+        let binding = objs.iter().find(|o| o["kind"] == "ClusterRoleBinding").unwrap();
+        assert_eq!(binding["roleRef"]["name"], CLUSTER_ADMIN);
+        assert_eq!(binding["subjects"][0]["name"], "ops");
     }
 
     #[test]
@@ -738,7 +1058,8 @@ mod tests {
             .find(|o| o["metadata"]["name"] == AGENT_READ && o["kind"] == "ClusterRole")
             .unwrap();
         assert!(!agent.to_string().contains("secrets"));
-        // Nothing the broker holds is cluster-wide: every ClusterRole is bound per namespace.
+        // Nothing the broker holds is cluster-wide: every ClusterRole is bound per namespace
+        // (the only ClusterRoleBinding is for `--cluster-admin-*` subjects, none here).
         assert!(objs.iter().all(|o| o["kind"] != "ClusterRoleBinding"));
         let grants: Vec<_> = objs
             .iter()
@@ -765,34 +1086,41 @@ mod tests {
         );
         assert_eq!(std::fs::read_to_string(dir.join("seb-admission-policy.yaml")).unwrap(), vap);
         let docs: Vec<Value> = serde_saphyr::from_multiple(&vap).unwrap();
-        assert_eq!(docs.len(), 2);
+        assert_eq!(docs.len(), 8);
     }
 
     #[test]
     fn admission_policy_is_well_formed_for_1_30() {
         let c = cfg();
         let p = admission_policy(&c);
-        assert_eq!(p[0]["kind"], "ValidatingAdmissionPolicy");
-        assert_eq!(p[0]["apiVersion"], "admissionregistration.k8s.io/v1");
-        assert_eq!(p[1]["spec"]["policyName"], p[0]["metadata"]["name"]);
-        assert_eq!(p[1]["spec"]["validationActions"], json!(["Deny"]));
+        assert_eq!(p.len(), 8);
+        for pair in p.chunks(2) {
+            assert_eq!(pair[0]["kind"], "ValidatingAdmissionPolicy");
+            assert_eq!(pair[0]["apiVersion"], "admissionregistration.k8s.io/v1");
+            assert_eq!(pair[1]["kind"], "ValidatingAdmissionPolicyBinding");
+            assert_eq!(pair[1]["spec"]["policyName"], pair[0]["metadata"]["name"]);
+            assert_eq!(pair[1]["spec"]["validationActions"], json!(["Deny"]));
+            let e = pair[0]["spec"]["validations"][0]["expression"].as_str().unwrap();
+            // Balanced parentheses and quotes.
+            let mut depth = 0i32;
+            let mut in_str = false;
+            for ch in e.chars() {
+                match ch {
+                    '\'' => in_str = !in_str,
+                    '(' if !in_str => depth += 1,
+                    ')' if !in_str => depth -= 1,
+                    _ => {}
+                }
+                assert!(depth >= 0);
+            }
+            assert!(depth == 0 && !in_str, "{e}");
+        }
         let e = admission_policy_expression(&c);
         assert!(e.contains("'system:serviceaccount:seb-exec:seb-exec-'"));
         assert!(e.contains("'system:serviceaccount:seb-system:seb-broker'"));
         assert!(!e.contains("system:masters"));
-        // Balanced parentheses and quotes.
-        let mut depth = 0i32;
-        let mut in_str = false;
-        for ch in e.chars() {
-            match ch {
-                '\'' => in_str = !in_str,
-                '(' if !in_str => depth += 1,
-                ')' if !in_str => depth -= 1,
-                _ => {}
-            }
-            assert!(depth >= 0);
-        }
-        assert!(depth == 0 && !in_str, "{e}");
+        assert!(cel_operator(&c).contains("'system:masters'"));
+        assert!(namespaces_policy_expression(&c).contains("['prod', 'payments']"));
         let no_vap = DeployConfig { emit_admission_policy: false, ..c };
         assert!(objects(&no_vap).iter().all(|o| o["kind"] != "ValidatingAdmissionPolicy"));
     }

@@ -9,6 +9,8 @@
 // Test harness code: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod support;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -755,54 +757,21 @@ async fn reconcile_tells_applied_from_not_applied_by_observation_only() -> Resul
 async fn serve_webhook(
     policy: WebhookPolicy,
     live: Arc<Registry>,
+    rec: Arc<support::Recorder>,
     cert_pem: String,
     key_pem: String,
 ) -> Result<u16> {
-    use axum::body::Bytes;
-    use axum::routing::post;
-    let app = axum::Router::new().route(
-        seb_kube::deploy::ADMISSION_PATH,
-        post(move |body: Bytes| {
-            let (policy, live) = (policy.clone(), live.clone());
-            async move {
-                let out = seb_kube::webhook::review_bytes(
-                    &body,
-                    seb_kube::webhook::MAX_REVIEW_BYTES,
-                    &policy,
-                    live.as_ref(),
-                );
-                ([(axum::http::header::CONTENT_TYPE, "application/json")], out)
-            }
-        }),
-    );
-    let certs: Vec<_> =
-        rustls_pemfile::certs(&mut cert_pem.as_bytes()).collect::<Result<_, _>>()?;
-    let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())?.context("no key")?;
-    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let port = listener.local_addr()?.port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else { return };
-            let (acceptor, app) = (acceptor.clone(), app.clone());
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
-                let svc = hyper_util::service::TowerToHyperService::new(app);
-                let _ = hyper_util::server::conn::auto::Builder::new(
-                    hyper_util::rt::TokioExecutor::new(),
-                )
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                .await;
-            });
-        }
+    let handler: support::Handler = Arc::new(move |body: &[u8]| {
+        let answer = seb_kube::webhook::review_bytes(
+            body,
+            seb_kube::webhook::MAX_REVIEW_BYTES,
+            &policy,
+            live.as_ref(),
+        );
+        rec.record(body, &answer);
+        answer
     });
-    Ok(port)
+    support::serve_https(handler, cert_pem, key_pem).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -827,13 +796,17 @@ async fn the_webhook_denies_uncertified_mutations_and_enforces_constraints() -> 
     dcfg.exec_namespace = EXEC_NS.into();
     let live = Arc::new(Registry::default());
     let (cert, key) = server().issue_cert("webhook")?;
-    let port = serve_webhook(dcfg.webhook_policy(), live.clone(), cert, key).await?;
+    let rec = Arc::new(support::Recorder::default());
+    let port = serve_webhook(dcfg.webhook_policy(), live.clone(), rec.clone(), cert, key).await?;
     dcfg.webhook = WebhookEndpoint::Url(format!(
         "https://127.0.0.1:{port}{}",
         seb_kube::deploy::ADMISSION_PATH
     ));
     let mut vwc = seb_kube::deploy::webhook_configuration(&dcfg);
     vwc["metadata"]["name"] = json!(format!("seb-broker-{ns}"));
+    // Only the workloads hook, on this test's namespace: the cluster-wide hooks (protected
+    // set, RBAC) are attacked in tests/protected_set.rs on a server of their own.
+    vwc["webhooks"].as_array_mut().unwrap().retain(|h| h["name"] == "objects.seb.io");
     for h in vwc["webhooks"].as_array_mut().unwrap() {
         h["namespaceSelector"]["matchLabels"]["seb-test"] = json!(ns);
     }
@@ -944,6 +917,28 @@ async fn the_webhook_denies_uncertified_mutations_and_enforces_constraints() -> 
     Api::<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration>::all(admin())
         .delete(&format!("seb-broker-{ns}"), &Default::default())
         .await?;
+
+    // The shipped ValidatingAdmissionPolicies (cel-python) decide every review recorded here
+    // as the webhook did, but where only the certificate tells (execution identities and the
+    // broker's grants: the policy cannot see live executions).
+    let certified = [format!("system:serviceaccount:{EXEC_NS}:seb-exec-"), "broker".to_owned()];
+    let report = support::vap_crosscheck(&dcfg, &rec, admin(), &certified).await?;
+    let requests = report["requests"].as_array().unwrap();
+    let by = |f: &dyn Fn(&Value) -> bool| requests.iter().filter(|r| f(r)).count();
+    assert!(
+        by(&|r| r["certificate_only"] == true) >= 2,
+        "the over-constraint scale and the sneaky create"
+    );
+    assert!(
+        by(&|r| r["webhook_allowed"] == true
+            && r["user"].as_str().unwrap().starts_with("system:serviceaccount:"))
+            >= 2,
+        "certified executions allowed by both"
+    );
+    assert!(
+        by(&|r| r["user"] == "admin" && r["webhook_allowed"] == false) >= 2,
+        "system:masters denied by both"
+    );
     Ok(())
 }
 

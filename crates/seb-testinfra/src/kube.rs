@@ -9,7 +9,8 @@
 //! seconds.
 //!
 //! Users (static tokens): `admin` (system:masters), `broker`, `agent`, `intruder` (no rights
-//! until a test grants some). Authorization is RBAC; TokenRequest and admission webhooks are
+//! until a test grants some), `ops` (a day-to-day cluster administrator once a test binds it
+//! to `seb-cluster-admin`) and `rbac-admin` (for a test that grants it `escalate`/`bind`). Authorization is RBAC; TokenRequest and admission webhooks are
 //! on. There is no controller manager (no `default` ServiceAccounts, no garbage collection)
 //! and no scheduler or kubelet (Pods stay Pending), so mutations are plain object changes.
 
@@ -39,6 +40,10 @@ pub struct KubeTokens {
     pub agent: String,
     /// `intruder`: authenticated, never granted anything.
     pub intruder: String,
+    /// `ops`: no rights until a test binds it (to `seb-cluster-admin`); not `system:masters`.
+    pub ops: String,
+    /// `rbac-admin`: no rights until a test grants some; not `system:masters`.
+    pub rbac_admin: String,
 }
 
 /// A running etcd + kube-apiserver pair; both are stopped on drop.
@@ -163,12 +168,19 @@ impl KubeApiServer {
             broker: random_hex(16)?,
             agent: random_hex(16)?,
             intruder: random_hex(16)?,
+            ops: random_hex(16)?,
+            rbac_admin: random_hex(16)?,
         };
         std::fs::write(
             dir.join("tokens.csv"),
             format!(
-                "{},admin,uid-admin,\"system:masters\"\n{},broker,uid-broker\n{},agent,uid-agent\n{},intruder,uid-intruder\n",
-                tokens.admin, tokens.broker, tokens.agent, tokens.intruder
+                "{},admin,uid-admin,\"system:masters\"\n{},broker,uid-broker\n{},agent,uid-agent\n{},intruder,uid-intruder\n{},ops,uid-ops\n{},rbac-admin,uid-rbac-admin\n",
+                tokens.admin,
+                tokens.broker,
+                tokens.agent,
+                tokens.intruder,
+                tokens.ops,
+                tokens.rbac_admin
             ),
         )?;
 

@@ -8,6 +8,7 @@
 //! tests that need it fail.
 //!
 //! - [`process`]: supervised child processes, free ports, readiness polling.
+//! - [`cel`]: cel-python (pinned), to evaluate admission policies' CEL in tests.
 //! - [`certs`]: throwaway CAs and server or client certificates (`openssl`).
 //! - [`kube`]: etcd + kube-apiserver (built from Debian's `kubernetes` source package).
 //! - [`moto`]: moto_server with IAM enforcement.
@@ -15,6 +16,7 @@
 //! - [`adopt`]: the walkthrough's identities on a real cluster or account instead.
 
 pub mod adopt;
+pub mod cel;
 pub mod certs;
 pub mod kube;
 pub mod moto;
