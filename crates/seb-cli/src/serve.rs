@@ -153,7 +153,9 @@ pub async fn run(a: ServeArgs) -> Result<()> {
         app = app.layer(axum::middleware::from_fn(seb_broker::require_client_certificate));
         info!(exempt = ?seb_broker::MTLS_EXEMPT_PATHS, "mTLS: client certificates required");
     }
-    seb_broker::serve(listener, app, tls, shutdown_signal()).await?;
+    let limits = b.serve_limits();
+    info!(?limits, "connection limits");
+    seb_broker::serve_with_limits(listener, app, tls, limits, shutdown_signal()).await?;
     bg.abort();
     if let Some(p) = poller {
         p.abort();
