@@ -10,9 +10,13 @@
 //! | `GET /v1/ledger/proofs/consistency?old&new` | RFC 9162 consistency proof |
 //! | `GET /v1/ledger/export` | the whole ledger, for `seb ledger verify` |
 //! | `GET /v1/keys` | the broker's public key and kid |
+//! | `POST /v1/epochs/statement` | push a signed epoch statement (statement mode) |
 //! | `GET /metrics`, `/healthz`, `/readyz`, `/openapi.json` | operations |
 //!
-//! Errors are `application/problem+json` with `failed_check`, `decision` and `record_id`.
+//! Errors are `application/problem+json` with `failed_check`, `decision` and `record_id`;
+//! a query string that does not parse, or asks for what cannot be given, is 400 with
+//! `failed_check: parse`. [`routes`] is the one list of routes: the router is built from it and
+//! `openapi.json` is tested against it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -710,3 +710,62 @@ fn slow_and_idle_clients_are_closed_in_time_while_executions_are_served() {
         results.len()
     );
 }
+
+/// `max_connections` caps the whole listener: with 40 half-open connections held (from two
+/// addresses, under their per-client cap), a 41st from a third address is closed at once; when
+/// the handshake deadline has closed the 40, the server serves again.
+#[test]
+fn a_full_listener_closes_new_connections_at_once_and_serves_again_after_the_deadline() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca_dir = d.join("ca");
+    std::fs::create_dir_all(&ca_dir).unwrap();
+    let ca = certs::make_ca(&ca_dir, "server-ca").unwrap();
+    certs::issue(&ca_dir, "server", "IP:127.0.0.1", Usage::Server).unwrap();
+    let b = start_with(
+        d,
+        None,
+        "tls_cert = \"ca/server.crt\"\ntls_key = \"ca/server.key\"\ntls_handshake_timeout_ms = 2000\nmax_connections = 40\nmax_connections_per_client = 20\n",
+        Some(&ca),
+    );
+    let to: std::net::SocketAddr = b.url.trim_start_matches("https://").parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let held: Vec<_> = (0..40u8)
+        .map(|i| {
+            let s = connect_from(&rt, [127, 0, 0, 20 + i % 2], to);
+            s.set_nonblocking(true).unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(held.iter().all(|s| !closed_by_server(s)), "the 40 are held until the deadline");
+    let extra = connect_from(&rt, [127, 0, 0, 30], to);
+    extra.set_nonblocking(true).unwrap();
+    let t = Instant::now();
+    while !closed_by_server(&extra) {
+        assert!(t.elapsed() < Duration::from_millis(1000), "a 41st connection is closed at once");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let healthz = || {
+        std::process::Command::new("curl")
+            .args(["-sf", "--max-time", "5", "--cacert"])
+            .arg(&ca)
+            .arg(format!("{}/healthz", b.url))
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(!healthz(), "a full listener serves nobody");
+    let deadline = Instant::now() + Duration::from_secs(2 + 6);
+    while held.iter().any(|s| !closed_by_server(s)) {
+        assert!(Instant::now() < deadline, "the handshake deadline closes the 40");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let t = Instant::now();
+    while !healthz() {
+        assert!(t.elapsed() < Duration::from_secs(5), "served again once the 40 are closed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
