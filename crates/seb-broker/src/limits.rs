@@ -124,7 +124,7 @@ impl ConnectionGate {
             Err(cap) => {
                 let n = self.refused.fetch_add(1, Ordering::Relaxed);
                 // One line per 1000 refusals: an attack must not flood the log either.
-                if n % 1000 == 0 {
+                if n.is_multiple_of(1000) {
                     warn!(client = %ip, cap, refused_so_far = n + 1, "connection refused: cap reached");
                 } else {
                     debug!(client = %ip, cap, "connection refused: cap reached");
