@@ -20,12 +20,15 @@ stage() {
   stage_start=$SECONDS
   printf '\n[test.sh %dm%02ds] %s\n' $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60)) "$*"
 }
+# The stage times are printed at the end, also when a stage fails.
 summary() {
-  stage "done"
-  printf '\nstage times:\n'
+  local rc=$?
+  if [[ -n $stage_name ]]; then timings+=("$(printf '%4ds  %s' $((SECONDS - stage_start)) "$stage_name")"); fi
+  printf '\n[test.sh] stage times%s:\n' "$([[ $rc -ne 0 ]] && echo " (failed in the last one)")"
   printf '  %s\n' "${timings[@]}"
   printf '  %4ds  total\n' $((SECONDS - started))
 }
+trap summary EXIT
 
 stage "cargo fmt --check"
 cargo fmt --all -- --check
@@ -65,4 +68,3 @@ SEB_DEMO_PREBUILT="$PWD/target/debug" bash scripts/demo.sh "$demo_dir"
 rm -rf "$demo_dir"
 stage "scripts/demo.sh pointed at a cluster and an account it did not start"
 SEB_DEMO_PREBUILT="$PWD/target/debug" bash scripts/demo-pointed.sh
-summary
