@@ -660,11 +660,19 @@ fn slow_and_idle_clients_are_closed_in_time_while_executions_are_served() {
         })
         .collect();
     let peak = open_fds(pid);
-    std::thread::sleep(Duration::from_millis(800));
-    let refused_at_once = capped.iter().filter(|s| closed_by_server(s)).count();
+    // The 20 over the cap are closed at once; the 60 held live until the 3 s deadline.
+    let t = Instant::now();
+    let mut refused = vec![false; capped.len()];
+    while t.elapsed() < Duration::from_secs(2) && refused.iter().filter(|&&r| r).count() < 20 {
+        for (r, s) in refused.iter_mut().zip(&capped) {
+            *r = *r || closed_by_server(s);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let refused_at_once = refused.iter().filter(|&&r| r).count();
     assert_eq!(refused_at_once, 20, "max_connections_per_client = 60 of 80");
     assert!(
-        peak >= baseline + 150,
+        peak >= baseline + 100,
         "the attack holds connections until the deadlines: {baseline} -> {peak} open files (opened in {opened_in:?})"
     );
 
@@ -728,7 +736,7 @@ fn a_full_listener_closes_new_connections_at_once_and_serves_again_after_the_dea
     let b = start_with(
         d,
         None,
-        "tls_cert = \"ca/server.crt\"\ntls_key = \"ca/server.key\"\ntls_handshake_timeout_ms = 2000\nmax_connections = 40\nmax_connections_per_client = 20\n",
+        "tls_cert = \"ca/server.crt\"\ntls_key = \"ca/server.key\"\ntls_handshake_timeout_ms = 3000\nmax_connections = 40\nmax_connections_per_client = 20\n",
         Some(&ca),
     );
     let to: std::net::SocketAddr = b.url.trim_start_matches("https://").parse().unwrap();
@@ -746,7 +754,7 @@ fn a_full_listener_closes_new_connections_at_once_and_serves_again_after_the_dea
     extra.set_nonblocking(true).unwrap();
     let t = Instant::now();
     while !closed_by_server(&extra) {
-        assert!(t.elapsed() < Duration::from_millis(1000), "a 41st connection is closed at once");
+        assert!(t.elapsed() < Duration::from_secs(2), "a 41st connection is closed at once");
         std::thread::sleep(Duration::from_millis(20));
     }
     let healthz = || {
@@ -760,7 +768,7 @@ fn a_full_listener_closes_new_connections_at_once_and_serves_again_after_the_dea
             .success()
     };
     assert!(!healthz(), "a full listener serves nobody");
-    let deadline = Instant::now() + Duration::from_secs(2 + 6);
+    let deadline = Instant::now() + Duration::from_secs(3 + 6);
     while held.iter().any(|s| !closed_by_server(s)) {
         assert!(Instant::now() < deadline, "the handshake deadline closes the 40");
         std::thread::sleep(Duration::from_millis(100));
