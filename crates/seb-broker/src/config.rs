@@ -112,7 +112,8 @@ pub struct BrokerSection {
     /// counted from the previous response); the connection is closed then.
     #[serde(default = "default_header_read_timeout")]
     pub header_read_timeout_ms: u64,
-    /// A connection with no request in flight that moves no byte for this long is closed, ms.
+    /// A connection with no request in flight for this long is closed, ms (a request is in
+    /// flight from its head until its response has been sent; pings do not count).
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout_ms: u64,
     /// Open connections on the listener; more are closed as soon as they are accepted.

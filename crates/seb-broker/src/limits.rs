@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `tls_handshake` | a TCP connection whose TLS handshake has not finished (half-open, silent) |
 //! | `header_read` | an HTTP/1 request whose headers have not all arrived (slowloris) |
-//! | `idle` | a connection with no request in flight that sent or received nothing (idle keep-alive, HTTP/2, a client that never sends a request) |
+//! | `idle` | a connection with no request in flight (idle keep-alive, HTTP/2 even while it pings, a client that never sends a request) |
 //! | `max_connections` | every connection past this many open on the listener |
 //! | `max_connections_per_client` | every connection past this many from one address (IPv6: one /64) |
 
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tower::ServiceExt as _;
 use tracing::{debug, warn};
 
@@ -38,8 +38,8 @@ pub struct ServeLimits {
     /// Longest time to receive a whole HTTP/1 request head, counted from its first byte, or
     /// from the end of the previous response on a kept-alive connection.
     pub header_read: Duration,
-    /// Longest time a connection may stay open with no request in flight and no byte read or
-    /// written.
+    /// Longest time a connection may stay open with no request in flight (a request is in
+    /// flight from its head until its response body has been sent).
     pub idle: Duration,
     /// Open connections on the listener.
     pub max_connections: usize,
@@ -148,28 +148,35 @@ impl Drop for Permit {
     }
 }
 
-/// When the connection last moved a byte, and how many requests it has in flight.
+/// How many requests a connection has in flight (a request is in flight from its head until
+/// its response body has been sent), and when the last one ended.
 #[derive(Debug)]
 struct Activity {
     base: Instant,
-    last_ms: AtomicU64,
+    last_end_ms: AtomicU64,
     in_flight: AtomicUsize,
 }
 
 impl Activity {
     fn new() -> Self {
-        Self { base: Instant::now(), last_ms: AtomicU64::new(0), in_flight: AtomicUsize::new(0) }
+        Self {
+            base: Instant::now(),
+            last_end_ms: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+        }
     }
-    fn touch(&self) {
-        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
+    /// When the connection became idle: its start, or the end of its last request.
+    fn idle_since(&self) -> Instant {
+        self.base + Duration::from_millis(self.last_end_ms.load(Ordering::Acquire))
     }
-    fn last(&self) -> Instant {
-        self.base + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    fn busy(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) > 0
     }
 }
 
-/// Decrements the in-flight count when the request's future ends (or is dropped).
+/// One request in flight; dropped with its response body (or with the request's future when
+/// it is cancelled).
+#[derive(Debug)]
 struct InFlight(Arc<Activity>);
 
 impl InFlight {
@@ -181,68 +188,39 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        let ms = u64::try_from(self.0.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.last_end_ms.store(ms, Ordering::Release);
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.0.touch();
     }
 }
 
-/// An IO stream that records when it last read or wrote a byte.
-struct Watched<S> {
-    inner: S,
-    activity: Arc<Activity>,
+/// A response body that keeps its request in flight until it has been sent (or dropped).
+#[derive(Debug)]
+struct TrackedBody {
+    inner: axum::body::Body,
+    _in_flight: InFlight,
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
-    fn poll_read(
+impl hyper::body::Body for TrackedBody {
+    type Data = hyper::body::Bytes;
+    type Error = axum::Error;
+    fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.touch();
-        }
-        r
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
     }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        r
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
     }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        r
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
 /// Serve HTTP/1 or HTTP/2 on one accepted (and, with TLS, handshaken) connection until the
-/// client closes it, a request head is late (`header_read`) or it stays idle (`idle`).
+/// client closes it, an HTTP/1 request head is late (`header_read`), or it has had no request
+/// in flight for `idle` — whatever bytes (HTTP/2 pings, say) it moves meanwhile.
 pub(crate) async fn serve_connection<S>(
     io: S,
     peer: SocketAddr,
@@ -253,7 +231,6 @@ pub(crate) async fn serve_connection<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Arc::new(Activity::new());
-    let io = Watched { inner: io, activity: activity.clone() };
     let requests = activity.clone();
     let svc = tower::service_fn(move |mut req: axum::http::Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
@@ -263,9 +240,10 @@ pub(crate) async fn serve_connection<S>(
         let in_flight = InFlight::enter(&requests);
         let app = app.clone();
         async move {
-            let resp = app.oneshot(req).await;
-            drop(in_flight);
-            resp
+            let resp = app.oneshot(req).await?;
+            Ok::<_, std::convert::Infallible>(
+                resp.map(|inner| TrackedBody { inner, _in_flight: in_flight }),
+            )
         }
     });
     let svc = hyper_util::service::TowerToHyperService::new(svc);
@@ -275,10 +253,10 @@ pub(crate) async fn serve_connection<S>(
     let conn = builder.serve_connection(TokioIo::new(io), svc);
     let mut conn = std::pin::pin!(conn);
     loop {
-        let check_at = if activity.in_flight.load(Ordering::Acquire) > 0 {
+        let check_at = if activity.busy() {
             Instant::now() + limits.idle
         } else {
-            activity.last() + limits.idle
+            activity.idle_since() + limits.idle
         };
         tokio::select! {
             r = conn.as_mut() => {
@@ -288,9 +266,7 @@ pub(crate) async fn serve_connection<S>(
                 return;
             }
             () = tokio::time::sleep_until(check_at.into()) => {
-                if activity.in_flight.load(Ordering::Acquire) == 0
-                    && activity.last().elapsed() >= limits.idle
-                {
+                if !activity.busy() && activity.idle_since().elapsed() >= limits.idle {
                     debug!(client = %peer, "idle connection closed");
                     return;
                 }

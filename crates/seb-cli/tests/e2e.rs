@@ -779,3 +779,61 @@ fn a_full_listener_closes_new_connections_at_once_and_serves_again_after_the_dea
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The idle deadline counts requests, not bytes: an HTTP/2 connection (TLS, ALPN `h2`) that
+/// sends no request but a PING every 300 ms is closed at `idle_timeout_ms`.
+#[test]
+fn an_http2_connection_that_only_pings_is_closed_at_the_idle_deadline() {
+    use std::io::Write as _;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca_dir = d.join("ca");
+    std::fs::create_dir_all(&ca_dir).unwrap();
+    let ca = certs::make_ca(&ca_dir, "server-ca").unwrap();
+    certs::issue(&ca_dir, "server", "IP:127.0.0.1", Usage::Server).unwrap();
+    let b = start_with(
+        d,
+        None,
+        "tls_cert = \"ca/server.crt\"\ntls_key = \"ca/server.key\"\nidle_timeout_ms = 2000\n",
+        Some(&ca),
+    );
+    let to: std::net::SocketAddr = b.url.trim_start_matches("https://").parse().unwrap();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut std::fs::read(&ca).unwrap().as_slice()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut cfg =
+        rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = std::net::TcpStream::connect(to).unwrap();
+    let watch = tcp.try_clone().unwrap();
+    let conn = rustls::ClientConnection::new(
+        std::sync::Arc::new(cfg),
+        rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+    )
+    .unwrap();
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    // Connection preface and an empty SETTINGS frame.
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00").unwrap();
+    s.flush().unwrap();
+    assert_eq!(s.conn.alpn_protocol(), Some(&b"h2"[..]), "HTTP/2 negotiated");
+    watch.set_nonblocking(true).unwrap();
+    let t = Instant::now();
+    let ping = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00pingping";
+    loop {
+        if closed_by_server(&watch) {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(2 + 6), "still open: pings keep it alive");
+        // A write may fail once the server has closed: the next read tells.
+        let _ = s.write_all(ping).and_then(|()| s.flush());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        t.elapsed() >= Duration::from_millis(1500),
+        "closed at the idle deadline, not before: {:?}",
+        t.elapsed()
+    );
+}
