@@ -44,6 +44,25 @@ use crate::service::Admission;
 
 type St = State<Arc<Admission>>;
 
+/// Every route of [`router`] as (OpenAPI method, path); `/openapi.json` is tested against this
+/// list, and the list against the router (crates/seb-cli/tests/openapi.rs).
+pub const ROUTES: [(&str, &str); 14] = [
+    ("post", "/v1/admission/proposals"),
+    ("get", "/v1/admission/proposals"),
+    ("get", "/v1/admission/proposals/{id}"),
+    ("post", "/v1/admission/proposals/{id}/approvals"),
+    ("get", "/v1/admission/proposals/{id}/certificate"),
+    ("get", "/v1/admission/proposals/{id}/break-glass"),
+    ("post", "/v1/admission/proposals/{id}/break-glass"),
+    ("post", "/v1/admission/proposals/{id}/break-glass/signatures"),
+    ("post", "/v1/admission/revocations"),
+    ("get", "/v1/admission/policy"),
+    ("post", "/v1/admission/policy"),
+    ("get", "/v1/admission/epochs"),
+    ("get", "/v1/admission/epochs/statement"),
+    ("get", "/v1/admission/keys"),
+];
+
 /// The router, with state already applied, usable as extra routes of any router state `S`.
 pub fn router<S: Clone + Send + Sync + 'static>(admission: Arc<Admission>) -> Router<S> {
     Router::new()

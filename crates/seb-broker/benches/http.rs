@@ -108,7 +108,15 @@ async fn main() {
     let state = AppState { broker, ready: Arc::new(AtomicBool::new(true)) };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1/executions", listener.local_addr().unwrap());
-    tokio::spawn(seb_broker::serve(listener, router(state, None), None, std::future::pending()));
+    // Every client of the benchmark is 127.0.0.1: room for its 64 connections and more.
+    let limits = seb_broker::ServeLimits { max_connections_per_client: 512, ..Default::default() };
+    tokio::spawn(seb_broker::serve_with_limits(
+        listener,
+        router(state, None),
+        None,
+        limits,
+        std::future::pending(),
+    ));
 
     println!(
         "SEB broker over HTTP: test double (in memory) + SQLite (WAL, synchronous=FULL), 2 cores"

@@ -117,6 +117,24 @@ pub struct BrokerSection {
     /// Whole-request timeout, ms.
     #[serde(default = "default_request_timeout")]
     pub request_timeout_ms: u64,
+    /// Longest TLS handshake, ms; a connection still handshaking then is closed.
+    #[serde(default = "default_tls_handshake_timeout")]
+    pub tls_handshake_timeout_ms: u64,
+    /// Longest time to receive a request's headers, ms (HTTP/1; on a kept-alive connection,
+    /// counted from the previous response); the connection is closed then.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_ms: u64,
+    /// A connection with no request in flight for this long is closed, ms (a request is in
+    /// flight from its head until its response has been sent; pings do not count).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_ms: u64,
+    /// Open connections on the listener; more are closed as soon as they are accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Open connections from one client address (IPv6: one /64); more are closed as soon as
+    /// they are accepted.
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
     /// Timeout of each platform call, ms.
     #[serde(default = "default_target_timeout")]
     pub target_timeout_ms: u64,
@@ -238,6 +256,21 @@ fn default_checkpoint_interval() -> u64 {
 fn default_request_timeout() -> u64 {
     30_000
 }
+fn default_tls_handshake_timeout() -> u64 {
+    10_000
+}
+fn default_header_read_timeout() -> u64 {
+    10_000
+}
+fn default_idle_timeout() -> u64 {
+    60_000
+}
+fn default_max_connections() -> usize {
+    512
+}
+fn default_max_connections_per_client() -> usize {
+    64
+}
 fn default_target_timeout() -> u64 {
     10_000
 }
@@ -252,6 +285,19 @@ fn default_poll() -> u64 {
 }
 fn default_bg_quorum() -> usize {
     2
+}
+
+impl BrokerSection {
+    /// The deadlines and connection caps of the listener.
+    pub fn serve_limits(&self) -> crate::ServeLimits {
+        crate::ServeLimits {
+            tls_handshake: std::time::Duration::from_millis(self.tls_handshake_timeout_ms),
+            header_read: std::time::Duration::from_millis(self.header_read_timeout_ms),
+            idle: std::time::Duration::from_millis(self.idle_timeout_ms),
+            max_connections: self.max_connections,
+            max_connections_per_client: self.max_connections_per_client,
+        }
+    }
 }
 
 impl Config {
@@ -312,6 +358,21 @@ impl Config {
         }
         if b.body_limit < 1024 || b.body_limit > 16 * 1024 * 1024 {
             return Err(ConfigError::Invalid("body_limit must be within 1 KiB..16 MiB".into()));
+        }
+        if b.tls_handshake_timeout_ms == 0
+            || b.header_read_timeout_ms == 0
+            || b.idle_timeout_ms == 0
+            || b.max_connections == 0
+            || b.max_connections_per_client == 0
+        {
+            return Err(ConfigError::Invalid(
+                "tls_handshake_timeout_ms, header_read_timeout_ms, idle_timeout_ms, max_connections and max_connections_per_client must be above 0".into(),
+            ));
+        }
+        if b.max_connections_per_client > b.max_connections {
+            return Err(ConfigError::Invalid(
+                "max_connections_per_client must not exceed max_connections".into(),
+            ));
         }
         if self.trust.issuers.is_empty() {
             return Err(ConfigError::Invalid(

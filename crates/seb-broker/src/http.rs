@@ -10,9 +10,13 @@
 //! | `GET /v1/ledger/proofs/consistency?old&new` | RFC 9162 consistency proof |
 //! | `GET /v1/ledger/export` | the whole ledger, for `seb ledger verify` |
 //! | `GET /v1/keys` | the broker's public key and kid |
+//! | `POST /v1/epochs/statement` | push a signed epoch statement (statement mode) |
 //! | `GET /metrics`, `/healthz`, `/readyz`, `/openapi.json` | operations |
 //!
-//! Errors are `application/problem+json` with `failed_check`, `decision` and `record_id`.
+//! Errors are `application/problem+json` with `failed_check`, `decision` and `record_id`;
+//! a query string that does not parse, or asks for what cannot be given, is 400 with
+//! `failed_check: parse`. [`routes`] is the one list of routes: the router is built from it and
+//! `openapi.json` is tested against it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,10 +24,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -43,22 +48,70 @@ pub struct AppState {
 /// Extra routes mounted by platform crates (for example the Kubernetes admission review).
 pub type ExtraRoutes = Router<AppState>;
 
-/// Build the router.
+/// An HTTP method a [`Route`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    Post,
+}
+
+impl Verb {
+    /// The lower-case name OpenAPI uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::Post => "post",
+        }
+    }
+    fn filter(self) -> MethodFilter {
+        match self {
+            Verb::Get => MethodFilter::GET,
+            Verb::Post => MethodFilter::POST,
+        }
+    }
+}
+
+/// One route of the broker API.
+#[derive(Debug)]
+pub struct Route {
+    pub verb: Verb,
+    pub path: &'static str,
+    pub handler: MethodRouter<AppState>,
+}
+
+fn at<H, T>(verb: Verb, path: &'static str, handler: H) -> Route
+where
+    H: axum::handler::Handler<T, AppState>,
+    T: 'static,
+{
+    Route { verb, path, handler: on(verb.filter(), handler) }
+}
+
+/// Every route of the broker API. [`router`] mounts exactly these, and `/openapi.json` is
+/// tested against the same list (crates/seb-cli/tests/openapi.rs).
+pub fn routes() -> Vec<Route> {
+    use Verb::{Get, Post};
+    vec![
+        at(Post, "/v1/executions", execute),
+        at(Get, "/v1/ledger/checkpoint", get_checkpoint),
+        at(Post, "/v1/ledger/checkpoint", post_checkpoint),
+        at(Get, "/v1/ledger/entries", entries),
+        at(Get, "/v1/ledger/proofs/inclusion", inclusion),
+        at(Get, "/v1/ledger/proofs/consistency", consistency),
+        at(Get, "/v1/ledger/export", export),
+        at(Get, "/v1/keys", keys),
+        at(Post, "/v1/epochs/statement", push_statement),
+        at(Get, "/metrics", metrics),
+        at(Get, "/healthz", || async { "ok" }),
+        at(Get, "/readyz", readyz),
+        at(Get, "/openapi.json", openapi),
+    ]
+}
+
+/// Build the router: [`routes`] and `extra`.
 pub fn router(state: AppState, extra: Option<ExtraRoutes>) -> Router {
     let limit = state.broker.settings().body_limit;
-    let mut r = Router::new()
-        .route("/v1/executions", post(execute))
-        .route("/v1/ledger/checkpoint", get(get_checkpoint).post(post_checkpoint))
-        .route("/v1/ledger/entries", get(entries))
-        .route("/v1/ledger/proofs/inclusion", get(inclusion))
-        .route("/v1/ledger/proofs/consistency", get(consistency))
-        .route("/v1/ledger/export", get(export))
-        .route("/v1/keys", get(keys))
-        .route("/v1/epochs/statement", post(push_statement))
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/openapi.json", get(openapi));
+    let mut r = routes().into_iter().fold(Router::new(), |r, rt| r.route(rt.path, rt.handler));
     if let Some(extra) = extra {
         r = r.merge(extra);
     }
@@ -178,6 +231,16 @@ async fn post_checkpoint(State(st): State<AppState>) -> Response {
     }
 }
 
+/// A query string that does not parse: 400 problem+json, `failed_check: parse`.
+fn bad_query(e: &QueryRejection) -> Response {
+    problem(400, "bad query", &e.body_text(), json!({"failed_check": "parse"}))
+}
+
+/// A well-formed query that asks for what cannot be given: 400 problem+json.
+fn bad_request(title: &str, detail: &str) -> Response {
+    problem(400, title, detail, json!({"failed_check": "parse"}))
+}
+
 #[derive(Debug, Deserialize)]
 struct Range {
     start: u64,
@@ -186,9 +249,13 @@ struct Range {
 
 const MAX_ENTRIES_PER_CALL: u64 = 1000;
 
-async fn entries(State(st): State<AppState>, Query(q): Query<Range>) -> Response {
+async fn entries(State(st): State<AppState>, q: Result<Query<Range>, QueryRejection>) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return bad_query(&e),
+    };
     if q.end < q.start || q.end - q.start > MAX_ENTRIES_PER_CALL {
-        return problem(400, "bad range", "need start <= end and at most 1000 entries", json!({}));
+        return bad_request("bad range", "need start <= end and at most 1000 entries");
     }
     match st.broker.store().entries(q.start, q.end).await {
         Ok(es) => Json(json!({
@@ -196,7 +263,7 @@ async fn entries(State(st): State<AppState>, Query(q): Query<Range>) -> Response
             "entries": es.iter().map(|e| STANDARD.encode(e)).collect::<Vec<_>>(),
         }))
         .into_response(),
-        Err(e) => problem(400, "bad range", &e.to_string(), json!({})),
+        Err(e) => bad_request("bad range", &e.to_string()),
     }
 }
 
@@ -206,7 +273,14 @@ struct InclusionQ {
     size: u64,
 }
 
-async fn inclusion(State(st): State<AppState>, Query(q): Query<InclusionQ>) -> Response {
+async fn inclusion(
+    State(st): State<AppState>,
+    q: Result<Query<InclusionQ>, QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return bad_query(&e),
+    };
     let s = st.broker.store();
     match (s.inclusion_proof(q.index, q.size).await, s.root(q.size).await) {
         (Ok(p), Ok(root)) => Json(json!({
@@ -215,7 +289,7 @@ async fn inclusion(State(st): State<AppState>, Query(q): Query<InclusionQ>) -> R
             "proof": p.iter().map(|h| STANDARD.encode(h)).collect::<Vec<_>>(),
         }))
         .into_response(),
-        (Err(e), _) | (_, Err(e)) => problem(400, "bad proof request", &e.to_string(), json!({})),
+        (Err(e), _) | (_, Err(e)) => bad_request("bad proof request", &e.to_string()),
     }
 }
 
@@ -225,7 +299,14 @@ struct ConsistencyQ {
     new: u64,
 }
 
-async fn consistency(State(st): State<AppState>, Query(q): Query<ConsistencyQ>) -> Response {
+async fn consistency(
+    State(st): State<AppState>,
+    q: Result<Query<ConsistencyQ>, QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return bad_query(&e),
+    };
     let s = st.broker.store();
     match s.consistency_proof(q.old, q.new).await {
         Ok(p) => Json(json!({
@@ -233,7 +314,7 @@ async fn consistency(State(st): State<AppState>, Query(q): Query<ConsistencyQ>) 
             "proof": p.iter().map(|h| STANDARD.encode(h)).collect::<Vec<_>>(),
         }))
         .into_response(),
-        Err(e) => problem(400, "bad proof request", &e.to_string(), json!({})),
+        Err(e) => bad_request("bad proof request", &e.to_string()),
     }
 }
 

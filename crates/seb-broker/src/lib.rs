@@ -9,25 +9,23 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod ratelimit;
 pub mod records;
 pub mod spool;
 pub mod tls;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
-use tower::ServiceExt as _;
-use tracing::{error, warn};
+use tracing::{debug, error, warn};
 
 pub use engine::Broker;
+pub use limits::ServeLimits;
 
 /// The OpenAPI document of the broker API.
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -72,57 +70,77 @@ pub async fn require_client_certificate(
     )
 }
 
-/// Serve `app` on `listener`, over TLS when `tls` is given, until `shutdown` resolves.
+/// Serve `app` on `listener`, over TLS when `tls` is given, until `shutdown` resolves, with the
+/// default [`ServeLimits`]. See [`serve_with_limits`].
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let Some(tls) = tls else {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await?;
-        return Ok(());
-    };
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    serve_with_limits(listener, app, tls, ServeLimits::default(), shutdown).await
+}
+
+/// Serve `app` on `listener`, over TLS when `tls` is given, until `shutdown` resolves. Every
+/// listener of `seb serve` (broker API, admission, Kubernetes webhook: one router) goes through
+/// here, so that a slow or idle client cannot hold a connection or a file descriptor longer
+/// than `limits` allow (see [`ServeLimits`]).
+pub async fn serve_with_limits(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    limits: ServeLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let gate = Arc::new(limits::ConnectionGate::new(&limits));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
-                Err(e) => { warn!(error = %e, "accept failed"); continue; }
+                Err(e) => {
+                    // Out of file descriptors, typically: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
             },
             () = &mut shutdown => return Ok(()),
+        };
+        // Over a cap: the socket is closed at once, before any TLS or HTTP work.
+        let Some(permit) = gate.admit(peer.ip()) else {
+            drop(tcp);
+            continue;
         };
         let acceptor = acceptor.clone();
         let app = app.clone();
         tokio::spawn(async move {
-            let stream =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        warn!(client = %peer, error = %e, "tls handshake failed");
-                        return;
-                    }
-                    Err(_) => return,
-                };
-            // The handshake verified any certificate the client presented.
-            let client_cert = stream.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
-            let svc =
-                app.map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(ConnectInfo(peer));
-                    if client_cert {
-                        req.extensions_mut().insert(ClientCertificate);
-                    }
-                    req
-                });
-            let svc = hyper_util::service::TowerToHyperService::new(svc);
-            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await
-            {
-                warn!(client = %peer, error = %e, "connection error");
+            let _permit = permit;
+            match acceptor {
+                None => limits::serve_connection(tcp, peer, false, app, limits).await,
+                Some(acceptor) => {
+                    let stream = match tokio::time::timeout(
+                        limits.tls_handshake,
+                        acceptor.accept(tcp),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            warn!(client = %peer, error = %e, "tls handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            debug!(client = %peer, "tls handshake timed out; closed");
+                            return;
+                        }
+                    };
+                    // The handshake verified any certificate the client presented.
+                    let client_cert =
+                        stream.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
+                    limits::serve_connection(stream, peer, client_cert, app, limits).await;
+                }
             }
         });
     }

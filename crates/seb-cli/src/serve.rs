@@ -178,7 +178,9 @@ pub async fn run(a: ServeArgs) -> Result<()> {
         broker.clone(),
         Duration::from_secs(b.orphan_grace_s),
     ));
-    seb_broker::serve(listener, app, tls, shutdown_signal()).await?;
+    let limits = b.serve_limits();
+    info!(?limits, "connection limits");
+    seb_broker::serve_with_limits(listener, app, tls, limits, shutdown_signal()).await?;
     bg.abort();
     retirements.abort();
     keeper.abort();

@@ -120,6 +120,11 @@ impl Server {
         self.child.wait().unwrap()
     }
 
+    /// Its process id (to read `/proc/<pid>/fd`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
