@@ -43,8 +43,9 @@ pub enum AdmissionError {
     /// The configuration is not acceptable (startup only).
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// The store failed: nothing was issued (503, fail closed).
-    #[error("store: {0}")]
+    /// The store failed: nothing was issued (503, fail closed). The store error is the
+    /// source (not repeated here), so the cause chain prints each level once.
+    #[error("store")]
     Store(#[from] seb_store::StoreError),
     /// The clock cannot be read or stepped backwards: nothing is issued or signed (503,
     /// fail closed).

@@ -36,7 +36,11 @@ pub use target::{
     project,
 };
 
-/// Why the AWS target refused something before calling AWS.
+/// Why the AWS target refused something before calling AWS. Raised by the pure checks
+/// (profiles, ARNs, session tags, configuration), which have no underlying error: the
+/// variants carry the message only. Turned into a [`seb_target::TargetError::Invalid`], the
+/// `AwsError` itself is that error's source; a failed AWS call keeps the SDK's error as the
+/// source of its `TargetError` in the same way.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AwsError {
     /// The operation, target or params do not fit a profile.
@@ -45,4 +49,42 @@ pub enum AwsError {
     /// The target's configuration is unusable.
     #[error("configuration: {0}")]
     Config(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sts::config::http::HttpResponse;
+    use aws_sdk_sts::error::SdkError;
+    use aws_sdk_sts::operation::assume_role::AssumeRoleError;
+    use seb_target::TargetError;
+    use std::error::Error as _;
+
+    /// An AWS refusal before any call stays an `AwsError` under the `TargetError`.
+    #[test]
+    fn an_aws_error_is_the_source_of_the_target_error() {
+        let e =
+            target::target_err(AwsError::Invalid("`s3:DeleteBucket` is not an operation".into()));
+        assert!(matches!(e, TargetError::Invalid { .. }), "{e:?}");
+        let aws = e.source().and_then(|s| s.downcast_ref::<AwsError>());
+        assert!(
+            matches!(aws, Some(AwsError::Invalid(m)) if m.contains("s3:DeleteBucket")),
+            "{aws:?}"
+        );
+    }
+
+    /// A failed SDK call: the SDK error, and what it wraps, stay reachable below the
+    /// `TargetError`.
+    #[test]
+    fn an_sdk_error_is_the_source_of_the_target_error() {
+        let sdk: SdkError<AssumeRoleError, HttpResponse> =
+            SdkError::construction_failure(std::io::Error::other("no region configured"));
+        let e = svc::failure(sdk).into_read_error("sts:AssumeRole");
+        assert!(matches!(e, TargetError::Unavailable { .. }), "{e:?}");
+        assert_eq!(e.to_string(), "platform unavailable: sts:AssumeRole");
+        let sdk = e.source().expect("the SDK error is kept");
+        assert!(sdk.is::<SdkError<AssumeRoleError, HttpResponse>>(), "{sdk:?}");
+        let io = sdk.source().and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(io.map(ToString::to_string).as_deref(), Some("no region configured"));
+    }
 }
