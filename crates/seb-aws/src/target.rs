@@ -174,9 +174,13 @@ pub struct AwsTarget {
     base: SdkConfig,
 }
 
-/// The [`AwsError`] is kept as the source.
+/// An [`AwsError`] is a refusal by the pure checks, with no underlying error: its message
+/// becomes the context (a failed AWS call keeps the SDK error as the source instead, see
+/// `svc::Failure`).
 pub(crate) fn target_err(e: AwsError) -> TargetError {
-    TargetError::invalid_from("aws", e)
+    match e {
+        AwsError::Invalid(m) | AwsError::Config(m) => TargetError::invalid(m),
+    }
 }
 
 /// A service compiled out of this build.

@@ -130,13 +130,22 @@ impl KubeError {
     }
 }
 
-/// The [`KubeError`] is kept as the source of the [`TargetError`] of the same kind.
+/// The [`TargetError`] of the same kind: the context moves up (so its one-line `Display`
+/// still says what failed) and the cause (the `kube::Error`, the kubeconfig error…) stays its
+/// source, typed. The `KubeError` level itself is not kept: it would repeat the context.
 impl From<KubeError> for TargetError {
     fn from(e: KubeError) -> Self {
-        match e.kind() {
-            KubeErrorKind::Invalid => TargetError::invalid_from("kubernetes", e),
-            KubeErrorKind::Refused => TargetError::refused_from("kubernetes", e),
-            KubeErrorKind::Unavailable => TargetError::unavailable_from("kubernetes", e),
+        let kind = e.kind();
+        let (context, source) = match e {
+            KubeError::Invalid(m) | KubeError::Refused(m) | KubeError::Unavailable(m) => (m, None),
+            KubeError::Caused { context, source, .. } => {
+                (context, Some(seb_target::Cause::from(source)))
+            }
+        };
+        match kind {
+            KubeErrorKind::Invalid => TargetError::Invalid { context, source },
+            KubeErrorKind::Refused => TargetError::Refused { context, source },
+            KubeErrorKind::Unavailable => TargetError::Unavailable { context, source },
         }
     }
 }
@@ -161,17 +170,21 @@ mod tests {
         kube::Error::Api(status.boxed())
     }
 
-    /// An API server refusal: `kube::Error` → `KubeError` → `TargetError`, each level the
-    /// source of the one above, the status code still there at the bottom.
+    /// An API server refusal: the `kube::Error` is the source of the `KubeError`, and stays
+    /// the source of the `TargetError` it becomes, with its status code.
     #[test]
     fn a_kube_error_stays_the_root_of_the_chain() {
         let e = target::api_err("create Role", forbidden());
         assert_eq!(e.kind(), KubeErrorKind::Refused);
+        let root = e.source().and_then(|s| s.downcast_ref::<kube::Error>());
+        assert!(matches!(root, Some(kube::Error::Api(s)) if s.code == 403), "{root:?}");
         let t = TargetError::from(e);
         assert!(matches!(t, TargetError::Refused { .. }), "{t:?}");
-        let kube_err = t.source().and_then(|s| s.downcast_ref::<KubeError>()).expect("KubeError");
-        assert!(matches!(kube_err, KubeError::Caused { kind: KubeErrorKind::Refused, .. }));
-        let root = kube_err.source().and_then(|s| s.downcast_ref::<kube::Error>());
+        assert_eq!(
+            t.to_string(),
+            "platform refused: create Role: 403 Forbidden roles.rbac.authorization.k8s.io is forbidden"
+        );
+        let root = t.source().and_then(|s| s.downcast_ref::<kube::Error>());
         assert!(matches!(root, Some(kube::Error::Api(s)) if s.code == 403), "{root:?}");
         let mut chain = t.to_string();
         let mut next = t.source();
@@ -179,27 +192,23 @@ mod tests {
             chain = format!("{chain}: {s}");
             next = s.source();
         }
-        assert!(
-            chain.starts_with(
-                "platform refused: kubernetes: api server refused: create Role: 403 Forbidden"
-            ),
-            "{chain}"
-        );
-        assert!(chain.contains("roles.rbac.authorization.k8s.io is forbidden"), "{chain}");
+        // Every level once: the target's context, then kube's own error.
+        assert_eq!(chain.matches("create Role").count(), 1, "{chain}");
+        assert!(chain.contains("403"), "{chain}");
     }
 
-    /// A 5xx counts as unavailable; a message-only error converts with its kind and no
-    /// deeper source.
+    /// A 5xx counts as unavailable; a message-only error converts with its kind, its
+    /// message and no source.
     #[test]
     fn kinds_survive_the_conversion() {
         let status = kube::core::Status::failure("etcdserver: request timed out", "InternalError")
             .with_code(500);
         let t = TargetError::from(target::api_err("get", kube::Error::Api(status.boxed())));
         assert!(matches!(t, TargetError::Unavailable { .. }), "{t:?}");
+        assert!(t.source().is_some_and(|s| s.is::<kube::Error>()));
         let t = TargetError::from(KubeError::Invalid("target `cluster` is empty".into()));
         assert!(matches!(t, TargetError::Invalid { .. }), "{t:?}");
-        let inner = t.source().expect("the KubeError is kept");
-        assert_eq!(inner.to_string(), "invalid for kubernetes: target `cluster` is empty");
-        assert!(inner.source().is_none());
+        assert_eq!(t.to_string(), "invalid for this platform: target `cluster` is empty");
+        assert!(t.source().is_none());
     }
 }
