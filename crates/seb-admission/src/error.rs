@@ -96,3 +96,20 @@ impl From<seb_core::json::JsonError> for AdmissionError {
         Self::Internal(e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store failure's problem detail is the whole chain, each level once.
+    #[test]
+    fn a_store_error_detail_is_its_cause_chain() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let e = AdmissionError::from(seb_store::StoreError::unavailable_from("postgres", io));
+        assert_eq!(e.http_status(), 503);
+        assert_eq!(
+            seb_store::error_chain(&e),
+            "store: store unavailable: postgres: connection refused"
+        );
+    }
+}

@@ -1340,3 +1340,21 @@ fn execution_of(auth: &Authenticated) -> Execution {
         break_glass: auth.certificate().is_break_glass(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refusal because the store failed names it as such and carries the cause.
+    #[test]
+    fn a_store_refusal_reason_carries_the_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let e = StoreError::unavailable_from("postgres", io);
+        assert_eq!(store_reason(&e), "store unavailable: postgres: connection refused");
+        let e = StoreError::corrupt_from("ledger", seb_ledger::LedgerError::EmptyTree);
+        assert_eq!(
+            store_reason(&e),
+            "store unavailable: store corrupt: ledger: a tree of size 0 has no proofs"
+        );
+    }
+}
