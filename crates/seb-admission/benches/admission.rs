@@ -88,10 +88,10 @@ impl Target for Instant0 {
         })
     }
     fn mint<'a>(&'a self, _: &'a Execution) -> TargetFuture<'a, Identity> {
-        Box::pin(async { Err(TargetError::Refused("bench".into())) })
+        Box::pin(async { Err(TargetError::refused("bench")) })
     }
     fn mutate<'a>(&'a self, _: &'a Execution, _: &'a Identity) -> TargetFuture<'a, MutationResult> {
-        Box::pin(async { Err(TargetError::Refused("bench".into())) })
+        Box::pin(async { Err(TargetError::refused("bench")) })
     }
     fn retire<'a>(&'a self, _: &'a Execution, _: Identity) -> TargetFuture<'a, ()> {
         Box::pin(async { Ok(()) })

@@ -43,8 +43,9 @@ pub enum AdmissionError {
     /// The configuration is not acceptable (startup only).
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// The store failed: nothing was issued (503, fail closed).
-    #[error("store: {0}")]
+    /// The store failed: nothing was issued (503, fail closed). The store error is the
+    /// source (not repeated here), so the cause chain prints each level once.
+    #[error("store")]
     Store(#[from] seb_store::StoreError),
     /// The clock cannot be read or stepped backwards: nothing is issued or signed (503,
     /// fail closed).
@@ -93,5 +94,22 @@ impl AdmissionError {
 impl From<seb_core::json::JsonError> for AdmissionError {
     fn from(e: seb_core::json::JsonError) -> Self {
         Self::Internal(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store failure's problem detail is the whole chain, each level once.
+    #[test]
+    fn a_store_error_detail_is_its_cause_chain() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let e = AdmissionError::from(seb_store::StoreError::unavailable_from("postgres", io));
+        assert_eq!(e.http_status(), 503);
+        assert_eq!(
+            seb_store::error_chain(&e),
+            "store: store unavailable: postgres: connection refused"
+        );
     }
 }

@@ -87,7 +87,8 @@ pub fn problem(e: &AdmissionError) -> Response {
         "type": format!("https://seb.invalid/problems/admission/{}", e.code()),
         "title": e.code(),
         "status": status,
-        "detail": e.to_string(),
+        // The whole cause chain (a store error's own cause included), one line.
+        "detail": seb_store::error_chain(e),
         "error": e.code(),
     });
     if let (AdmissionError::Inapplicable { proposal_id, record_id, .. }, Some(o)) =

@@ -577,7 +577,7 @@ impl Admission {
         let (target, params) = adapter
             .profile
             .compile(&p.op, &p.target, &p.params)
-            .map_err(|e| format!("compile: {e}"))?;
+            .map_err(|e| format!("compile: {}", seb_store::error_chain(&e)))?;
         seb_core::constraints::validate(&p.constraints).map_err(|e| format!("constraints: {e}"))?;
         for c in &p.constraints {
             if params.pointer(&c.path).is_none() {
@@ -657,7 +657,7 @@ impl Admission {
         let obs = tokio::time::timeout(self.settings.observe_timeout, adapter.target.observe(&req))
             .await
             .map_err(|_| "observe: timed out".to_owned())?
-            .map_err(|e| format!("observe: {e}"))?;
+            .map_err(|e| format!("observe: {}", seb_store::error_chain(&e)))?;
         let digest = Digest::of_json(&obs.projection).map_err(|e| format!("evidence: {e}"))?;
         let evidence = Evidence {
             digest,

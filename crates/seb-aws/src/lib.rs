@@ -36,7 +36,10 @@ pub use target::{
     project,
 };
 
-/// Why the AWS target refused something before calling AWS.
+/// Why the AWS target refused something before calling AWS. Raised by the pure checks
+/// (profiles, ARNs, session tags, configuration), which have no underlying error: the
+/// variants carry the message only, which becomes a [`seb_target::TargetError::Invalid`]'s
+/// context. A failed AWS call has one: the SDK's error is the source of its `TargetError`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AwsError {
     /// The operation, target or params do not fit a profile.
@@ -45,4 +48,42 @@ pub enum AwsError {
     /// The target's configuration is unusable.
     #[error("configuration: {0}")]
     Config(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sts::config::http::HttpResponse;
+    use aws_sdk_sts::error::SdkError;
+    use aws_sdk_sts::operation::assume_role::AssumeRoleError;
+    use seb_target::TargetError;
+    use std::error::Error as _;
+
+    /// A refusal by the pure checks has no cause: its message is the context.
+    #[test]
+    fn an_aws_refusal_keeps_its_message() {
+        let e =
+            target::target_err(AwsError::Invalid("`s3:DeleteBucket` is not an operation".into()));
+        assert!(matches!(e, TargetError::Invalid { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "invalid for this platform: `s3:DeleteBucket` is not an operation"
+        );
+        assert!(e.source().is_none());
+    }
+
+    /// A failed SDK call: the SDK error, and what it wraps, stay reachable below the
+    /// `TargetError`.
+    #[test]
+    fn an_sdk_error_is_the_source_of_the_target_error() {
+        let sdk: SdkError<AssumeRoleError, HttpResponse> =
+            SdkError::construction_failure(std::io::Error::other("no region configured"));
+        let e = svc::failure(sdk).into_read_error("sts:AssumeRole");
+        assert!(matches!(e, TargetError::Unavailable { .. }), "{e:?}");
+        assert_eq!(e.to_string(), "platform unavailable: sts:AssumeRole");
+        let sdk = e.source().expect("the SDK error is kept");
+        assert!(sdk.is::<SdkError<AssumeRoleError, HttpResponse>>(), "{sdk:?}");
+        let io = sdk.source().and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(io.map(ToString::to_string).as_deref(), Some("no region configured"));
+    }
 }

@@ -174,16 +174,19 @@ pub struct AwsTarget {
     base: SdkConfig,
 }
 
-fn target_err(e: AwsError) -> TargetError {
+/// An [`AwsError`] is a refusal by the pure checks, with no underlying error: its message
+/// becomes the context (a failed AWS call keeps the SDK error as the source instead, see
+/// `svc::Failure`).
+pub(crate) fn target_err(e: AwsError) -> TargetError {
     match e {
-        AwsError::Invalid(m) | AwsError::Config(m) => TargetError::Invalid(m),
+        AwsError::Invalid(m) | AwsError::Config(m) => TargetError::invalid(m),
     }
 }
 
 /// A service compiled out of this build.
 #[allow(dead_code)]
 fn not_compiled(service: &str) -> TargetError {
-    TargetError::Invalid(format!(
+    TargetError::invalid(format!(
         "support for `{service}` is not compiled into this broker (cargo feature `{service}`)"
     ))
 }
@@ -398,11 +401,11 @@ impl AwsTarget {
     /// Step 14: `sts:AssumeRole` into the account's execution role.
     async fn mint_inner(&self, exec: &Execution) -> Result<Identity, TargetError> {
         if exec.platform != Platform::Aws {
-            return Err(TargetError::Invalid("not an AWS execution".into()));
+            return Err(TargetError::invalid("not an AWS execution"));
         }
         let p = prepare(&exec.op, &exec.target, &exec.params)?;
         let account = self.cfg.accounts.get(&p.target.account).ok_or_else(|| {
-            TargetError::Invalid(format!("account `{}` is not configured", p.target.account))
+            TargetError::invalid(format!("account `{}` is not configured", p.target.account))
         })?;
         let policy = self.session_policy_for(&exec.op, &exec.target)?;
         let tags = session::session_tags(&exec.cid, &exec.nonce, exec.risk_level.get())
@@ -422,22 +425,25 @@ impl AwsTarget {
                 .key(k)
                 .value(v)
                 .build()
-                .map_err(|e| TargetError::Invalid(e.to_string()))?;
+                .map_err(|e| TargetError::invalid_from("session tag", e))?;
             req = req.tags(tag);
         }
         let out = req.send().await.map_err(|e| {
-            let f = svc::failure(&e);
+            let f = svc::failure(e);
             match f.status {
-                Some(s) if (400..500).contains(&s) => TargetError::Refused(format!(
-                    "sts:AssumeRole: HTTP {s} {}",
-                    f.code.unwrap_or_default()
-                )),
-                _ => TargetError::Unavailable(format!("sts:AssumeRole: {}", f.message)),
+                Some(s) if (400..500).contains(&s) => TargetError::Refused {
+                    context: format!("sts:AssumeRole: HTTP {s} {}", f.code.unwrap_or_default()),
+                    source: Some(f.source),
+                },
+                _ => TargetError::Unavailable {
+                    context: "sts:AssumeRole".into(),
+                    source: Some(f.source),
+                },
             }
         })?;
-        let c = out.credentials().ok_or_else(|| {
-            TargetError::Unavailable("sts:AssumeRole returned no credentials".into())
-        })?;
+        let c = out
+            .credentials()
+            .ok_or_else(|| TargetError::unavailable("sts:AssumeRole returned no credentials"))?;
         let expires_at_ms = u64::try_from(c.expiration().secs()).unwrap_or(0).saturating_mul(1000);
         let secret = SessionSecret {
             access_key_id: c.access_key_id().to_owned(),
@@ -445,7 +451,8 @@ impl AwsTarget {
             session_token: c.session_token().to_owned(),
         };
         let secret_json = Zeroizing::new(
-            serde_json::to_string(&secret).map_err(|e| TargetError::Invalid(e.to_string()))?,
+            serde_json::to_string(&secret)
+                .map_err(|e| TargetError::invalid_from("session secret as JSON", e))?,
         );
         let user = out.assumed_role_user();
         let name = user.map(|u| u.arn().to_owned()).unwrap_or_else(|| session_name.clone());
@@ -474,19 +481,16 @@ impl AwsTarget {
         identity: &Identity,
     ) -> Result<(MutationResult, MutateTimings), TargetError> {
         if exec.platform != Platform::Aws {
-            return Err(TargetError::Invalid("not an AWS execution".into()));
+            return Err(TargetError::invalid("not an AWS execution"));
         }
         if identity.handle.get("cid").and_then(Value::as_str) != Some(exec.cid.as_str())
             || identity.handle.get("nonce").and_then(Value::as_str) != Some(exec.nonce.as_str())
         {
-            return Err(TargetError::Invalid(
-                "the identity was not minted for this execution".into(),
-            ));
+            return Err(TargetError::invalid("the identity was not minted for this execution"));
         }
         let p = prepare(&exec.op, &exec.target, &exec.params)?;
-        let secret: SessionSecret = serde_json::from_str(&identity.secret).map_err(|_| {
-            TargetError::Invalid("the identity's secret is not an STS session".into())
-        })?;
+        let secret: SessionSecret = serde_json::from_str(&identity.secret)
+            .map_err(|_| TargetError::invalid("the identity's secret is not an STS session"))?;
         let sdk = self.scoped_sdk(&p.target.region, &secret, identity.expires_at_ms);
         drop(secret);
         // Pre-call checks the platform would skip (moto accepts a capacity above MaxSize).
@@ -679,7 +683,8 @@ impl PlatformProfile for AwsPlatform {
         params: &Value,
     ) -> Result<(Value, Value), TargetError> {
         let p = prepare(op, target, params)?;
-        let t = serde_json::to_value(&p.target).map_err(|e| TargetError::Invalid(e.to_string()))?;
+        let t = serde_json::to_value(&p.target)
+            .map_err(|e| TargetError::invalid_from("target as JSON", e))?;
         Ok((t, p.params))
     }
 

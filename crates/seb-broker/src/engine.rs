@@ -30,6 +30,7 @@ use seb_core::types::{
 use seb_ledger::checkpoint::Checkpoint;
 use seb_store::{
     PendingExecution, Reservation, ReserveResult, Revocation, Store, StoreError, StoredCheckpoint,
+    error_chain,
 };
 use seb_target::{Execution, Identity, MutationResult, MutationStatus, Reconciled, Target};
 use serde::Serialize;
@@ -449,7 +450,7 @@ impl Broker {
         timings.record(&self.metrics, "observe", t);
         let observation = match observed {
             Ok(Ok(o)) => Ok(o),
-            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Err(e)) => Err(error_chain(&e)),
             Err(_) => Err("timed out".to_owned()),
         };
         let observed_digest =
@@ -511,7 +512,7 @@ impl Broker {
                 max_staleness_ms,
             })),
             Err(e) => {
-                warn!(error = %e, "epoch state unreadable");
+                warn!(error = %error_chain(&e), "epoch state unreadable");
                 Err(e)
             }
         }
@@ -607,7 +608,13 @@ impl Broker {
             Ok(Ok(id)) => id,
             Ok(Err(e)) => {
                 return self
-                    .finish(r, started_ms, None, failed(format!("mint: {e}")), unpinned)
+                    .finish(
+                        r,
+                        started_ms,
+                        None,
+                        failed(format!("mint: {}", error_chain(&e))),
+                        unpinned,
+                    )
                     .await;
             }
             Err(_) => {
@@ -631,7 +638,7 @@ impl Broker {
                     r,
                     started_ms,
                     Some(identity_name),
-                    failed(format!("not dispatched: store: {e}")),
+                    failed(format!("not dispatched: {}", error_chain(&e))),
                     unpinned,
                 )
                 .await;
@@ -650,7 +657,7 @@ impl Broker {
         crash_point("after_retire");
         let result = match mutated {
             Ok(Ok(m)) => Ok(m),
-            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Err(e)) => Err(error_chain(&e)),
             Err(_) => Err("timed out".to_owned()),
         };
         let result = match result {
@@ -696,7 +703,7 @@ impl Broker {
                 .await
             {
                 Ok(Ok(())) => return,
-                Ok(Err(e)) => e.to_string(),
+                Ok(Err(e)) => error_chain(&e),
                 Err(_) => "timed out".to_owned(),
             };
         warn!(cid = %exec.cid, nonce = %exec.nonce, identity = %name, error = %error, "retire failed; queued for retry");
@@ -710,7 +717,7 @@ impl Broker {
         };
         match tokio::time::timeout(self.settings.target_timeout, t.retire_orphans(exec)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Err(e)) => Err(error_chain(&e)),
             Err(_) => Err("timed out".to_owned()),
         }
     }
@@ -882,12 +889,12 @@ impl Broker {
         self.metrics.set_pending_records(self.spool.len());
         match kept {
             Kept::Durable => {
-                warn!(cid, nonce, error = %e, "outcome spooled until the store answers");
+                warn!(cid, nonce, error = %error_chain(&e), "outcome spooled until the store answers");
                 (None, OutcomeState::Spooled)
             }
             Kept::Memory => {
                 let spool_error = spool_error.map(|e| e.to_string()).unwrap_or_default();
-                error!(cid, nonce, error = %e, spool_error = %spool_error, "ALERT: outcome kept in memory only");
+                error!(cid, nonce, error = %error_chain(&e), spool_error = %spool_error, "ALERT: outcome kept in memory only");
                 (None, OutcomeState::Unsaved)
             }
         }
@@ -1014,8 +1021,8 @@ impl Broker {
                             );
                             Ok(vec![seq])
                         }
-                        Err(StoreError::Invalid(e)) => {
-                            error!(cid, nonce, error = %e, "ALERT: spooled outcome refused by the store; dropped");
+                        Err(e @ StoreError::Invalid { .. }) => {
+                            error!(cid, nonce, error = %error_chain(&e), "ALERT: spooled outcome refused by the store; dropped");
                             Ok(vec![seq])
                         }
                         Err(e) => Err(e),
@@ -1132,7 +1139,7 @@ impl Broker {
             ));
         }
         let now_ms = self.clock.now_ms().map_err(|e| format!("statement not applied: {e}"))?;
-        let store_err = |e: StoreError| format!("store: {e}");
+        let store_err = |e: StoreError| format!("store: {}", error_chain(&e));
         // Bring the local store up to the statement (monotonic, idempotent).
         let mut ep = self.store.epochs().await.map_err(store_err)?;
         if ep.policy_epoch > st.policy_epoch || ep.revocation_epoch > st.revocation_epoch {
@@ -1283,7 +1290,7 @@ impl Broker {
             let signed = self
                 .signer
                 .sign_outcome(&outcome)
-                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                .map_err(|e| StoreError::invalid_from("signing the recovered outcome", e))?;
             match self.store.complete(&p.cid, &p.nonce, signed.entry).await {
                 Ok(_) | Err(StoreError::AlreadyCompleted { .. }) => {}
                 Err(e) => return Err(e),
@@ -1296,11 +1303,12 @@ impl Broker {
     }
 }
 
-/// The reason of a refusal because the store did not answer: always says so.
+/// The reason of a refusal because the store did not answer: always says so, with the
+/// store error's whole cause chain.
 fn store_reason(e: &StoreError) -> String {
     match e {
-        StoreError::Unavailable(_) => e.to_string(),
-        other => format!("store unavailable: {other}"),
+        StoreError::Unavailable { .. } => error_chain(e),
+        other => format!("store unavailable: {}", error_chain(other)),
     }
 }
 
@@ -1330,5 +1338,23 @@ fn execution_of(auth: &Authenticated) -> Execution {
         evidence: c.evidence.projection.clone(),
         observed_version: None,
         break_glass: auth.certificate().is_break_glass(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refusal because the store failed names it as such and carries the cause.
+    #[test]
+    fn a_store_refusal_reason_carries_the_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let e = StoreError::unavailable_from("postgres", io);
+        assert_eq!(store_reason(&e), "store unavailable: postgres: connection refused");
+        let e = StoreError::corrupt_from("ledger", seb_ledger::LedgerError::EmptyTree);
+        assert_eq!(
+            store_reason(&e),
+            "store unavailable: store corrupt: ledger: a tree of size 0 has no proofs"
+        );
     }
 }

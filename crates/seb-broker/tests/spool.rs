@@ -28,7 +28,7 @@ struct Flaky {
 }
 
 fn down<T>() -> Result<T, StoreError> {
-    Err(StoreError::Unavailable("test: the database is down".into()))
+    Err(StoreError::unavailable("test: the database is down"))
 }
 
 impl Store for Flaky {

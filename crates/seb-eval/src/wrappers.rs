@@ -136,7 +136,7 @@ impl Store for NoReservation {
             .used
             .lock()
             .map(|u| u.contains(&(cid.to_owned(), nonce.to_owned())))
-            .map_err(|_| StoreError::Unavailable("poisoned".into()));
+            .map_err(|_| StoreError::unavailable("poisoned"));
         Box::pin(async move { r })
     }
     fn reserve(&self, r: Reservation) -> StoreFuture<'_, ReserveResult> {
@@ -144,7 +144,7 @@ impl Store for NoReservation {
             .used
             .lock()
             .map(|mut u| u.insert((r.cid.clone(), r.nonce.clone())))
-            .map_err(|_| StoreError::Unavailable("poisoned".into()));
+            .map_err(|_| StoreError::unavailable("poisoned"));
         let idx = self.next.fetch_add(1, Ordering::Relaxed);
         Box::pin(async move {
             Ok(if fresh? {
@@ -200,6 +200,6 @@ impl Store for Partitioned {
     forward_epochs_and_ledger!();
     seb_store::forward_store!(inner: is_reserved, reserve, mark_dispatched, complete, pending);
     fn epoch_check<'a>(&'a self, _cid: &'a str, _agent: &'a str) -> StoreFuture<'a, EpochCheck> {
-        Box::pin(async { Err(StoreError::Unavailable("revocation service partitioned".into())) })
+        Box::pin(async { Err(StoreError::unavailable("revocation service partitioned")) })
     }
 }

@@ -26,8 +26,8 @@ pub struct TargetRef {
 impl TargetRef {
     /// Parse and validate a contract's `target`.
     pub fn from_value(v: &Value) -> Result<Self, KubeError> {
-        let t: TargetRef = serde_json::from_value(v.clone())
-            .map_err(|e| KubeError::Invalid(format!("target: {e}")))?;
+        let t: TargetRef =
+            serde_json::from_value(v.clone()).map_err(|e| KubeError::invalid_from("target", e))?;
         t.validate()?;
         Ok(t)
     }
@@ -260,7 +260,7 @@ pub fn normalise_params(op: Op, target: &TargetRef, params: &Value) -> Result<Va
                 return bad("json_patch params must not be empty".into());
             }
             serde_json::from_value::<json_patch::Patch>(params.clone())
-                .map_err(|e| KubeError::Invalid(format!("json_patch params: {e}")))?;
+                .map_err(|e| KubeError::invalid_from("json_patch params", e))?;
             for op in ops {
                 for key in ["path", "from"] {
                     if let Some(Value::String(p)) = op.get(key)

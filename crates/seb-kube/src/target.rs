@@ -77,10 +77,10 @@ impl KubeTargetConfig {
 pub async fn kubeconfig(path: &std::path::Path) -> Result<Config, KubeError> {
     install_crypto_provider();
     let kc = kube::config::Kubeconfig::read_from(path)
-        .map_err(|e| KubeError::Invalid(format!("kubeconfig `{}`: {e}", path.display())))?;
+        .map_err(|e| KubeError::invalid_from(format!("kubeconfig `{}`", path.display()), e))?;
     Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
         .await
-        .map_err(|e| KubeError::Invalid(format!("kubeconfig `{}`: {e}", path.display())))
+        .map_err(|e| KubeError::invalid_from(format!("kubeconfig `{}`", path.display()), e))
 }
 
 /// A client for a kubeconfig file, or for the inferred configuration (in-cluster, then
@@ -89,11 +89,9 @@ pub async fn client(path: Option<&std::path::Path>) -> Result<Client, KubeError>
     install_crypto_provider();
     let cfg = match path {
         Some(p) => kubeconfig(p).await?,
-        None => {
-            Config::infer().await.map_err(|e| KubeError::Invalid(format!("kube config: {e}")))?
-        }
+        None => Config::infer().await.map_err(|e| KubeError::invalid_from("kube config", e))?,
     };
-    Client::try_from(cfg).map_err(|e| KubeError::Invalid(format!("kube client: {e}")))
+    Client::try_from(cfg).map_err(|e| KubeError::invalid_from("kube client", e))
 }
 
 /// A discovered resource.
@@ -128,15 +126,18 @@ pub struct IdentityHandle {
     pub target_namespace: String,
 }
 
-fn api_err(context: &str, e: kube::Error) -> KubeError {
+/// The `kube::Error` is kept as the source; the context names the call and the status.
+pub(crate) fn api_err(context: &str, e: kube::Error) -> KubeError {
     match &e {
         kube::Error::Api(s) if s.code >= 500 => {
-            KubeError::Unavailable(format!("{context}: {} {}", s.code, s.message))
+            let context = format!("{context}: {} {}", s.code, s.message);
+            KubeError::unavailable_from(context, e)
         }
         kube::Error::Api(s) => {
-            KubeError::Refused(format!("{context}: {} {} {}", s.code, s.reason, s.message))
+            let context = format!("{context}: {} {} {}", s.code, s.reason, s.message);
+            KubeError::refused_from(context, e)
         }
-        other => KubeError::Unavailable(format!("{context}: {other}")),
+        _ => KubeError::unavailable_from(context, e),
     }
 }
 
@@ -156,7 +157,7 @@ impl KubeTarget {
     pub fn new(cfg: KubeTargetConfig, base: Config) -> Result<Self, KubeError> {
         install_crypto_provider();
         let broker = Client::try_from(base.clone())
-            .map_err(|e| KubeError::Invalid(format!("kube client: {e}")))?;
+            .map_err(|e| KubeError::invalid_from("kube client", e))?;
         Ok(Self { cfg, base, broker, discovered: Mutex::new(HashMap::new()) })
     }
 
@@ -164,8 +165,7 @@ impl KubeTarget {
     /// or `$KUBECONFIG` / `~/.kube/config`).
     pub async fn infer(cfg: KubeTargetConfig) -> Result<Self, KubeError> {
         install_crypto_provider();
-        let base =
-            Config::infer().await.map_err(|e| KubeError::Invalid(format!("kube config: {e}")))?;
+        let base = Config::infer().await.map_err(|e| KubeError::invalid_from("kube config", e))?;
         Self::new(cfg, base)
     }
 
@@ -189,7 +189,7 @@ impl KubeTarget {
         let mut c = self.base.clone();
         c.auth_info = AuthInfo { token: Some(token.to_owned().into()), ..AuthInfo::default() };
         c.default_retry = false;
-        let err = |e: kube::Error| KubeError::Invalid(format!("kube client: {e}"));
+        let err = |e: kube::Error| KubeError::invalid_from("kube client", e);
         // kube's default connector leaves Nagle on: the request that follows the TLS handshake
         // on a fresh connection then waits for the server's delayed ACK (about 40 ms on
         // loopback, measured). Every execution uses a fresh connection, so set TCP_NODELAY.
@@ -238,7 +238,7 @@ impl KubeTarget {
         let gvk = kube::api::GroupVersionKind::gvk(group, version, &t.kind);
         let (ar, caps) =
             kube::discovery::pinned_kind(&self.broker, &gvk).await.map_err(|e| match e {
-                kube::Error::Discovery(d) => KubeError::Invalid(format!("discovery: {d}")),
+                kube::Error::Discovery(d) => KubeError::invalid_from("discovery", d),
                 kube::Error::Api(s) if s.code == 404 => {
                     KubeError::Invalid(format!("discovery: `{}` is not served", t.api_version))
                 }
@@ -288,10 +288,8 @@ impl KubeTarget {
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.broker.clone(), &t.namespace, &r.ar);
         let obj = api.get_opt(&t.name).await.map_err(|e| api_err("get", e))?;
-        obj.map(|o| {
-            serde_json::to_value(o).map_err(|e| KubeError::Unavailable(format!("decode: {e}")))
-        })
-        .transpose()
+        obj.map(|o| serde_json::to_value(o).map_err(|e| KubeError::unavailable_from("decode", e)))
+            .transpose()
     }
 
     async fn observe_inner(&self, req: &ObserveRequest) -> Result<Observation, KubeError> {
@@ -330,7 +328,7 @@ impl KubeTarget {
                 secret: zeroize::Zeroizing::new(token),
                 expires_at_ms,
                 handle: serde_json::to_value(&handle)
-                    .map_err(|e| KubeError::Invalid(e.to_string()))?,
+                    .map_err(|e| KubeError::invalid_from("identity handle as JSON", e))?,
             }),
             Err(e) => {
                 // Never leave a half-made grant behind.
@@ -341,7 +339,7 @@ impl KubeTarget {
     }
 
     fn decode<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, KubeError> {
-        serde_json::from_value(v).map_err(|e| KubeError::Invalid(e.to_string()))
+        serde_json::from_value(v).map_err(|e| KubeError::invalid_from("decode", e))
     }
 
     async fn create_identity(
@@ -704,7 +702,7 @@ impl Target for KubeTarget {
     fn retire<'a>(&'a self, _exec: &'a Execution, identity: Identity) -> TargetFuture<'a, ()> {
         Box::pin(async move {
             let h: IdentityHandle = serde_json::from_value(identity.handle.clone())
-                .map_err(|e| TargetError::Invalid(format!("identity handle: {e}")))?;
+                .map_err(|e| TargetError::invalid_from("identity handle", e))?;
             drop(identity);
             Ok(self.delete_identity(&h).await?)
         })

@@ -40,7 +40,7 @@ pub(crate) fn frontier_from_head(size: i64, edge: &[u8]) -> Result<Frontier, Sto
     let size = from_sql_int(size, "ledger size")?;
     let positions = edge_positions(size);
     if edge.len() != positions.len() * 32 {
-        return Err(StoreError::Corrupt(format!(
+        return Err(StoreError::corrupt(format!(
             "the ledger head holds {} bytes of frontier for size {size}, expected {}",
             edge.len(),
             positions.len() * 32
@@ -49,7 +49,7 @@ pub(crate) fn frontier_from_head(size: i64, edge: &[u8]) -> Result<Frontier, Sto
     let mut nodes = HashMap::with_capacity(positions.len());
     for (pos, chunk) in positions.into_iter().zip(edge.chunks_exact(32)) {
         let hash = Hash::try_from(chunk)
-            .map_err(|_| StoreError::Corrupt("frontier hash is not 32 bytes".into()))?;
+            .map_err(|_| StoreError::corrupt("frontier hash is not 32 bytes"))?;
         nodes.insert(pos, hash);
     }
     Frontier::from_reader(&MapReader(nodes), size).map_err(ledger_err)
@@ -218,9 +218,9 @@ pub(crate) async fn with_nodes<T>(
         let idx: i64 = row.try_get(1).map_err(pg_err)?;
         let hash: Vec<u8> = row.try_get(2).map_err(pg_err)?;
         let level = u8::try_from(level)
-            .map_err(|_| StoreError::Corrupt(format!("stored node level {level}")))?;
+            .map_err(|_| StoreError::corrupt(format!("stored node level {level}")))?;
         let hash = Hash::try_from(hash.as_slice())
-            .map_err(|_| StoreError::Corrupt("stored node hash is not 32 bytes".into()))?;
+            .map_err(|_| StoreError::corrupt("stored node hash is not 32 bytes"))?;
         nodes.insert((level, from_sql_int(idx, "node index")?), hash);
     }
     compute(&MapReader(nodes)).map_err(ledger_err)
@@ -246,7 +246,7 @@ mod tests {
 
     #[test]
     fn a_short_edge_is_corrupt() {
-        assert!(matches!(frontier_from_head(3, &[0u8; 32]), Err(StoreError::Corrupt(_))));
-        assert!(matches!(frontier_from_head(-1, &[]), Err(StoreError::Corrupt(_))));
+        assert!(matches!(frontier_from_head(3, &[0u8; 32]), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(frontier_from_head(-1, &[]), Err(StoreError::Corrupt { .. })));
     }
 }

@@ -143,20 +143,31 @@ impl Default for PostgresOptions {
 /// [`StoreError::Corrupt`]; everything else (connection, timeouts, shutdown, resources) is
 /// [`StoreError::Unavailable`].
 pub(crate) fn pg_err(e: tokio_postgres::Error) -> StoreError {
+    // The error is kept as the source: its SQLSTATE stays reachable ([`sqlstate`]) and, for
+    // a connection failure, its own source says why (refused, reset, which certificate check
+    // failed).
     let Some(db) = e.as_db_error() else {
-        // The source says why (refused, reset, which certificate check failed).
-        return match std::error::Error::source(&e) {
-            Some(source) => StoreError::Unavailable(format!("postgres: {e}: {source}")),
-            None => StoreError::Unavailable(format!("postgres: {e}")),
-        };
+        return StoreError::unavailable_from("postgres", e);
     };
-    let code = db.code().code();
-    let msg = format!("postgres: {} ({code})", db.message());
+    let code = db.code().code().to_owned();
+    let context = format!("postgres ({code})");
     match code.get(..2) {
-        Some("22") => StoreError::Invalid(msg),
-        Some("23" | "42" | "XX" | "P0") => StoreError::Corrupt(msg),
-        _ => StoreError::Unavailable(msg),
+        Some("22") => StoreError::invalid_from(context, e),
+        Some("23" | "42" | "XX" | "P0") => StoreError::corrupt_from(context, e),
+        _ => StoreError::unavailable_from(context, e),
     }
+}
+
+/// The SQLSTATE of the PostgreSQL error somewhere in `e`'s source chain (`23505`…), if any.
+pub fn sqlstate(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(code) = err.downcast_ref::<tokio_postgres::Error>().and_then(|p| p.code()) {
+            return Some(code.code().to_owned());
+        }
+        next = err.source();
+    }
+    None
 }
 
 /// Map a ledger-math error: arguments outside the tree are the caller's mistake; a node
@@ -166,19 +177,19 @@ pub(crate) fn ledger_err(e: LedgerError) -> StoreError {
         LedgerError::EmptyTree
         | LedgerError::IndexOutOfRange { .. }
         | LedgerError::SizeOutOfRange { .. }
-        | LedgerError::TreeTooLarge { .. } => StoreError::Invalid(e.to_string()),
-        other => StoreError::Corrupt(other.to_string()),
+        | LedgerError::TreeTooLarge { .. } => StoreError::invalid_from("ledger", e),
+        other => StoreError::corrupt_from("ledger", other),
     }
 }
 
 /// A caller-supplied `u64` as a PostgreSQL `bigint`.
 pub(crate) fn to_sql_int(v: u64, what: &str) -> Result<i64, StoreError> {
-    i64::try_from(v).map_err(|_| StoreError::Invalid(format!("{what} {v} exceeds 2^63 - 1")))
+    i64::try_from(v).map_err(|_| StoreError::invalid(format!("{what} {v} exceeds 2^63 - 1")))
 }
 
 /// A stored `bigint` as a `u64`.
 pub(crate) fn from_sql_int(v: i64, what: &str) -> Result<u64, StoreError> {
-    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("stored {what} {v} is negative")))
+    u64::try_from(v).map_err(|_| StoreError::corrupt(format!("stored {what} {v} is negative")))
 }
 
 /// `(policy_epoch, revocation_epoch, updated_at_ms)` columns 0..3.
@@ -237,7 +248,7 @@ fn take_sslrootcert(url: &str) -> (String, Option<PathBuf>) {
 fn configure(url: &str, opts: &PostgresOptions) -> Result<(Config, RustlsConnector), StoreError> {
     let (url, url_ca) = take_sslrootcert(url);
     let mut cfg: Config =
-        url.parse().map_err(|e| StoreError::Invalid(format!("postgres connection string: {e}")))?;
+        url.parse().map_err(|e| StoreError::invalid_from("postgres connection string", e))?;
     let tls = match opts.tls_ca.clone().or(url_ca) {
         Some(ca) => {
             cfg.ssl_mode(SslMode::Require);
@@ -245,9 +256,8 @@ fn configure(url: &str, opts: &PostgresOptions) -> Result<(Config, RustlsConnect
         }
         None => {
             if matches!(cfg.get_ssl_mode(), SslMode::Require) {
-                return Err(StoreError::Invalid(
-                    "postgres: sslmode=require needs the server's CA: add sslrootcert=<PEM file>"
-                        .into(),
+                return Err(StoreError::invalid(
+                    "postgres: sslmode=require needs the server's CA: add sslrootcert=<PEM file>",
                 ));
             }
             cfg.ssl_mode(SslMode::Disable);
@@ -286,7 +296,7 @@ async fn dedicated(
     let connecting = cfg.connect(tls.clone());
     let (client, connection) = tokio::time::timeout(timeout, connecting)
         .await
-        .map_err(|_| StoreError::Unavailable("postgres: connection timed out".into()))?
+        .map_err(|_| StoreError::unavailable("postgres: connection timed out"))?
         .map_err(pg_err)?;
     let handle = tokio::spawn(async move {
         if let Err(e) = connection.await {
@@ -467,7 +477,7 @@ impl PostgresStore {
             .create_timeout(Some(opts.connect_timeout))
             .recycle_timeout(Some(opts.connect_timeout))
             .build()
-            .map_err(|e| StoreError::Invalid(format!("postgres pool: {e}")))?;
+            .map_err(|e| StoreError::invalid_from("postgres pool", e))?;
         let (tx, rx) = mpsc::channel(4096);
         tokio::spawn(writer::run(pool.clone(), Arc::clone(&lease), rx, opts.max_batch));
         Ok(Self {
@@ -494,7 +504,7 @@ impl PostgresStore {
         let connecting = self.cfg.connect(self.tls.clone());
         let (client, mut connection) = tokio::time::timeout(self.connect_timeout, connecting)
             .await
-            .map_err(|_| StoreError::Unavailable("postgres: connection timed out".into()))?
+            .map_err(|_| StoreError::unavailable("postgres: connection timed out"))?
             .map_err(pg_err)?;
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
@@ -513,7 +523,7 @@ impl PostgresStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
-        self.pool.get().await.map_err(|e| StoreError::Unavailable(format!("postgres pool: {e}")))
+        self.pool.get().await.map_err(|e| StoreError::unavailable_from("postgres pool", e))
     }
 
     async fn submit(&self, op: Op) -> Result<Done, StoreError> {
@@ -521,8 +531,8 @@ impl PostgresStore {
         self.writer
             .send((op, tx))
             .await
-            .map_err(|_| StoreError::Unavailable("postgres: the writer stopped".into()))?;
-        rx.await.map_err(|_| StoreError::Unavailable("postgres: the writer stopped".into()))?
+            .map_err(|_| StoreError::unavailable("postgres: the writer stopped"))?;
+        rx.await.map_err(|_| StoreError::unavailable("postgres: the writer stopped"))?
     }
 
     async fn read_size(client: &impl deadpool_postgres::GenericClient) -> Result<u64, StoreError> {
@@ -541,7 +551,7 @@ impl PostgresStore {
     ) -> Result<(), StoreError> {
         let stored = Self::read_size(client).await?;
         if size > stored {
-            return Err(StoreError::Invalid(format!(
+            return Err(StoreError::invalid(format!(
                 "tree size {size} exceeds the ledger size {stored}"
             )));
         }
@@ -608,7 +618,7 @@ impl PostgresStore {
         }
         appends.write(&tx).await?;
         let payload = serde_json::to_string(&epochs)
-            .map_err(|e| StoreError::Invalid(format!("epochs as JSON: {e}")))?;
+            .map_err(|e| StoreError::invalid_from("epochs as JSON", e))?;
         tx.execute("SELECT pg_notify($1, $2)", &[&EPOCHS_CHANNEL, &payload])
             .await
             .map_err(pg_err)?;
@@ -631,7 +641,7 @@ fn to_checkpoint(row: &Row) -> Result<StoredCheckpoint, StoreError> {
 }
 
 fn unexpected(what: &str) -> StoreError {
-    StoreError::Corrupt(format!("postgres: the writer answered {what} with another kind of result"))
+    StoreError::corrupt(format!("postgres: the writer answered {what} with another kind of result"))
 }
 
 impl Store for PostgresStore {
@@ -734,9 +744,10 @@ impl Store for PostgresStore {
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let at = to_sql_int(at_ms, "at_ms")?;
-            let owner = self.lease.owner().ok_or_else(|| {
-                StoreError::Unavailable("postgres: this replica holds no lease".into())
-            })?;
+            let owner = self
+                .lease
+                .owner()
+                .ok_or_else(|| StoreError::unavailable("postgres: this replica holds no lease"))?;
             let client = self.client().await?;
             let st = client
                 .prepare_cached(
@@ -758,13 +769,13 @@ impl Store for PostgresStore {
                 .await
                 .map_err(pg_err)?;
             match row {
-                None => Err(StoreError::Invalid(format!("unknown execution `{cid}`/`{nonce}`"))),
+                None => Err(StoreError::invalid(format!("unknown execution `{cid}`/`{nonce}`"))),
                 Some(row) if row.try_get::<_, bool>(0).map_err(pg_err)? => {
                     Err(StoreError::AlreadyCompleted { cid: cid.into(), nonce: nonce.into() })
                 }
                 Some(row) => {
                     let holder: i32 = row.try_get(1).map_err(pg_err)?;
-                    Err(StoreError::Unavailable(format!(
+                    Err(StoreError::unavailable(format!(
                         "postgres: execution `{cid}`/`{nonce}` was reserved under lease {holder}, \
                          which this replica no longer holds; recovery will resolve it"
                     )))
@@ -818,9 +829,10 @@ impl Store for PostgresStore {
     fn orphans(&self) -> StoreFuture<'_, Vec<PendingExecution>> {
         Box::pin(async move {
             // Without our own lease we cannot tell our executions from orphans.
-            let me = self.lease.owner().ok_or_else(|| {
-                StoreError::Unavailable("postgres: this replica holds no lease".into())
-            })?;
+            let me = self
+                .lease
+                .owner()
+                .ok_or_else(|| StoreError::unavailable("postgres: this replica holds no lease"))?;
             let client = self.client().await?;
             let st = client
                 .prepare_cached(
@@ -879,7 +891,7 @@ impl Store for PostgresStore {
     fn entries(&self, start: u64, end: u64) -> StoreFuture<'_, Vec<Vec<u8>>> {
         Box::pin(async move {
             if start > end {
-                return Err(StoreError::Invalid(format!(
+                return Err(StoreError::invalid(format!(
                     "entry range start {start} exceeds end {end}"
                 )));
             }
@@ -900,13 +912,13 @@ impl Store for PostgresStore {
             for row in rows {
                 let idx = from_sql_int(row.try_get(0).map_err(pg_err)?, "entry index")?;
                 if idx != expected {
-                    return Err(StoreError::Corrupt(format!("ledger entry {expected} is missing")));
+                    return Err(StoreError::corrupt(format!("ledger entry {expected} is missing")));
                 }
                 out.push(row.try_get(1).map_err(pg_err)?);
                 expected = expected.saturating_add(1);
             }
             if expected != end {
-                return Err(StoreError::Corrupt(format!("ledger entry {expected} is missing")));
+                return Err(StoreError::corrupt(format!("ledger entry {expected} is missing")));
             }
             Ok(out)
         })
@@ -946,7 +958,7 @@ impl Store for PostgresStore {
             let head = ledger::Appends::lock(&tx).await?;
             let ledger_size = head.next_index();
             if cp.size > ledger_size {
-                return Err(StoreError::Invalid(format!(
+                return Err(StoreError::invalid(format!(
                     "checkpoint size {} exceeds the ledger size {ledger_size}",
                     cp.size
                 )));
@@ -958,7 +970,7 @@ impl Store for PostgresStore {
             if let Some(row) = latest {
                 let latest: i64 = row.try_get(0).map_err(pg_err)?;
                 if size < latest {
-                    return Err(StoreError::Invalid(format!(
+                    return Err(StoreError::invalid(format!(
                         "checkpoint size {} is smaller than the newest stored checkpoint's {latest}",
                         cp.size
                     )));
@@ -1035,7 +1047,7 @@ mod tests {
         let o = PostgresOptions::default();
         assert!(matches!(
             configure("postgres://u@h/db?sslmode=require", &o),
-            Err(StoreError::Invalid(_))
+            Err(StoreError::Invalid { .. })
         ));
         let (cfg, _) = configure("postgres://u@h/db", &o).unwrap();
         assert!(matches!(cfg.get_ssl_mode(), SslMode::Disable));

@@ -136,7 +136,7 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
         .try_get(0)
         .map_err(pg_err)?;
     if current > SCHEMA_VERSION {
-        return Err(StoreError::Invalid(format!(
+        return Err(StoreError::invalid(format!(
             "database schema version {current} is newer than this build supports \
              ({SCHEMA_VERSION}); refusing to use it"
         )));

@@ -32,21 +32,21 @@ impl RustlsConnector {
     /// Trust exactly the certificates in the PEM file `ca` (TLS 1.2 and 1.3, aws-lc-rs).
     pub fn from_ca_file(ca: &Path) -> Result<Self, StoreError> {
         let pem = std::fs::read(ca).map_err(|e| {
-            StoreError::Invalid(format!("reading the PostgreSQL CA `{}`: {e}", ca.display()))
+            StoreError::invalid_from(format!("reading the PostgreSQL CA `{}`", ca.display()), e)
         })?;
         let mut roots = rustls::RootCertStore::empty();
         let mut n = 0usize;
         for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
             let cert = cert.map_err(|e| {
-                StoreError::Invalid(format!("the PostgreSQL CA `{}`: {e}", ca.display()))
+                StoreError::invalid_from(format!("the PostgreSQL CA `{}`", ca.display()), e)
             })?;
             roots.add(cert).map_err(|e| {
-                StoreError::Invalid(format!("the PostgreSQL CA `{}`: {e}", ca.display()))
+                StoreError::invalid_from(format!("the PostgreSQL CA `{}`", ca.display()), e)
             })?;
             n += 1;
         }
         if n == 0 {
-            return Err(StoreError::Invalid(format!(
+            return Err(StoreError::invalid(format!(
                 "the PostgreSQL CA `{}` holds no certificate",
                 ca.display()
             )));
@@ -64,7 +64,7 @@ impl RustlsConnector {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| StoreError::Invalid(format!("TLS configuration: {e}")))?
+            .map_err(|e| StoreError::invalid_from("TLS configuration", e))?
             .with_root_certificates(roots)
             .with_no_client_auth();
         Ok(Self { config: Arc::new(config) })

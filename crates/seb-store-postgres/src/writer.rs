@@ -80,13 +80,13 @@ pub(crate) async fn run(
 
 /// Run a batch, falling back to one transaction per request when it fails before commit.
 async fn execute(pool: &Pool, lease: &Lease, ops: &[Op]) -> Vec<Result<Done, StoreError>> {
-    let unavailable = |e: &StoreError| ops.iter().map(|_| Err(clone_err(e))).collect::<Vec<_>>();
+    let unavailable = |e: &StoreError| ops.iter().map(|_| Err(e.clone())).collect::<Vec<_>>();
     // Only a reservation needs the lease (it records its owner); outcomes and records of
     // executions already reserved are written whenever the database answers.
     let owner = lease.owner();
     let mut client = match pool.get().await {
         Ok(c) => c,
-        Err(e) => return unavailable(&StoreError::Unavailable(format!("postgres pool: {e}"))),
+        Err(e) => return unavailable(&StoreError::unavailable_from("postgres pool", e)),
     };
     match batch(&mut client, owner, ops).await {
         Ok(results) => results,
@@ -99,23 +99,12 @@ async fn execute(pool: &Pool, lease: &Lease, ops: &[Op]) -> Vec<Result<Done, Sto
                 let one = std::slice::from_ref(op);
                 match batch(&mut client, owner, one).await {
                     Ok(mut r) => out.push(r.pop().unwrap_or_else(|| {
-                        Err(StoreError::Corrupt("postgres: a batch of one gave no answer".into()))
+                        Err(StoreError::corrupt("postgres: a batch of one gave no answer"))
                     })),
                     Err(Failure::Commit(e) | Failure::Before(e)) => out.push(Err(e)),
                 }
             }
             out
-        }
-    }
-}
-
-fn clone_err(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
-        StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
-        StoreError::Invalid(m) => StoreError::Invalid(m.clone()),
-        StoreError::AlreadyCompleted { cid, nonce } => {
-            StoreError::AlreadyCompleted { cid: cid.clone(), nonce: nonce.clone() }
         }
     }
 }
@@ -280,7 +269,7 @@ async fn batch(
             Op::Complete { cid, nonce, entry } => {
                 match state.get(&(cid.clone(), nonce.clone())).copied() {
                     None => {
-                        Err(StoreError::Invalid(format!("unknown execution `{cid}`/`{nonce}`")))
+                        Err(StoreError::invalid(format!("unknown execution `{cid}`/`{nonce}`")))
                     }
                     Some(Exec::Completed) => {
                         Err(StoreError::AlreadyCompleted { cid: cid.clone(), nonce: nonce.clone() })
@@ -354,7 +343,7 @@ async fn batch(
     let reserved = reserved.map_err(pg_err)?;
     let completed = completed.map_err(pg_err)?;
     if reserved != new.cid.len() as u64 || completed != completions.cid.len() as u64 {
-        return Err(Failure::Before(StoreError::Corrupt(format!(
+        return Err(Failure::Before(StoreError::corrupt(format!(
             "postgres: wrote {reserved}/{} reservations and {completed}/{} outcomes under the lock",
             new.cid.len(),
             completions.cid.len()
@@ -379,7 +368,7 @@ fn decide_reserve(
     new: &mut NewReservations,
 ) -> Result<Result<Done, StoreError>, Failure> {
     let Some(active) = epochs else {
-        return Err(Failure::Before(StoreError::Corrupt("postgres: epochs were not read".into())));
+        return Err(Failure::Before(StoreError::corrupt("postgres: epochs were not read")));
     };
     if active.policy_epoch != r.policy_epoch || active.revocation_epoch != r.revocation_epoch {
         return Ok(Ok(Done::Reserve(ReserveResult::EpochChanged { active })));
@@ -399,10 +388,9 @@ fn decide_reserve(
         return Ok(Ok(Done::Reserve(ReserveResult::Replay)));
     }
     let Some(owner) = owner else {
-        return Ok(Err(StoreError::Unavailable(
+        return Ok(Err(StoreError::unavailable(
             "postgres: this replica holds no lease (its lease connection is down); \
-             refusing to reserve until it is back"
-                .into(),
+             refusing to reserve until it is back",
         )));
     };
     let at = match to_sql_int(r.at_ms, "at_ms") {

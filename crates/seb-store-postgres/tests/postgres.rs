@@ -378,7 +378,7 @@ async fn pending_follows_leases_across_stores() {
         assert!(all.iter().all(|p| !p.intent.is_empty()));
     }
     match b.mark_dispatched("cid", "a1", 6).await {
-        Err(StoreError::Unavailable(m)) => assert!(m.contains("lease"), "{m}"),
+        Err(StoreError::Unavailable { context: m, .. }) => assert!(m.contains("lease"), "{m}"),
         other => panic!("b dispatched a's execution: {other:?}"),
     }
     drop(a);
@@ -434,7 +434,7 @@ async fn migrations_run_once_and_a_newer_schema_is_refused() {
     )
     .unwrap();
     match PostgresStore::connect(&url, PostgresOptions::default()).await {
-        Err(StoreError::Invalid(m)) => assert!(m.contains("newer"), "{m}"),
+        Err(StoreError::Invalid { context: m, .. }) => assert!(m.contains("newer"), "{m}"),
         other => panic!("a newer schema was accepted: {other:?}"),
     }
 }
@@ -497,13 +497,17 @@ async fn tls_with_the_servers_ca() {
     let other = seb_testinfra::certs::make_ca(&dir, "127.0.0.1").unwrap();
     let bad = format!("{url}?sslmode=require&sslrootcert={}", other.display());
     match PostgresStore::connect(&bad, PostgresOptions::default()).await {
-        Err(StoreError::Unavailable(m)) => assert!(m.to_lowercase().contains("cert"), "{m}"),
+        Err(e @ StoreError::Unavailable { .. }) => {
+            // The cause (which certificate check failed) is the error's source.
+            let chain = seb_store::error_chain(&e);
+            assert!(chain.to_lowercase().contains("cert"), "{chain}");
+        }
         other => panic!("a server with an unknown certificate was accepted: {other:?}"),
     }
     let _ = std::fs::remove_dir_all(&dir);
     assert!(matches!(
         PostgresStore::connect(&format!("{url}?sslmode=require"), PostgresOptions::default()).await,
-        Err(StoreError::Invalid(_))
+        Err(StoreError::Invalid { .. })
     ));
 }
 
@@ -561,7 +565,7 @@ async fn an_unreachable_database_fails_closed_and_the_store_recovers() {
         ("root", s.root(1).await.map(|_| ())),
     ] {
         assert!(
-            matches!(r, Err(StoreError::Unavailable(_))),
+            matches!(r, Err(StoreError::Unavailable { .. })),
             "{what} with the database down: {r:?}"
         );
     }
@@ -608,4 +612,22 @@ async fn an_unreachable_database_fails_closed_and_the_store_recovers() {
         assert!(Instant::now() < deadline, "orphans after the store went away: {o:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A PostgreSQL error stays the source of the store error, with its SQLSTATE: a NUL byte in
+/// a text column is a data exception (class 22) the server itself raises.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_error_keeps_its_sqlstate() {
+    let url = pg().fresh_database().unwrap();
+    let store = connect(&url).await;
+    let e = store.epochs().await.unwrap();
+    let err = store.reserve(reservation("cid\0nul", "n", "agent", e)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
+    let source = std::error::Error::source(&err).expect("the PostgreSQL error is kept");
+    assert!(source.is::<tokio_postgres::Error>(), "{source:?}");
+    assert_eq!(seb_store_postgres::sqlstate(&err).as_deref(), Some("22021"), "{err:?}");
+    let chain = seb_store::error_chain(&err);
+    assert!(chain.contains("(22021)") && chain.contains("0x00"), "{chain}");
+    // The store still answers.
+    store.reserve(reservation("cid", "n", "agent", e)).await.unwrap();
 }

@@ -557,13 +557,13 @@ pub async fn complete_unknown_execution_fails(store: Arc<dyn Store>) {
     reserve_ok(s, reservation("cid", "n", "agent", e, 1)).await;
     for (cid, nonce) in [("cid", "other"), ("other", "n"), ("nobody", "nothing")] {
         match s.complete(cid, nonce, b"outcome".to_vec()).await {
-            Err(StoreError::Invalid(_)) => {}
+            Err(StoreError::Invalid { .. }) => {}
             other => {
                 panic!("complete of unknown `{cid}`/`{nonce}`: expected Invalid, got {other:?}")
             }
         }
         match s.mark_dispatched(cid, nonce, 5).await {
-            Err(StoreError::Invalid(_)) => {}
+            Err(StoreError::Invalid { .. }) => {}
             other => panic!("mark_dispatched of unknown `{cid}`/`{nonce}`: got {other:?}"),
         }
         assert!(!s.is_reserved(cid, nonce).await.unwrap(), "complete reserved `{cid}`/`{nonce}`");

@@ -53,20 +53,43 @@ pub mod conformance;
 /// A boxed future returned by [`Store`] methods (keeps the trait object-safe).
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
+/// The underlying error kept as a [`std::error::Error::source`]: shared (`Arc`) so that an
+/// error can be cloned to every caller of a failed batch without losing its cause.
+pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why the store could not do what was asked. Every variant makes the broker fail closed.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Display` is one line (the context); the error that caused it, when there is one, is the
+/// [`source`](std::error::Error::source) (a `rusqlite::Error`, a `tokio_postgres::Error` with
+/// its SQLSTATE, a [`seb_ledger::LedgerError`]…). Logs and problem details print the whole
+/// chain with [`error_chain`].
+///
+/// `std::error::Error` is written out rather than derived: `source()` must return the
+/// underlying error itself (so callers can downcast it), not the `Arc` around it.
+#[derive(Debug, Clone)]
 pub enum StoreError {
     /// The backend is unreachable or returned an I/O error.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
+    Unavailable {
+        /// What was being done.
+        context: String,
+        /// The error that caused it.
+        source: Option<Cause>,
+    },
     /// Stored data is inconsistent (for example a Merkle node missing).
-    #[error("store corrupt: {0}")]
-    Corrupt(String),
+    Corrupt {
+        /// What is inconsistent.
+        context: String,
+        /// The error that caused it.
+        source: Option<Cause>,
+    },
     /// The request does not fit the stored state (for example completing an unknown intent).
-    #[error("{0}")]
-    Invalid(String),
+    Invalid {
+        /// Why the request does not fit.
+        context: String,
+        /// The error that caused it.
+        source: Option<Cause>,
+    },
     /// The execution already has an outcome.
-    #[error("execution `{cid}`/`{nonce}` already has an outcome")]
     AlreadyCompleted {
         /// The certificate id.
         cid: String,
@@ -75,10 +98,89 @@ pub enum StoreError {
     },
 }
 
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Unavailable { context, .. } => write!(f, "store unavailable: {context}"),
+            StoreError::Corrupt { context, .. } => write!(f, "store corrupt: {context}"),
+            StoreError::Invalid { context, .. } => f.write_str(context),
+            StoreError::AlreadyCompleted { cid, nonce } => {
+                write!(f, "execution `{cid}`/`{nonce}` already has an outcome")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Unavailable { source, .. }
+            | StoreError::Corrupt { source, .. }
+            | StoreError::Invalid { source, .. } => {
+                source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+            }
+            StoreError::AlreadyCompleted { .. } => None,
+        }
+    }
+}
+
+impl StoreError {
+    /// [`StoreError::Unavailable`] without an underlying error.
+    pub fn unavailable(context: impl Into<String>) -> Self {
+        StoreError::Unavailable { context: context.into(), source: None }
+    }
+    /// [`StoreError::Unavailable`] caused by `source`.
+    pub fn unavailable_from(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        StoreError::Unavailable { context: context.into(), source: Some(cause(source)) }
+    }
+    /// [`StoreError::Corrupt`] without an underlying error.
+    pub fn corrupt(context: impl Into<String>) -> Self {
+        StoreError::Corrupt { context: context.into(), source: None }
+    }
+    /// [`StoreError::Corrupt`] caused by `source`.
+    pub fn corrupt_from(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        StoreError::Corrupt { context: context.into(), source: Some(cause(source)) }
+    }
+    /// [`StoreError::Invalid`] without an underlying error.
+    pub fn invalid(context: impl Into<String>) -> Self {
+        StoreError::Invalid { context: context.into(), source: None }
+    }
+    /// [`StoreError::Invalid`] caused by `source`.
+    pub fn invalid_from(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        StoreError::Invalid { context: context.into(), source: Some(cause(source)) }
+    }
+}
+
+fn cause(source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Cause {
+    std::sync::Arc::from(source.into())
+}
+
 impl From<seb_ledger::LedgerError> for StoreError {
     fn from(e: seb_ledger::LedgerError) -> Self {
-        StoreError::Corrupt(e.to_string())
+        StoreError::corrupt_from("ledger", e)
     }
+}
+
+/// An error and every [`source`](std::error::Error::source) below it on one line, outermost
+/// first, separated by `: ` (for logs and problem details: the operator sees the cause).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        next = s.source();
+    }
+    out
 }
 
 /// The active epochs.
@@ -364,4 +466,50 @@ macro_rules! forward_store {
     (@one $f:ident checkpoints) => {
         fn checkpoints(&self) -> $crate::StoreFuture<'_, Vec<$crate::StoredCheckpoint>> { self.$f.checkpoints() }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    /// An error built from an underlying one keeps it as `source()`, with its type: an
+    /// operator (and code) can walk the chain down to the I/O error.
+    #[test]
+    fn an_underlying_error_is_the_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "read-only disk");
+        let e = StoreError::unavailable_from("sqlite", io);
+        assert_eq!(e.to_string(), "store unavailable: sqlite");
+        let source = e.source().expect("the I/O error is kept");
+        let io = source.downcast_ref::<std::io::Error>().expect("as an io::Error");
+        assert_eq!(io.kind(), std::io::ErrorKind::PermissionDenied);
+        // A clone (one failed batch answers every caller) keeps it too.
+        assert!(e.clone().source().is_some_and(|s| s.is::<std::io::Error>()));
+        // Without an underlying error there is none.
+        assert!(StoreError::invalid("no such execution").source().is_none());
+    }
+
+    /// A ledger error stays a `LedgerError` under the store error, not a string.
+    #[test]
+    fn a_ledger_error_is_kept_as_the_source() {
+        let e = StoreError::from(seb_ledger::LedgerError::MissingNode { level: 2, index: 7 });
+        assert!(matches!(e, StoreError::Corrupt { .. }), "{e:?}");
+        let ledger = e.source().and_then(|s| s.downcast_ref::<seb_ledger::LedgerError>());
+        assert!(
+            matches!(ledger, Some(seb_ledger::LedgerError::MissingNode { level: 2, index: 7 })),
+            "{ledger:?}"
+        );
+    }
+
+    /// `error_chain` prints every level once, outermost first.
+    #[test]
+    fn error_chain_prints_every_level() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("opening the database")]
+        struct Open(#[source] std::io::Error);
+        let e = StoreError::unavailable_from("sqlite", Open(std::io::Error::other("disk full")));
+        assert_eq!(error_chain(&e), "store unavailable: sqlite: opening the database: disk full");
+        assert_eq!(e.to_string(), "store unavailable: sqlite", "Display stays one level");
+        assert_eq!(error_chain(&StoreError::invalid("bad")), "bad");
+    }
 }

@@ -145,7 +145,7 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 fn stopped() -> StoreError {
-    StoreError::Unavailable("the sqlite store's writer has stopped".into())
+    StoreError::unavailable("the sqlite store's writer has stopped")
 }
 
 impl SqliteStore {
@@ -190,7 +190,7 @@ impl SqliteStore {
         let handle = std::thread::Builder::new()
             .name("seb-store-writer".into())
             .spawn(move || writer.run())
-            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| StoreError::unavailable_from("cannot start the writer thread", e))?;
         let mut store = SqliteStore {
             writer: Some(tx),
             reads: ReadPath::Writer,
@@ -206,9 +206,7 @@ impl SqliteStore {
                 let handle = std::thread::Builder::new()
                     .name(format!("seb-store-reader-{n}"))
                     .spawn(move || writer::reader_loop(conn, jobs))
-                    .map_err(|e| {
-                        StoreError::Unavailable(format!("cannot start a reader thread: {e}"))
-                    })?;
+                    .map_err(|e| StoreError::unavailable_from("cannot start a reader thread", e))?;
                 store.threads.push(handle);
             }
             store.reads = ReadPath::Pool(read_tx);
@@ -387,6 +385,22 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
+    /// A file that is not a database: the error keeps SQLite's own error as its source.
+    #[test]
+    fn a_sqlite_error_is_the_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seb.db");
+        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+        let Err(e) = SqliteStore::open(&path, SqliteOptions::default()) else {
+            panic!("a file of garbage opened as a store");
+        };
+        let source = std::error::Error::source(&e).expect("the SQLite error is kept");
+        let db = source.downcast_ref::<rusqlite::Error>().expect("as a rusqlite::Error");
+        assert_eq!(db.sqlite_error_code(), Some(rusqlite::ErrorCode::NotADatabase), "{db:?}");
+        assert!(matches!(e, StoreError::Corrupt { .. }), "{e:?}");
+        assert!(crate::error_chain(&e).contains("file is not a database"), "{e:?}");
+    }
+
     /// A request that panics stops the writer: that request and every later call — reads
     /// on the reader pool included — fail closed with `Unavailable` instead of hanging.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -397,11 +411,14 @@ mod tests {
         store.append(vec![b"kept".to_vec()]).await.unwrap();
         let died: Result<(), StoreError> =
             store.write(|_ctx: &mut WriteCtx<'_>| panic!("injected writer failure")).await;
-        assert!(matches!(died, Err(StoreError::Unavailable(_))), "{died:?}");
+        assert!(matches!(died, Err(StoreError::Unavailable { .. })), "{died:?}");
         assert!(!store.is_running());
-        assert!(matches!(store.epochs().await, Err(StoreError::Unavailable(_))));
-        assert!(matches!(store.ledger_size().await, Err(StoreError::Unavailable(_))));
-        assert!(matches!(store.append(vec![b"x".to_vec()]).await, Err(StoreError::Unavailable(_))));
+        assert!(matches!(store.epochs().await, Err(StoreError::Unavailable { .. })));
+        assert!(matches!(store.ledger_size().await, Err(StoreError::Unavailable { .. })));
+        assert!(matches!(
+            store.append(vec![b"x".to_vec()]).await,
+            Err(StoreError::Unavailable { .. })
+        ));
         let r = Reservation {
             cid: "c".into(),
             nonce: "n".into(),
@@ -412,7 +429,7 @@ mod tests {
             intent: Vec::new(),
             at_ms: 0,
         };
-        assert!(matches!(store.reserve(r).await, Err(StoreError::Unavailable(_))));
+        assert!(matches!(store.reserve(r).await, Err(StoreError::Unavailable { .. })));
         drop(store);
         // What committed before the failure is intact.
         let store =
@@ -426,8 +443,8 @@ mod tests {
         let store = SqliteStore::open_in_memory().unwrap();
         let died: Result<(), StoreError> =
             store.write(|_ctx: &mut WriteCtx<'_>| panic!("injected writer failure")).await;
-        assert!(matches!(died, Err(StoreError::Unavailable(_))), "{died:?}");
-        assert!(matches!(store.epochs().await, Err(StoreError::Unavailable(_))));
-        assert!(matches!(store.pending().await, Err(StoreError::Unavailable(_))));
+        assert!(matches!(died, Err(StoreError::Unavailable { .. })), "{died:?}");
+        assert!(matches!(store.epochs().await, Err(StoreError::Unavailable { .. })));
+        assert!(matches!(store.pending().await, Err(StoreError::Unavailable { .. })));
     }
 }

@@ -245,7 +245,7 @@ fn a_newer_schema_version_is_refused() {
         .execute("INSERT INTO schema_version (version) VALUES (?1)", [SCHEMA_VERSION + 1])
         .unwrap();
     match SqliteStore::open(&path, SqliteOptions::default()) {
-        Err(StoreError::Invalid(msg)) => assert!(msg.contains("newer"), "{msg}"),
+        Err(StoreError::Invalid { context: msg, .. }) => assert!(msg.contains("newer"), "{msg}"),
         other => panic!("expected Invalid, got {other:?}"),
     }
 }
@@ -256,7 +256,7 @@ fn a_file_that_is_not_a_database_is_refused() {
     let path = dir.path().join("seb.db");
     std::fs::write(&path, vec![0x5a; 8192]).unwrap();
     match SqliteStore::open(&path, SqliteOptions::default()) {
-        Err(StoreError::Corrupt(_)) => {}
+        Err(StoreError::Corrupt { .. }) => {}
         other => panic!("expected Corrupt, got {other:?}"),
     }
 }
@@ -279,7 +279,7 @@ fn open_detects_a_missing_merkle_node() {
     // 13 = 8 + 4 + 1: the frontier needs (3, 0), (2, 2) and (0, 12).
     raw(&path).execute("DELETE FROM merkle_nodes WHERE level = 2 AND idx = 2", []).unwrap();
     match SqliteStore::open(&path, SqliteOptions::default()) {
-        Err(StoreError::Corrupt(_)) => {}
+        Err(StoreError::Corrupt { .. }) => {}
         other => panic!("expected Corrupt, got {other:?}"),
     }
 }
@@ -290,7 +290,7 @@ fn open_detects_a_missing_entry() {
     let path = ledger_of_13(dir.path());
     raw(&path).execute("DELETE FROM ledger_entries WHERE idx = 5", []).unwrap();
     match SqliteStore::open(&path, SqliteOptions::default()) {
-        Err(StoreError::Corrupt(msg)) => assert!(msg.contains("13"), "{msg}"),
+        Err(StoreError::Corrupt { context: msg, .. }) => assert!(msg.contains("13"), "{msg}"),
         other => panic!("expected Corrupt, got {other:?}"),
     }
 }
@@ -301,7 +301,7 @@ fn open_detects_an_altered_last_entry() {
     let path = ledger_of_13(dir.path());
     raw(&path).execute("UPDATE ledger_entries SET entry = X'00' WHERE idx = 12", []).unwrap();
     match SqliteStore::open(&path, SqliteOptions::default()) {
-        Err(StoreError::Corrupt(_)) => {}
+        Err(StoreError::Corrupt { .. }) => {}
         other => panic!("expected Corrupt, got {other:?}"),
     }
 }
@@ -312,7 +312,7 @@ fn open_detects_entries_and_leaves_that_disagree() {
     let path = ledger_of_13(dir.path());
     raw(&path).execute("DELETE FROM ledger_entries WHERE idx = 12", []).unwrap();
     match SqliteStore::open(&path, SqliteOptions::default()) {
-        Err(StoreError::Corrupt(_)) => {}
+        Err(StoreError::Corrupt { .. }) => {}
         other => panic!("expected Corrupt, got {other:?}"),
     }
 }
@@ -441,7 +441,7 @@ async fn a_failed_commit_fails_the_whole_batch_and_the_writer_recovers() {
         while let Some(joined) = tasks.join_next().await {
             match joined.unwrap() {
                 (_, Ok(ReserveResult::Reserved { .. })) => {}
-                (i, Err(StoreError::Unavailable(_))) => {
+                (i, Err(StoreError::Unavailable { .. })) => {
                     unavailable += 1;
                     // Nothing of a failed batch is durable: the nonce is still free.
                     assert!(!store.is_reserved("cid", &format!("r{round}-{i}")).await.unwrap());

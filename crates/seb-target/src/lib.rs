@@ -33,18 +33,99 @@ pub use sensitive::Sensitive;
 /// A boxed future returned by [`Target`] methods.
 pub type TargetFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, TargetError>> + Send + 'a>>;
 
+/// The underlying error kept as a [`std::error::Error::source`] (shared, so the error stays
+/// `Clone`).
+pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why a target operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// `Display` is one line (the context); the error that caused it (a `kube::Error`, an AWS
+/// answer, an I/O error…), when there is one, is the [`source`](std::error::Error::source),
+/// so logs and problem details can print the whole chain.
+///
+/// `std::error::Error` is written out rather than derived: `source()` must return the
+/// underlying error itself (so callers can downcast it), not the `Arc` around it.
+#[derive(Debug, Clone)]
 pub enum TargetError {
     /// The platform could not be reached or answered with a server error.
-    #[error("platform unavailable: {0}")]
-    Unavailable(String),
+    Unavailable {
+        /// What was being done.
+        context: String,
+        /// The error that caused it.
+        source: Option<Cause>,
+    },
     /// The platform refused (authentication, authorisation, validation).
-    #[error("platform refused: {0}")]
-    Refused(String),
+    Refused {
+        /// What was refused.
+        context: String,
+        /// The error that caused it.
+        source: Option<Cause>,
+    },
     /// The contract or request does not fit this platform's profile.
-    #[error("invalid for this platform: {0}")]
-    Invalid(String),
+    Invalid {
+        /// Why it does not fit.
+        context: String,
+        /// The error that caused it.
+        source: Option<Cause>,
+    },
+}
+
+impl std::fmt::Display for TargetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TargetError::Unavailable { context, .. } => {
+                write!(f, "platform unavailable: {context}")
+            }
+            TargetError::Refused { context, .. } => write!(f, "platform refused: {context}"),
+            TargetError::Invalid { context, .. } => {
+                write!(f, "invalid for this platform: {context}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TargetError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TargetError::Unavailable { source, .. }
+            | TargetError::Refused { source, .. }
+            | TargetError::Invalid { source, .. } => {
+                source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+            }
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+impl TargetError {
+    /// [`TargetError::Unavailable`] without an underlying error.
+    pub fn unavailable(context: impl Into<String>) -> Self {
+        TargetError::Unavailable { context: context.into(), source: None }
+    }
+    /// [`TargetError::Unavailable`] caused by `source`.
+    pub fn unavailable_from(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        TargetError::Unavailable {
+            context: context.into(),
+            source: Some(Cause::from(source.into())),
+        }
+    }
+    /// [`TargetError::Refused`] without an underlying error.
+    pub fn refused(context: impl Into<String>) -> Self {
+        TargetError::Refused { context: context.into(), source: None }
+    }
+    /// [`TargetError::Refused`] caused by `source`.
+    pub fn refused_from(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        TargetError::Refused { context: context.into(), source: Some(Cause::from(source.into())) }
+    }
+    /// [`TargetError::Invalid`] without an underlying error.
+    pub fn invalid(context: impl Into<String>) -> Self {
+        TargetError::Invalid { context: context.into(), source: None }
+    }
+    /// [`TargetError::Invalid`] caused by `source`.
+    pub fn invalid_from(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        TargetError::Invalid { context: context.into(), source: Some(Cause::from(source.into())) }
+    }
 }
 
 /// Everything a target needs to act on one admitted execution. Serialised as the intent
@@ -252,4 +333,24 @@ pub trait Target: ScopeCheck + Send + Sync + 'static {
 
     /// After a crash: observe (never mutate) and compare with the expected post-state.
     fn reconcile<'a>(&'a self, exec: &'a Execution) -> TargetFuture<'a, Reconciled>;
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+    use std::error::Error as _;
+
+    /// An underlying error is the `source()`, with its type; a clone keeps it; `Display` is
+    /// the context alone.
+    #[test]
+    fn an_underlying_error_is_the_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let e = TargetError::unavailable_from("sts:AssumeRole", io);
+        assert_eq!(e.to_string(), "platform unavailable: sts:AssumeRole");
+        for e in [&e, &e.clone()] {
+            let io = e.source().and_then(|s| s.downcast_ref::<std::io::Error>());
+            assert_eq!(io.map(std::io::Error::kind), Some(std::io::ErrorKind::ConnectionRefused));
+        }
+        assert!(TargetError::refused("forbidden").source().is_none());
+    }
 }

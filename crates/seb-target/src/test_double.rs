@@ -113,26 +113,30 @@ impl TestTarget {
 
     fn load(&self) -> Result<State, TargetError> {
         let Some(path) = &self.path else {
-            return Err(TargetError::Unavailable("in-memory double has no file".into()));
+            return Err(TargetError::unavailable("in-memory double has no file"));
         };
-        let bytes = std::fs::read(path).map_err(|e| TargetError::Unavailable(e.to_string()))?;
-        serde_json::from_slice(&bytes).map_err(|e| TargetError::Unavailable(e.to_string()))
+        let bytes = std::fs::read(path)
+            .map_err(|e| TargetError::unavailable_from("reading the state file", e))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| TargetError::unavailable_from("decoding the state file", e))
     }
 
     fn save(&self, s: &State) -> Result<(), TargetError> {
         let Some(path) = &self.path else {
-            return Err(TargetError::Unavailable("in-memory double has no file".into()));
+            return Err(TargetError::unavailable("in-memory double has no file"));
         };
         let tmp = path.with_extension("tmp");
-        let bytes = serde_json::to_vec(s).map_err(|e| TargetError::Unavailable(e.to_string()))?;
-        std::fs::write(&tmp, bytes).map_err(|e| TargetError::Unavailable(e.to_string()))?;
-        std::fs::rename(&tmp, path).map_err(|e| TargetError::Unavailable(e.to_string()))
+        let bytes = serde_json::to_vec(s)
+            .map_err(|e| TargetError::unavailable_from("encoding the state", e))?;
+        std::fs::write(&tmp, bytes)
+            .map_err(|e| TargetError::unavailable_from("writing the state file", e))?;
+        std::fs::rename(&tmp, path)
+            .map_err(|e| TargetError::unavailable_from("replacing the state file", e))
     }
 
     fn read<T>(&self, f: impl FnOnce(&State) -> T) -> Result<T, TargetError> {
         if self.path.is_none() {
-            let m =
-                self.memory.lock().map_err(|_| TargetError::Unavailable("lock poisoned".into()))?;
+            let m = self.memory.lock().map_err(|_| TargetError::unavailable("lock poisoned"))?;
             return Ok(f(&m));
         }
         Ok(f(&self.load()?))
@@ -144,10 +148,10 @@ impl TestTarget {
     ) -> Result<T, TargetError> {
         if self.path.is_none() {
             let mut m =
-                self.memory.lock().map_err(|_| TargetError::Unavailable("lock poisoned".into()))?;
+                self.memory.lock().map_err(|_| TargetError::unavailable("lock poisoned"))?;
             return f(&mut m);
         }
-        let _g = self.lock.lock().map_err(|_| TargetError::Unavailable("lock poisoned".into()))?;
+        let _g = self.lock.lock().map_err(|_| TargetError::unavailable("lock poisoned"))?;
         let mut s = self.load()?;
         let out = f(&mut s)?;
         self.save(&s)?;
@@ -184,7 +188,7 @@ fn name_of(target: &Value) -> Result<String, TargetError> {
         .get("name")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .ok_or_else(|| TargetError::Invalid("target has no string `name`".into()))
+        .ok_or_else(|| TargetError::invalid("target has no string `name`"))
 }
 
 fn project(value: Option<&Value>, pointers: &[String]) -> BTreeMap<String, Value> {
@@ -214,14 +218,14 @@ impl Target for TestTarget {
         match op {
             "set" => Ok(OpProfile { precondition: Some("version"), irreversible: false }),
             "delete" => Ok(OpProfile { precondition: Some("version"), irreversible: true }),
-            _ => Err(TargetError::Invalid(format!("unknown op `{op}`"))),
+            _ => Err(TargetError::invalid(format!("unknown op `{op}`"))),
         }
     }
 
     fn observe<'a>(&'a self, req: &'a ObserveRequest) -> TargetFuture<'a, Observation> {
         Box::pin(async move {
             if self.fail_point("observe") {
-                return Err(TargetError::Unavailable("injected observe failure".into()));
+                return Err(TargetError::unavailable("injected observe failure"));
             }
             let name = name_of(&req.target)?;
             self.read(|s| {
@@ -237,11 +241,12 @@ impl Target for TestTarget {
     fn mint<'a>(&'a self, exec: &'a Execution) -> TargetFuture<'a, Identity> {
         Box::pin(async move {
             if self.fail_point("mint") {
-                return Err(TargetError::Unavailable("injected mint failure".into()));
+                return Err(TargetError::unavailable("injected mint failure"));
             }
             let name = name_of(&exec.target)?;
             let mut raw = [0u8; 16];
-            getrandom::fill(&mut raw).map_err(|e| TargetError::Unavailable(e.to_string()))?;
+            getrandom::fill(&mut raw)
+                .map_err(|e| TargetError::unavailable(format!("getrandom: {e}")))?;
             let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
             let id = format!("test-exec-{}", token.get(..8).unwrap_or_default());
             self.with_state(|s| {
@@ -272,7 +277,7 @@ impl Target for TestTarget {
     ) -> TargetFuture<'a, MutationResult> {
         Box::pin(async move {
             if self.fail_point("mutate") {
-                return Err(TargetError::Unavailable("injected mutate failure".into()));
+                return Err(TargetError::unavailable("injected mutate failure"));
             }
             let name = name_of(&exec.target)?;
             self.with_state(|s| {
@@ -331,7 +336,7 @@ impl Target for TestTarget {
     fn retire<'a>(&'a self, _exec: &'a Execution, identity: Identity) -> TargetFuture<'a, ()> {
         Box::pin(async move {
             if self.fail_point("retire") {
-                return Err(TargetError::Unavailable("injected retire failure".into()));
+                return Err(TargetError::unavailable("injected retire failure"));
             }
             self.with_state(|s| {
                 s.tokens.remove(identity.secret.as_str());
@@ -343,7 +348,7 @@ impl Target for TestTarget {
     fn retire_orphans<'a>(&'a self, exec: &'a Execution) -> TargetFuture<'a, ()> {
         Box::pin(async move {
             if self.fail_point("retire_orphans") {
-                return Err(TargetError::Unavailable("injected retire_orphans failure".into()));
+                return Err(TargetError::unavailable("injected retire_orphans failure"));
             }
             self.with_state(|s| {
                 s.tokens.retain(|_, scope| scope.cid != exec.cid || scope.nonce != exec.nonce);
@@ -390,7 +395,7 @@ impl PlatformProfile for TestTarget {
         self.profile(op)?;
         let name = name_of(target)?;
         if op == "set" && params.get("value").is_none() {
-            return Err(TargetError::Invalid("`set` needs params.value".into()));
+            return Err(TargetError::invalid("`set` needs params.value"));
         }
         Ok((json!({ "name": name }), params.clone()))
     }

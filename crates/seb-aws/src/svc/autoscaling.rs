@@ -14,14 +14,14 @@ use crate::profiles::Op;
 
 pub(crate) async fn observe(sdk: &SdkConfig, res: &Resource) -> Result<Live, TargetError> {
     let Resource::AutoScalingGroup { name } = res else {
-        return Err(TargetError::Invalid("not an Auto Scaling group".into()));
+        return Err(TargetError::invalid("not an Auto Scaling group"));
     };
     let out = aws_sdk_autoscaling::Client::new(sdk)
         .describe_auto_scaling_groups()
         .auto_scaling_group_names(name)
         .send()
         .await
-        .map_err(|e| failure(&e).into_read_error("autoscaling:DescribeAutoScalingGroups"))?;
+        .map_err(|e| failure(e).into_read_error("autoscaling:DescribeAutoScalingGroups"))?;
     let Some(g) = out
         .auto_scaling_groups()
         .iter()
@@ -50,7 +50,7 @@ pub(crate) async fn mutate(
     params: &Value,
 ) -> Result<Called, TargetError> {
     let Resource::AutoScalingGroup { name } = res else {
-        return Err(TargetError::Invalid("not an Auto Scaling group".into()));
+        return Err(TargetError::invalid("not an Auto Scaling group"));
     };
     let c = aws_sdk_autoscaling::Client::new(sdk);
     let applied = |rid: Option<&str>| Called {
@@ -70,7 +70,7 @@ pub(crate) async fn mutate(
             }
             match req.send().await {
                 Ok(out) => Ok(applied(out.request_id())),
-                Err(e) => failure(&e).into_called("autoscaling:SetDesiredCapacity", false),
+                Err(e) => failure(e).into_called("autoscaling:SetDesiredCapacity", false),
             }
         }
         Op::AutoScalingUpdateAutoScalingGroup => {
@@ -84,9 +84,9 @@ pub(crate) async fn mutate(
                 .await;
             match r {
                 Ok(out) => Ok(applied(out.request_id())),
-                Err(e) => failure(&e).into_called("autoscaling:UpdateAutoScalingGroup", false),
+                Err(e) => failure(e).into_called("autoscaling:UpdateAutoScalingGroup", false),
             }
         }
-        _ => Err(TargetError::Invalid(format!("{op:?} is not an Auto Scaling operation"))),
+        _ => Err(TargetError::invalid(format!("{op:?} is not an Auto Scaling operation"))),
     }
 }

@@ -21,7 +21,7 @@ use crate::arn::Resource;
 use crate::profiles::Op;
 
 fn bad(msg: impl Into<String>) -> TargetError {
-    TargetError::Invalid(msg.into())
+    TargetError::invalid(msg.into())
 }
 
 /// DynamoDB JSON → SDK attribute value (params were validated by the profile).
@@ -131,7 +131,7 @@ pub(crate) async fn observe(
         .consistent_read(true)
         .send()
         .await
-        .map_err(|e| failure(&e).into_read_error("dynamodb:GetItem"))?;
+        .map_err(|e| failure(e).into_read_error("dynamodb:GetItem"))?;
     match out.item() {
         None => Ok(Live::absent()),
         Some(item) => {
@@ -192,7 +192,7 @@ where
             error: None,
         }),
         Err(e) => {
-            let f = failure(&e);
+            let f = failure(e);
             let conflict = f.code.as_deref() == Some("ConditionalCheckFailedException");
             f.into_called(action, conflict)
         }

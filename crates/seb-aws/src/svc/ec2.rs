@@ -39,7 +39,7 @@ fn rules(perms: &[IpPermission]) -> Value {
 
 pub(crate) async fn observe(sdk: &SdkConfig, res: &Resource) -> Result<Live, TargetError> {
     let Resource::SecurityGroup { group_id } = res else {
-        return Err(TargetError::Invalid("not a security group".into()));
+        return Err(TargetError::invalid("not a security group"));
     };
     match aws_sdk_ec2::Client::new(sdk).describe_security_groups().group_ids(group_id).send().await
     {
@@ -61,7 +61,7 @@ pub(crate) async fn observe(sdk: &SdkConfig, res: &Resource) -> Result<Live, Tar
             })
         }
         Err(e) => {
-            let f = failure(&e);
+            let f = failure(e);
             if f.code.as_deref() == Some("InvalidGroup.NotFound") {
                 return Ok(Live::absent());
             }
@@ -115,7 +115,7 @@ pub(crate) async fn mutate(
     params: &Value,
 ) -> Result<Called, TargetError> {
     let Resource::SecurityGroup { group_id } = res else {
-        return Err(TargetError::Invalid("not a security group".into()));
+        return Err(TargetError::invalid("not a security group"));
     };
     let c = aws_sdk_ec2::Client::new(sdk);
     let perms = permissions(params);
@@ -137,7 +137,7 @@ pub(crate) async fn mutate(
                     })),
                     error: None,
                 }),
-                Err(e) => failure(&e).into_called("ec2:AuthorizeSecurityGroupIngress", false),
+                Err(e) => failure(e).into_called("ec2:AuthorizeSecurityGroupIngress", false),
             }
         }
         Op::Ec2RevokeSecurityGroupIngress => {
@@ -159,9 +159,9 @@ pub(crate) async fn mutate(
                         error: (unknown > 0).then(|| format!("{unknown} rule(s) were not present")),
                     })
                 }
-                Err(e) => failure(&e).into_called("ec2:RevokeSecurityGroupIngress", false),
+                Err(e) => failure(e).into_called("ec2:RevokeSecurityGroupIngress", false),
             }
         }
-        _ => Err(TargetError::Invalid(format!("{op:?} is not an EC2 operation"))),
+        _ => Err(TargetError::invalid(format!("{op:?} is not an EC2 operation"))),
     }
 }

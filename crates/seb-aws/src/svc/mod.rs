@@ -64,16 +64,18 @@ pub(crate) enum Sent {
     Unknown,
 }
 
-/// A failed SDK call, reduced to what the broker needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A failed SDK call, reduced to what the broker needs; the SDK error itself is kept as the
+/// source of the [`TargetError`] it becomes.
+#[derive(Debug)]
 pub(crate) struct Failure {
     pub sent: Sent,
     pub status: Option<u16>,
     pub code: Option<String>,
     pub message: String,
+    pub source: seb_target::Cause,
 }
 
-pub(crate) fn failure<E>(e: &SdkError<E, HttpResponse>) -> Failure
+pub(crate) fn failure<E>(e: SdkError<E, HttpResponse>) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -86,7 +88,8 @@ where
         sent,
         status: e.raw_response().map(|r| r.status().as_u16()),
         code: e.code().map(str::to_owned),
-        message: DisplayErrorContext(e).to_string(),
+        message: DisplayErrorContext(&e).to_string(),
+        source: std::sync::Arc::new(e),
     }
 }
 
@@ -95,9 +98,10 @@ impl Failure {
     pub(crate) fn into_read_error(self, what: &str) -> TargetError {
         match self.status {
             Some(s) if (400..500).contains(&s) => {
-                TargetError::Refused(format!("{what}: HTTP {s} {}", self.code.unwrap_or_default()))
+                let context = format!("{what}: HTTP {s} {}", self.code.unwrap_or_default());
+                TargetError::Refused { context, source: Some(self.source) }
             }
-            _ => TargetError::Unavailable(format!("{what}: {}", self.message)),
+            _ => TargetError::Unavailable { context: what.to_owned(), source: Some(self.source) },
         }
     }
 
@@ -123,10 +127,10 @@ impl Failure {
                 result: None,
                 error: Some(summary),
             }),
-            _ => Err(TargetError::Unavailable(format!(
-                "{summary}; outcome unknown: {}",
-                self.message
-            ))),
+            _ => Err(TargetError::Unavailable {
+                context: format!("{summary}; outcome unknown"),
+                source: Some(self.source),
+            }),
         }
     }
 }

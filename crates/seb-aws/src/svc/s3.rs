@@ -32,7 +32,7 @@ pub(crate) async fn observe(
             let head = match head {
                 Ok(h) => h,
                 Err(e) => {
-                    let f = failure(&e);
+                    let f = failure(e);
                     if f.status == Some(404) {
                         return Ok(Live::absent());
                     }
@@ -54,9 +54,7 @@ pub(crate) async fn observe(
                             .body
                             .collect()
                             .await
-                            .map_err(|e| {
-                                TargetError::Unavailable(format!("s3:GetObject body: {e}"))
-                            })?
+                            .map_err(|e| TargetError::unavailable_from("s3:GetObject body", e))?
                             .into_bytes();
                         if let Some(m) = obj.as_object_mut() {
                             m.insert(
@@ -67,7 +65,7 @@ pub(crate) async fn observe(
                         }
                     }
                     Err(e) => {
-                        let f = failure(&e);
+                        let f = failure(e);
                         if f.status == Some(404) {
                             return Ok(Live::absent());
                         }
@@ -82,14 +80,14 @@ pub(crate) async fn observe(
             Ok(p) => {
                 let policy = match p.policy() {
                     Some(s) => serde_json::from_str::<Value>(s).map_err(|e| {
-                        TargetError::Unavailable(format!("bucket policy is not JSON: {e}"))
+                        TargetError::unavailable_from("bucket policy is not JSON", e)
                     })?,
                     None => Value::Null,
                 };
                 Ok(Live { object: json!({"policy": policy}), version: None })
             }
             Err(e) => {
-                let f = failure(&e);
+                let f = failure(e);
                 match f.code.as_deref() {
                     Some("NoSuchBucketPolicy") => {
                         Ok(Live { object: json!({"policy": null}), version: None })
@@ -99,7 +97,7 @@ pub(crate) async fn observe(
                 }
             }
         },
-        _ => Err(TargetError::Invalid("not an S3 resource".into())),
+        _ => Err(TargetError::invalid("not an S3 resource")),
     }
 }
 
@@ -142,7 +140,7 @@ pub(crate) async fn mutate(
                     error: None,
                 }),
                 Err(e) => {
-                    let f = failure(&e);
+                    let f = failure(e);
                     let is_conflict = conflict(f.status, f.code.as_deref());
                     f.into_called("s3:PutObject", is_conflict)
                 }
@@ -170,7 +168,7 @@ pub(crate) async fn mutate(
                     error: None,
                 }),
                 Err(e) => {
-                    let f = failure(&e);
+                    let f = failure(e);
                     let is_conflict = conflict(f.status, f.code.as_deref());
                     f.into_called("s3:DeleteObject", is_conflict)
                 }
@@ -185,9 +183,9 @@ pub(crate) async fn mutate(
                     result: Some(json!({})),
                     error: None,
                 }),
-                Err(e) => failure(&e).into_called("s3:PutBucketPolicy", false),
+                Err(e) => failure(e).into_called("s3:PutBucketPolicy", false),
             }
         }
-        _ => Err(TargetError::Invalid(format!("{op:?} is not an S3 operation on this resource"))),
+        _ => Err(TargetError::invalid(format!("{op:?} is not an S3 operation on this resource"))),
     }
 }

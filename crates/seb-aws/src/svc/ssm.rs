@@ -15,7 +15,7 @@ use crate::profiles::value_digest;
 
 pub(crate) async fn observe(sdk: &SdkConfig, res: &Resource) -> Result<Live, TargetError> {
     let Resource::SsmParameter { name } = res else {
-        return Err(TargetError::Invalid("not an SSM parameter".into()));
+        return Err(TargetError::invalid("not an SSM parameter"));
     };
     match aws_sdk_ssm::Client::new(sdk)
         .get_parameter()
@@ -37,7 +37,7 @@ pub(crate) async fn observe(sdk: &SdkConfig, res: &Resource) -> Result<Live, Tar
             Ok(Live { object: obj, version: Some(p.version().to_string()) })
         }
         Err(e) => {
-            let f = failure(&e);
+            let f = failure(e);
             if f.code.as_deref() == Some("ParameterNotFound") {
                 return Ok(Live::absent());
             }
@@ -53,12 +53,12 @@ pub(crate) async fn mutate(
     observed_version: Option<&str>,
 ) -> Result<Called, TargetError> {
     let Resource::SsmParameter { name } = res else {
-        return Err(TargetError::Invalid("not an SSM parameter".into()));
+        return Err(TargetError::invalid("not an SSM parameter"));
     };
     let observed: Option<i64> = match observed_version {
         None => None,
         Some(v) => Some(
-            v.parse().map_err(|_| TargetError::Invalid(format!("`{v}` is not an SSM version")))?,
+            v.parse().map_err(|_| TargetError::invalid(format!("`{v}` is not an SSM version")))?,
         ),
     };
     let value = params.get("value").and_then(Value::as_str).unwrap_or_default();
@@ -91,7 +91,7 @@ pub(crate) async fn mutate(
             })
         }
         Err(e) => {
-            let f = failure(&e);
+            let f = failure(e);
             let conflict = f.code.as_deref() == Some("ParameterAlreadyExists");
             f.into_called("ssm:PutParameter", conflict)
         }

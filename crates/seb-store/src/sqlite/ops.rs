@@ -39,9 +39,9 @@ pub(super) fn db_err(e: rusqlite::Error) -> StoreError {
         _ => false,
     };
     if corrupt {
-        StoreError::Corrupt(format!("sqlite: {e}"))
+        StoreError::corrupt_from("sqlite", e)
     } else {
-        StoreError::Unavailable(format!("sqlite: {e}"))
+        StoreError::unavailable_from("sqlite", e)
     }
 }
 
@@ -64,32 +64,32 @@ pub(super) fn ledger_err(e: LedgerError) -> StoreError {
         LedgerError::EmptyTree
         | LedgerError::IndexOutOfRange { .. }
         | LedgerError::SizeOutOfRange { .. }
-        | LedgerError::TreeTooLarge { .. } => StoreError::Invalid(e.to_string()),
+        | LedgerError::TreeTooLarge { .. } => StoreError::invalid_from("ledger", e),
         LedgerError::Storage(source) => match source.downcast::<rusqlite::Error>() {
             Ok(db) => db_err(*db),
-            Err(other) => StoreError::Corrupt(format!("merkle node store: {other}")),
+            Err(other) => StoreError::corrupt_from("merkle node store", other),
         },
-        other => StoreError::Corrupt(other.to_string()),
+        other => StoreError::corrupt_from("ledger", other),
     }
 }
 
 /// A caller-supplied `u64` as an SQLite integer.
 pub(super) fn to_sql_int(v: u64, what: &str) -> Result<i64, StoreError> {
-    i64::try_from(v).map_err(|_| StoreError::Invalid(format!("{what} {v} exceeds 2^63 - 1")))
+    i64::try_from(v).map_err(|_| StoreError::invalid(format!("{what} {v} exceeds 2^63 - 1")))
 }
 
 /// A stored SQLite integer as a `u64`.
 pub(super) fn from_sql_int(v: i64, what: &str) -> Result<u64, StoreError> {
-    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("stored {what} {v} is negative")))
+    u64::try_from(v).map_err(|_| StoreError::corrupt(format!("stored {what} {v} is negative")))
 }
 
 fn to_hash(bytes: &[u8], what: &str) -> Result<Hash, StoreError> {
     Hash::try_from(bytes)
-        .map_err(|_| StoreError::Corrupt(format!("stored {what} is {} bytes, not 32", bytes.len())))
+        .map_err(|_| StoreError::corrupt(format!("stored {what} is {} bytes, not 32", bytes.len())))
 }
 
 fn unknown_execution(cid: &str, nonce: &str) -> StoreError {
-    StoreError::Invalid(format!("unknown execution `{cid}`/`{nonce}`"))
+    StoreError::invalid(format!("unknown execution `{cid}`/`{nonce}`"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -175,7 +175,7 @@ pub(super) fn read_epochs(conn: &Connection) -> Result<Epochs, StoreError> {
         .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
         .optional()
         .db()?;
-    let (p, r, u) = row.ok_or_else(|| StoreError::Corrupt("the epochs row is missing".into()))?;
+    let (p, r, u) = row.ok_or_else(|| StoreError::corrupt("the epochs row is missing"))?;
     Ok(Epochs {
         policy_epoch: from_sql_int(p, "policy_epoch")?,
         revocation_epoch: from_sql_int(r, "revocation_epoch")?,
@@ -236,7 +236,7 @@ pub(super) fn bump_policy_epoch(
     let next = before
         .policy_epoch
         .checked_add(1)
-        .ok_or_else(|| StoreError::Invalid("policy_epoch cannot grow further".into()))?;
+        .ok_or_else(|| StoreError::invalid("policy_epoch cannot grow further"))?;
     ctx.conn
         .prepare_cached("UPDATE epochs SET policy_epoch = ?1 WHERE id = 0")
         .db()?
@@ -261,9 +261,10 @@ pub(super) fn revoke(
     match what {
         Revocation::All => {
             let before = read_epochs(ctx.conn)?;
-            let next = before.revocation_epoch.checked_add(1).ok_or_else(|| {
-                StoreError::Invalid("revocation_epoch cannot grow further".into())
-            })?;
+            let next = before
+                .revocation_epoch
+                .checked_add(1)
+                .ok_or_else(|| StoreError::invalid("revocation_epoch cannot grow further"))?;
             ctx.conn
                 .prepare_cached("UPDATE epochs SET revocation_epoch = ?1 WHERE id = 0")
                 .db()?
@@ -345,7 +346,7 @@ pub(super) fn reserve(
     }
     let appended = append_entry(ctx.conn, ctx.frontier, &r.admit_entry)?;
     if appended != admit_index {
-        return Err(StoreError::Corrupt(format!(
+        return Err(StoreError::corrupt(format!(
             "admit record landed at {appended}, expected {admit_index}"
         )));
     }
@@ -467,7 +468,7 @@ pub(super) fn append(ctx: &mut WriteCtx<'_>, entries: &[Vec<u8>]) -> Result<Vec<
 fn check_size(conn: &Connection, size: u64) -> Result<(), StoreError> {
     let stored = ledger_size(conn)?;
     if size > stored {
-        return Err(StoreError::Invalid(format!(
+        return Err(StoreError::invalid(format!(
             "tree size {size} exceeds the ledger size {stored}"
         )));
     }
@@ -477,7 +478,7 @@ fn check_size(conn: &Connection, size: u64) -> Result<(), StoreError> {
 /// Entries `[start, end)`; the range must lie inside the ledger.
 pub(super) fn entries(conn: &Connection, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
     if start > end {
-        return Err(StoreError::Invalid(format!("entry range start {start} exceeds end {end}")));
+        return Err(StoreError::invalid(format!("entry range start {start} exceeds end {end}")));
     }
     check_size(conn, end)?;
     let mut st = conn
@@ -495,13 +496,13 @@ pub(super) fn entries(conn: &Connection, start: u64, end: u64) -> Result<Vec<Vec
     for row in rows {
         let (idx, entry) = row.db()?;
         if from_sql_int(idx, "entry index")? != expected {
-            return Err(StoreError::Corrupt(format!("ledger entry {expected} is missing")));
+            return Err(StoreError::corrupt(format!("ledger entry {expected} is missing")));
         }
         out.push(entry);
         expected = expected.saturating_add(1);
     }
     if expected != end {
-        return Err(StoreError::Corrupt(format!("ledger entry {expected} is missing")));
+        return Err(StoreError::corrupt(format!("ledger entry {expected} is missing")));
     }
     Ok(out)
 }
@@ -575,7 +576,7 @@ pub(super) fn put_checkpoint(
 ) -> Result<(), StoreError> {
     let size = ctx.frontier.size();
     if cp.size > size {
-        return Err(StoreError::Invalid(format!(
+        return Err(StoreError::invalid(format!(
             "checkpoint size {} exceeds the ledger size {size}",
             cp.size
         )));
@@ -583,7 +584,7 @@ pub(super) fn put_checkpoint(
     if let Some(latest) = latest_checkpoint(ctx.conn)?
         && cp.size < latest.size
     {
-        return Err(StoreError::Invalid(format!(
+        return Err(StoreError::invalid(format!(
             "checkpoint size {} is smaller than the newest stored checkpoint's {}",
             cp.size, latest.size
         )));

@@ -108,7 +108,7 @@ pub(super) fn open_writer(
         let mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)).db()?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Unavailable(format!(
+            return Err(StoreError::unavailable(format!(
                 "sqlite: journal_mode is `{mode}`, WAL is required"
             )));
         }
@@ -116,12 +116,12 @@ pub(super) fn open_writer(
     conn.pragma_update(None, "synchronous", opts.synchronous.pragma_value()).db()?;
     let sync: i64 = conn.pragma_query_value(None, "synchronous", |row| row.get(0)).db()?;
     if sync != opts.synchronous.pragma_value() {
-        return Err(StoreError::Unavailable(format!("sqlite: synchronous stayed at {sync}")));
+        return Err(StoreError::unavailable(format!("sqlite: synchronous stayed at {sync}")));
     }
     conn.pragma_update(None, "foreign_keys", true).db()?;
     let fk: bool = conn.pragma_query_value(None, "foreign_keys", |row| row.get(0)).db()?;
     if !fk {
-        return Err(StoreError::Unavailable("sqlite: foreign keys cannot be enabled".into()));
+        return Err(StoreError::unavailable("sqlite: foreign keys cannot be enabled"));
     }
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
@@ -148,9 +148,9 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |row| row.get(0))
         .db()?;
     let current = u32::try_from(current)
-        .map_err(|_| StoreError::Corrupt(format!("schema version {current} is out of range")))?;
+        .map_err(|_| StoreError::corrupt(format!("schema version {current} is out of range")))?;
     if current > SCHEMA_VERSION {
-        return Err(StoreError::Invalid(format!(
+        return Err(StoreError::invalid(format!(
             "database schema version {current} is newer than this build supports \
              ({SCHEMA_VERSION}); refusing to open it"
         )));
@@ -176,14 +176,14 @@ pub(super) fn load_frontier(
     let first: Option<i64> =
         conn.query_row("SELECT MIN(idx) FROM ledger_entries", [], |row| row.get(0)).db()?;
     if size > 0 && first != Some(0) {
-        return Err(StoreError::Corrupt("the ledger does not start at index 0".into()));
+        return Err(StoreError::corrupt("the ledger does not start at index 0"));
     }
     if count_entries {
         let count: i64 =
             conn.query_row("SELECT COUNT(*) FROM ledger_entries", [], |row| row.get(0)).db()?;
         let count = from_sql_int(count, "entry count")?;
         if count != size {
-            return Err(StoreError::Corrupt(format!(
+            return Err(StoreError::corrupt(format!(
                 "{count} ledger entries stored but their indices span {size}"
             )));
         }
@@ -197,14 +197,14 @@ pub(super) fn load_frontier(
         .db()?;
     let leaves = from_sql_int(leaves, "leaf count")?;
     if leaves != size {
-        return Err(StoreError::Corrupt(format!(
+        return Err(StoreError::corrupt(format!(
             "{size} ledger entries but {leaves} stored leaf nodes"
         )));
     }
     let nodes = SqlNodes(conn);
     let frontier = Frontier::from_reader(&nodes, size).map_err(ops::ledger_err)?;
     if frontier.size() != size {
-        return Err(StoreError::Corrupt(format!(
+        return Err(StoreError::corrupt(format!(
             "frontier size {} differs from the ledger size {size}",
             frontier.size()
         )));
@@ -213,7 +213,7 @@ pub(super) fn load_frontier(
         let (stored, entry) = ops::stored_leaf(conn, last)?;
         let node = nodes.node(0, last).map_err(ops::ledger_err)?;
         if stored != leaf_hash(&entry) || node != stored {
-            return Err(StoreError::Corrupt(format!(
+            return Err(StoreError::corrupt(format!(
                 "the leaf hash of entry {last} does not match its bytes"
             )));
         }

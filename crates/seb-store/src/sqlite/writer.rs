@@ -81,7 +81,7 @@ where
     fn run(&mut self, ctx: &mut WriteCtx<'_>) -> bool {
         let result = match self.work.take() {
             Some(work) => work(ctx),
-            None => Err(StoreError::Unavailable("store request ran twice".into())),
+            None => Err(StoreError::unavailable("store request ran twice")),
         };
         let keep = result.is_ok();
         self.result = Some(result);
@@ -90,10 +90,10 @@ where
 
     fn finish(self: Box<Self>, batch: Result<(), &str>) {
         let answer = match batch {
-            Ok(()) => self.result.unwrap_or_else(|| {
-                Err(StoreError::Unavailable("store request did not run".into()))
-            }),
-            Err(why) => Err(StoreError::Unavailable(format!("store transaction failed: {why}"))),
+            Ok(()) => self
+                .result
+                .unwrap_or_else(|| Err(StoreError::unavailable("store request did not run"))),
+            Err(why) => Err(StoreError::unavailable(format!("store transaction failed: {why}"))),
         };
         // The caller may have gone away (a dropped future); the work is durable regardless.
         let _ = self.reply.send(answer);
@@ -227,7 +227,7 @@ impl Writer {
             // later call can succeed. The batch is rolled back and answered `Unavailable`.
             self.alive.0.store(false, Ordering::SeqCst);
             self.frontier = snapshot;
-            return Err(StoreError::Unavailable("a store request panicked".into()));
+            return Err(StoreError::unavailable("a store request panicked"));
         };
         if keep {
             exec(&self.conn, "RELEASE seb_request")
