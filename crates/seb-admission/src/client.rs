@@ -70,3 +70,17 @@ pub fn sign_break_glass(
 pub fn new_proposal_id() -> String {
     format!("p-{}", uuid::Uuid::now_v7())
 }
+
+/// Media type of signed admission reads.
+pub const READ_MEDIA_TYPE: &str = "application/vnd.seb.admission-read+json;v=1";
+/// Header carrying a read's signature: `<kid>:<at_ms>:<base64 signature>`.
+pub const READ_SIGNATURE_HEADER: &str = "seb-request-signature";
+
+/// Sign an admission read (`GET`) as an agent, approver or admin: the Ed25519 signature of
+/// `PAE(READ_MEDIA_TYPE, "{method}\n{path_and_query}\n{at_ms}")`, as the header value
+/// `<kid>:<at_ms>:<base64 signature>`.
+pub fn sign_read(key: &SigningKey, method: &str, path_and_query: &str, at_ms: u64) -> String {
+    let msg = format!("{method}\n{path_and_query}\n{at_ms}");
+    let sig = key.sign_b64(&pae(READ_MEDIA_TYPE, msg.as_bytes()));
+    format!("{}:{at_ms}:{sig}", key.kid())
+}

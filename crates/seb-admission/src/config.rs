@@ -499,21 +499,7 @@ pub fn is_autonomous_path(p: CertPath) -> bool {
 
 /// Read a key file: the base64 of a 32-byte Ed25519 seed (the format `seb keygen` writes).
 pub fn read_key_file(path: &Path) -> Result<seb_core::keys::SigningKey, AdmissionError> {
-    use base64::Engine as _;
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| invalid(format!("reading key file `{}`: {e}", path.display())))?,
-    );
-    let raw = zeroize::Zeroizing::new(
-        base64::engine::general_purpose::STANDARD
-            .decode(text.trim())
-            .map_err(|_| invalid(format!("key file `{}` is not base64", path.display())))?,
-    );
-    let seed: zeroize::Zeroizing<[u8; 32]> =
-        zeroize::Zeroizing::new(raw.as_slice().try_into().map_err(|_| {
-            invalid(format!("key file `{}` does not hold a 32-byte seed", path.display()))
-        })?);
-    Ok(seb_core::keys::SigningKey::from_seed(&seed))
+    crate::keyfile::read(path).map_err(|e| invalid(e.to_string()))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@
 //! - [`service`]: [`service::Admission`], the state machine of proposals.
 //! - [`http`]: the `/v1/admission/...` API as an axum router.
 //! - [`client`]: what agents, approvers and operators sign (used by the CLI and tests).
+//! - [`keyfile`]: reading and writing key files (one reader for every binary).
 //!
 //! Architecture invariants:
 //! - Nothing but [`service::Admission`]'s issuance signs a certificate with the issuer key,
@@ -36,6 +37,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod keyfile;
 pub mod paths;
 pub mod policy;
 pub mod records;

@@ -1599,3 +1599,134 @@ fn prune(map: &mut BTreeMap<String, Entry>) {
         map.remove(&id);
     }
 }
+
+// ------------------------------------------------------------------ agent reads (MCP)
+
+/// What `GET /v1/admission/observations` returns: the live projection of a target as
+/// admission would record it as evidence for this op, target and params (nothing is
+/// proposed, signed or recorded).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObservationView {
+    pub platform: Platform,
+    pub op: String,
+    /// The target and params as the profile normalised them.
+    pub target: Value,
+    pub params: Value,
+    /// The consequence level the proposal would get (before policy escalation).
+    pub risk_level: RiskLevel,
+    /// The evidence pointers, the projection at them and its digest.
+    pub pointers: Vec<String>,
+    pub projection: BTreeMap<String, Value>,
+    pub digest: Digest,
+    pub observed_at_ms: u64,
+}
+
+/// What `GET /v1/admission/paths` returns: per level, the requirement of the path rules in
+/// force (`null`: never certified by the autonomous paths), and what an escalation adds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PathsView {
+    pub levels: BTreeMap<String, Option<Requirement>>,
+    pub escalation: Escalation,
+}
+
+impl Admission {
+    /// Authenticate a signed read (header `<kid>:<at_ms>:<base64 signature>` over
+    /// [`crate::client::sign_read`]'s message) by a registered agent's key; returns the
+    /// agent's name. Fails closed: no header, an unknown key, a bad signature or an `at_ms`
+    /// further than `proposal_max_age_s` from admission's clock are refused.
+    pub fn authenticate_agent_read(
+        &self,
+        header: Option<&str>,
+        method: &str,
+        path_and_query: &str,
+    ) -> Result<String, AdmissionError> {
+        let unauth = |m: &str| AdmissionError::Unauthenticated(m.to_owned());
+        let h = header.ok_or_else(|| unauth("a signed read is required (seb-request-signature)"))?;
+        let mut parts = h.splitn(3, ':');
+        let (Some(kid), Some(at), Some(sig)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(unauth("signature header is not <kid>:<at_ms>:<signature>"));
+        };
+        let at_ms: u64 = at.parse().map_err(|_| unauth("signature at_ms is not a number"))?;
+        let now = self.now()?;
+        if at_ms.abs_diff(now) > self.settings.max_age_ms {
+            return Err(AdmissionError::Stale(format!(
+                "read signed {} ms from admission's clock, at most {} allowed",
+                at_ms.abs_diff(now),
+                self.settings.max_age_ms
+            )));
+        }
+        let (agent, key) = self
+            .agents
+            .iter()
+            .find_map(|a| a.keys.iter().find(|k| k.kid().as_str() == kid).map(|k| (a, k)))
+            .ok_or_else(|| unauth("the signing key is not registered to an agent"))?;
+        let msg = format!("{method}\n{path_and_query}\n{at_ms}");
+        key.verify_b64(&pae(crate::client::READ_MEDIA_TYPE, msg.as_bytes()), sig)
+            .map_err(|_| unauth("read signature does not verify"))?;
+        Ok(agent.name.clone())
+    }
+
+    /// Observe a target for a registered, unrevoked agent exactly as a proposal's evidence
+    /// would be observed (compile, scope check, read-only observation); records nothing.
+    pub async fn observe_for(
+        &self,
+        agent: &str,
+        platform: Platform,
+        op: &str,
+        target: &Value,
+        params: &Value,
+    ) -> Result<ObservationView, AdmissionError> {
+        let now = self.now()?;
+        let epochs = self.store.epoch_check("", agent).await?;
+        if epochs.agent_revoked {
+            return Err(AdmissionError::Forbidden(format!("agent `{}` is revoked", short(agent))));
+        }
+        let adapter = self.platforms.get(platform).ok_or_else(|| {
+            AdmissionError::Invalid(format!("platform `{platform}` is not configured"))
+        })?;
+        let (target, params) = adapter
+            .profile
+            .compile(op, target, params)
+            .map_err(|e| AdmissionError::Invalid(format!("compile: {e}")))?;
+        let score = self.scoring.score(&adapter.profile.consequence(op, &target, &params));
+        let contract = Contract {
+            platform,
+            op: op.to_owned(),
+            target,
+            params,
+            constraints: Vec::new(),
+            risk_level: score.level,
+        };
+        adapter
+            .target
+            .check_scope(&contract)
+            .map_err(|e| AdmissionError::Forbidden(format!("scope: {e}")))?;
+        let evidence = self
+            .observe(adapter, &contract, now)
+            .await
+            .map_err(|e| AdmissionError::Invalid(short(&e)))?;
+        Ok(ObservationView {
+            platform,
+            pointers: adapter.profile.default_pointers(op, &contract.target, &contract.params),
+            op: contract.op,
+            target: contract.target,
+            params: contract.params,
+            risk_level: score.level,
+            projection: evidence.projection,
+            digest: evidence.digest,
+            observed_at_ms: evidence.observed_at_ms,
+        })
+    }
+
+    /// The path rules and escalations in force.
+    pub fn paths(&self) -> PathsView {
+        let levels = self
+            .path_rules
+            .levels
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("L{i}"), r.map(Requirement::from)))
+            .collect();
+        PathsView { levels, escalation: self.escalation }
+    }
+}
