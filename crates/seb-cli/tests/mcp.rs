@@ -150,6 +150,9 @@ fn an_agent_drives_seb_through_mcp_with_the_python_sdk() {
         srv.log()
     );
     eprintln!("python MCP session: {:.1} s", started.elapsed().as_secs_f64());
+    for line in stdout.lines() {
+        eprintln!("  {}", line.chars().take(300).collect::<String>());
+    }
     let transcript: Vec<Value> =
         serde_json::from_str(&std::fs::read_to_string(d.join("transcript.json")).unwrap()).unwrap();
     let step = |name: &str| -> Vec<&Value> {
@@ -176,6 +179,28 @@ fn an_agent_drives_seb_through_mcp_with_the_python_sdk() {
     assert_no_secrets("python stderr + seb mcp logs", &stderr);
     assert_no_secrets("transcript", &serde_json::to_string(&transcript).unwrap());
     assert!(stderr.contains("proposal submitted"), "seb mcp logged to stderr: {stderr}");
+
+    // The agent reads seb mcp uses are signed: unsigned, signed by an unregistered key, or
+    // signed over another query, they are refused.
+    let http = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(s.ca_pem()).unwrap())
+        .build()
+        .unwrap();
+    let pq = "/v1/admission/paths";
+    let get = |path: &str, sig: Option<String>| {
+        let mut r = http.get(format!("{}{path}", srv.url));
+        if let Some(sig) = sig {
+            r = r.header(seb_admission::client::READ_SIGNATURE_HEADER, sig);
+        }
+        r.send().unwrap().status().as_u16()
+    };
+    let now = seb_mcp::client::now_ms();
+    assert_eq!(get(pq, Some(seb_admission::client::sign_read(&key(2), "GET", pq, now))), 200);
+    assert_eq!(get(pq, None), 403);
+    assert_eq!(get(pq, Some(seb_admission::client::sign_read(&key(99), "GET", pq, now))), 403);
+    let other = "/v1/admission/observations?platform=kubernetes&op=scale&target=%7B%7D";
+    assert_eq!(get(other, Some(seb_admission::client::sign_read(&key(2), "GET", pq, now))), 403);
+    assert_eq!(get(pq, Some(seb_admission::client::sign_read(&key(2), "GET", pq, now - 3_600_000))), 400);
 
     let (code, out, err) = seb_with(&deploy, &["--no-namespaces", "--delete"]);
     assert_eq!(code, 0, "{out}{err}");

@@ -28,7 +28,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::InfraError;
-use crate::process::{Supervised, free_port, run, wait_until};
+use crate::process::{Supervised, free_port, wait_until};
 
 /// moto's default account id.
 pub const ACCOUNT: &str = "123456789012";
