@@ -98,15 +98,30 @@ fn seb_mcp_refuses_to_start_with_a_missing_or_exposed_key_file() {
     assert_no_secrets("stderr", &err);
 }
 
-#[test]
-fn an_agent_drives_seb_through_mcp_with_the_python_sdk() {
-    python_mcp();
+/// A protected namespace with Deployment `web`, `seb deploy kubernetes --apply`, and one
+/// `seb serve` with admission (agent key 0600); undeployed on drop.
+struct Deployment {
+    dir: tempfile::TempDir,
+    srv: support::Server,
+    ns: String,
+    deps: String,
+    ca: PathBuf,
+    deploy: Vec<String>,
+    admin: String,
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        let _ = seb_with(&self.deploy, &["--no-namespaces", "--delete"]);
+    }
+}
+
+fn deployment(prefix: &str) -> Deployment {
     let s = KubeApiServer::shared().unwrap_or_else(|e| panic!("kube-apiserver: {e}"));
-    let _iso = KubeApiServer::isolated();
     let t = &s.tokens().clone();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (ns, deps) = workload(t, "mcp");
+    let (ns, deps) = workload(t, prefix);
     let port = free_port();
     let ca = d.join("ca.pem");
     std::fs::write(&ca, s.ca_pem()).unwrap();
@@ -119,7 +134,16 @@ fn an_agent_drives_seb_through_mcp_with_the_python_sdk() {
     let agent_key = d.join("agent.seed");
     std::fs::set_permissions(&agent_key, std::fs::Permissions::from_mode(0o600)).unwrap();
     let srv = serve(d, Some(&ca));
+    Deployment { srv, ns, deps, ca, deploy, admin: t.admin.clone(), dir }
+}
 
+#[test]
+fn an_agent_drives_seb_through_mcp_with_the_python_sdk() {
+    python_mcp();
+    let s = KubeApiServer::shared().unwrap_or_else(|e| panic!("kube-apiserver: {e}"));
+    let _iso = KubeApiServer::isolated();
+    let dep = deployment("mcp");
+    let (d, srv, ns, deps, ca) = (dep.dir.path(), &dep.srv, &dep.ns, &dep.deps, &dep.ca);
     let scenario = json!({
         "seb": SEB,
         "mcp_args": mcp_args(d, &srv.url, &ca),
@@ -135,7 +159,7 @@ fn an_agent_drives_seb_through_mcp_with_the_python_sdk() {
         "steps": ["tools_and_bad_inputs", "policy_apply", "human_path", "revoked", "unreachable"],
     });
     std::fs::write(d.join("scenario.json"), scenario.to_string()).unwrap();
-    let (_, before) = kube("GET", &format!("{deps}/web"), &t.admin, None);
+    let (_, before) = kube("GET", &format!("{deps}/web"), &dep.admin, None);
     let started = std::time::Instant::now();
     let out = Command::new("python3")
         .arg(clients_dir().join("python_session.py"))
@@ -169,8 +193,8 @@ fn an_agent_drives_seb_through_mcp_with_the_python_sdk() {
     assert_eq!(unchanged["before"], unchanged["after"]);
     // The human-path change is on the API server (3 by policy, then 6 after approval; the
     // revoked agent's 4 never landed).
-    let (_, dep) = kube("GET", &format!("{deps}/web"), &t.admin, None);
-    assert_eq!(dep["spec"]["replicas"], 6, "{dep}");
+    let (_, web) = kube("GET", &format!("{deps}/web"), &dep.admin, None);
+    assert_eq!(web["spec"]["replicas"], 6, "{web}");
     assert!(!step("progress")[0]["notifications"].as_array().unwrap().is_empty());
 
     // No key material or token in anything the session printed (tool results, seb mcp's
@@ -201,7 +225,49 @@ fn an_agent_drives_seb_through_mcp_with_the_python_sdk() {
     let other = "/v1/admission/observations?platform=kubernetes&op=scale&target=%7B%7D";
     assert_eq!(get(other, Some(seb_admission::client::sign_read(&key(2), "GET", pq, now))), 403);
     assert_eq!(get(pq, Some(seb_admission::client::sign_read(&key(2), "GET", pq, now - 3_600_000))), 400);
+}
 
-    let (code, out, err) = seb_with(&deploy, &["--no-namespaces", "--delete"]);
-    assert_eq!(code, 0, "{out}{err}");
+/// The TypeScript MCP SDK (npm, pinned) installed into a temporary directory.
+const TS_SDK: &str = "@modelcontextprotocol/sdk@1.32.2";
+
+#[test]
+fn the_typescript_sdk_drives_seb_mcp_over_stdio() {
+    let _iso = KubeApiServer::isolated();
+    let dep = deployment("mcpts");
+    let d = dep.dir.path();
+    let node = d.join("node");
+    std::fs::create_dir_all(&node).unwrap();
+    std::fs::write(node.join("package.json"), r#"{"type": "module", "private": true}"#).unwrap();
+    let out = Command::new("npm")
+        .args(["install", "--silent", "--no-audit", "--no-fund", TS_SDK])
+        .current_dir(&node)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "npm install {TS_SDK}: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::copy(clients_dir().join("ts_session.mjs"), node.join("ts_session.mjs")).unwrap();
+    let scenario = json!({
+        "seb": SEB,
+        "mcp_args": mcp_args(d, &dep.srv.url, &dep.ca),
+        "env": {"SEB_LOG": "info", "PATH": std::env::var("PATH").unwrap_or_default()},
+        "ns": dep.ns,
+        "ts_proposal": "ts-scale-5",
+    });
+    std::fs::write(d.join("scenario.json"), scenario.to_string()).unwrap();
+    let out = Command::new("node")
+        .arg(node.join("ts_session.mjs"))
+        .arg(d.join("scenario.json"))
+        .current_dir(&node)
+        .output()
+        .unwrap();
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    for line in stdout.lines() {
+        eprintln!("  {}", line.chars().take(300).collect::<String>());
+    }
+    assert!(out.status.success() && stdout.contains("SESSION OK"), "{stdout}\n{stderr}");
+    // `apply` returned pending after its 1 s bound: nothing changed on the API server.
+    let (_, web) = kube("GET", &format!("{}/web", dep.deps), &dep.admin, None);
+    assert_eq!(web["spec"]["replicas"], 2, "{web}");
+    assert_no_secrets("node stdout", &stdout);
+    assert_no_secrets("node stderr + seb mcp logs", &stderr);
 }
