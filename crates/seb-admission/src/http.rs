@@ -203,7 +203,11 @@ async fn keys(State(a): St) -> Response {
 
 /// The agent who signed this read (see [`crate::client::sign_read`]), over the exact
 /// path and query received.
-fn agent_read(a: &Admission, h: &HeaderMap, uri: &axum::http::Uri) -> Result<String, AdmissionError> {
+fn agent_read(
+    a: &Admission,
+    h: &HeaderMap,
+    uri: &axum::http::Uri,
+) -> Result<String, AdmissionError> {
     let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or_else(|| uri.path());
     let sig = h.get(READ_SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     a.authenticate_agent_read(sig, "GET", pq)
@@ -232,8 +236,9 @@ async fn observe(
         let agent = agent_read(&a, &headers, &uri)?;
         let Query(q) = q.map_err(|e| AdmissionError::Parse(e.body_text()))?;
         let platform: seb_core::types::Platform =
-            serde_json::from_value(Value::String(q.platform.clone()))
-                .map_err(|_| AdmissionError::Invalid(format!("unknown platform `{}`", q.platform)))?;
+            serde_json::from_value(Value::String(q.platform.clone())).map_err(|_| {
+                AdmissionError::Invalid(format!("unknown platform `{}`", q.platform))
+            })?;
         let limit = a.body_limit();
         let target: Value = seb_core::json::parse(q.target.as_bytes(), limit)
             .map_err(|e| AdmissionError::Parse(format!("target: {e}")))?;

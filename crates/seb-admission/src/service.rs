@@ -1641,7 +1641,8 @@ impl Admission {
         path_and_query: &str,
     ) -> Result<String, AdmissionError> {
         let unauth = |m: &str| AdmissionError::Unauthenticated(m.to_owned());
-        let h = header.ok_or_else(|| unauth("a signed read is required (seb-request-signature)"))?;
+        let h =
+            header.ok_or_else(|| unauth("a signed read is required (seb-request-signature)"))?;
         let mut parts = h.splitn(3, ':');
         let (Some(kid), Some(at), Some(sig)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(unauth("signature header is not <kid>:<at_ms>:<signature>"));

@@ -15,7 +15,9 @@ use std::process::Command;
 use base64::Engine as _;
 use seb_testinfra::kube::KubeApiServer;
 use serde_json::{Value, json};
-use support::kube::{broker_toml, deploy_args, free_port, kube, seb_with, workload, write_broker_files};
+use support::kube::{
+    broker_toml, deploy_args, free_port, kube, seb_with, workload, write_broker_files,
+};
 use support::{SEB, admission_config, key, serve};
 
 /// The Python MCP SDK the tests drive `seb mcp` with.
@@ -146,8 +148,8 @@ fn an_agent_drives_seb_through_mcp_with_the_python_sdk() {
     let (d, srv, ns, deps, ca) = (dep.dir.path(), &dep.srv, &dep.ns, &dep.deps, &dep.ca);
     let scenario = json!({
         "seb": SEB,
-        "mcp_args": mcp_args(d, &srv.url, &ca),
-        "unreachable_args": mcp_args(d, &format!("https://127.0.0.1:{}", free_port()), &ca),
+        "mcp_args": mcp_args(d, &srv.url, ca),
+        "unreachable_args": mcp_args(d, &format!("https://127.0.0.1:{}", free_port()), ca),
         "env": {"SEB_LOG": "info", "PATH": std::env::var("PATH").unwrap_or_default()},
         "admission": srv.url,
         "broker": srv.url,
@@ -156,7 +158,7 @@ fn an_agent_drives_seb_through_mcp_with_the_python_sdk() {
         "approver_key": d.join("alice.seed"),
         "admin_key": d.join("ops.seed"),
         "out": d.join("transcript.json"),
-        "steps": ["tools_and_bad_inputs", "policy_apply", "human_path", "revoked", "unreachable"],
+        "steps": ["tools_and_bad_inputs", "policy_apply", "human_path", "benchmark", "revoked", "unreachable"],
     });
     std::fs::write(d.join("scenario.json"), scenario.to_string()).unwrap();
     let (_, before) = kube("GET", &format!("{deps}/web"), &dep.admin, None);
@@ -179,9 +181,8 @@ fn an_agent_drives_seb_through_mcp_with_the_python_sdk() {
     }
     let transcript: Vec<Value> =
         serde_json::from_str(&std::fs::read_to_string(d.join("transcript.json")).unwrap()).unwrap();
-    let step = |name: &str| -> Vec<&Value> {
-        transcript.iter().filter(|s| s["step"] == name).collect()
-    };
+    let step =
+        |name: &str| -> Vec<&Value> { transcript.iter().filter(|s| s["step"] == name).collect() };
 
     // observe matched the API server's object at the time.
     let obs = &step("observe")[0]["structured"];
@@ -224,7 +225,10 @@ fn an_agent_drives_seb_through_mcp_with_the_python_sdk() {
     assert_eq!(get(pq, Some(seb_admission::client::sign_read(&key(99), "GET", pq, now))), 403);
     let other = "/v1/admission/observations?platform=kubernetes&op=scale&target=%7B%7D";
     assert_eq!(get(other, Some(seb_admission::client::sign_read(&key(2), "GET", pq, now))), 403);
-    assert_eq!(get(pq, Some(seb_admission::client::sign_read(&key(2), "GET", pq, now - 3_600_000))), 400);
+    assert_eq!(
+        get(pq, Some(seb_admission::client::sign_read(&key(2), "GET", pq, now - 3_600_000))),
+        400
+    );
 }
 
 /// The TypeScript MCP SDK (npm, pinned) installed into a temporary directory.

@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 use support::kube::free_port;
 use support::{PERMIT_PROPOSALS, Server, admission_config, pk, seb, serve};
 
-
 /// What an agent proposes.
 struct Change<'a> {
     platform: &'a str,

@@ -255,7 +255,11 @@ mod tests {
         for o in &kube.operations {
             let ex = &o.example;
             let t = json!({"cluster": "c", "api_version": "v1", "kind": "ConfigMap", "namespace": "ns", "name": "name"});
-            let target = if o.op == "apply" || o.op == "scale" || o.op == "merge_patch" || o.op == "json_patch" {
+            let target = if o.op == "apply"
+                || o.op == "scale"
+                || o.op == "merge_patch"
+                || o.op == "json_patch"
+            {
                 json!({"cluster": "c", "api_version": "apps/v1", "kind": "Deployment", "namespace": "ns", "name": "name"})
             } else {
                 t
@@ -276,23 +280,28 @@ mod tests {
         let e = validate(PlatformName::Kubernetes, "explode", &t, &json!({}), &[]).unwrap_err();
         assert!(e.contains("unknown kubernetes op `explode`") && e.contains("scale"), "{e}");
         let aws_shaped = json!({"account": "123456789012", "region": "us-east-1", "service": "s3", "arn": "arn:aws:s3:::bucket-a/k"});
-        let e = validate(PlatformName::Kubernetes, "scale", &aws_shaped, &json!({"replicas": 1}), &[])
-            .unwrap_err();
+        let e =
+            validate(PlatformName::Kubernetes, "scale", &aws_shaped, &json!({"replicas": 1}), &[])
+                .unwrap_err();
         assert!(e.contains("target"), "{e}");
         let e = validate(PlatformName::Kubernetes, "scale", &t, &json!({"replicas": -1}), &[])
             .unwrap_err();
         assert!(e.contains("replicas"), "{e}");
-        let e = validate(PlatformName::Kubernetes, "scale", &t, &json!({"replicas": 2, "x": 1}), &[])
-            .unwrap_err();
+        let e =
+            validate(PlatformName::Kubernetes, "scale", &t, &json!({"replicas": 2, "x": 1}), &[])
+                .unwrap_err();
         assert!(e.contains('x'), "{e}");
         let e = validate(PlatformName::Aws, "s3:PutObject", &aws_shaped, &json!({"bdy": "x"}), &[])
             .unwrap_err();
         assert!(e.contains("bdy"), "{e}");
-        let c: Vec<Constraint> =
-            serde_json::from_value(json!([{"path": "/nope", "check": "range", "value": {"max": 3}}])).unwrap();
+        let c: Vec<Constraint> = serde_json::from_value(
+            json!([{"path": "/nope", "check": "range", "value": {"max": 3}}]),
+        )
+        .unwrap();
         let e = validate(PlatformName::Kubernetes, "scale", &t, &json!({"replicas": 2}), &c)
             .unwrap_err();
         assert!(e.contains("/nope"), "{e}");
-        validate(PlatformName::Aws, "s3:PutObject", &aws_shaped, &json!({"body": "x"}), &[]).unwrap();
+        validate(PlatformName::Aws, "s3:PutObject", &aws_shaped, &json!({"body": "x"}), &[])
+            .unwrap();
     }
 }

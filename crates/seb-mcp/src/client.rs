@@ -109,6 +109,8 @@ async fn reply(resp: reqwest::Response) -> Result<Reply> {
 /// agent's key ([`sign_read`]), proposals are signed envelopes, executions carry a proof.
 pub struct AgentClient {
     http: reqwest::Client,
+    /// Microseconds spent in HTTP requests so far (for the per-call overhead figure).
+    http_us: std::sync::atomic::AtomicU64,
     admission: String,
     broker: String,
     agent: String,
@@ -137,11 +139,32 @@ impl AgentClient {
     ) -> Self {
         Self {
             http,
+            http_us: std::sync::atomic::AtomicU64::new(0),
             admission: admission.trim_end_matches('/').to_owned(),
             broker: broker.trim_end_matches('/').to_owned(),
             agent: agent.to_owned(),
             key,
         }
+    }
+
+    /// Microseconds spent waiting for admission and the broker so far.
+    pub fn http_us(&self) -> u64 {
+        self.http_us.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    async fn timed(
+        &self,
+        req: reqwest::RequestBuilder,
+        what: impl FnOnce() -> String,
+    ) -> Result<Reply> {
+        let start = std::time::Instant::now();
+        let r = match req.send().await {
+            Ok(resp) => reply(resp).await,
+            Err(e) => Err(anyhow::Error::new(e).context(what())),
+        };
+        let us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.http_us.fetch_add(us, std::sync::atomic::Ordering::Relaxed);
+        r
     }
 
     /// The agent's registered name.
@@ -169,65 +192,43 @@ impl AgentClient {
             None => url.path().to_owned(),
         };
         let sig = sign_read(&self.key, "GET", &pq, now_ms());
-        let resp = self
-            .http
-            .get(url.clone())
-            .header(READ_SIGNATURE_HEADER, sig)
-            .send()
-            .await
-            .with_context(|| format!("admission unreachable: GET {}", url.path()))?;
-        reply(resp).await
+        let req = self.http.get(url.clone()).header(READ_SIGNATURE_HEADER, sig);
+        self.timed(req, || format!("admission unreachable: GET {}", url.path())).await
     }
 
     /// Sign `p` (its `agent` must be this client's) and submit it.
     pub async fn submit(&self, p: &Proposal) -> Result<Reply> {
         let body = json::canonical(&sign_proposal(p, &self.key)?)?;
-        let resp = self
+        let req = self
             .http
             .post(format!("{}/v1/admission/proposals", self.admission))
             .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .context("admission unreachable: POST /v1/admission/proposals")?;
-        reply(resp).await
+            .body(body);
+        self.timed(req, || "admission unreachable: POST /v1/admission/proposals".into()).await
     }
 
     /// Present `certificate` to the broker with a fresh proof (one attempt, never retried).
     pub async fn execute(&self, certificate: Envelope) -> Result<Reply> {
         let p = presentation(certificate, &self.key, None, None, now_ms())?;
         let body = json::canonical(&p)?;
-        let resp = self
+        let req = self
             .http
             .post(format!("{}/v1/executions", self.broker))
             .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .context("broker unreachable: POST /v1/executions")?;
-        reply(resp).await
+            .body(body);
+        self.timed(req, || "broker unreachable: POST /v1/executions".into()).await
     }
 
     /// `GET {broker}{path}` (the open ledger routes).
     pub async fn broker_get(&self, path: &str) -> Result<Reply> {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.broker))
-            .send()
-            .await
-            .with_context(|| format!("broker unreachable: GET {path}"))?;
-        reply(resp).await
+        let req = self.http.get(format!("{}{path}", self.broker));
+        self.timed(req, || format!("broker unreachable: GET {path}")).await
     }
 
     /// The broker's current signed checkpoint (`POST /v1/ledger/checkpoint` signs one for the
     /// current size when the newest is older; a `GET` may answer with an older one).
     pub async fn checkpoint(&self) -> Result<Reply> {
-        let resp = self
-            .http
-            .post(format!("{}/v1/ledger/checkpoint", self.broker))
-            .send()
-            .await
-            .context("broker unreachable: POST /v1/ledger/checkpoint")?;
-        reply(resp).await
+        let req = self.http.post(format!("{}/v1/ledger/checkpoint", self.broker));
+        self.timed(req, || "broker unreachable: POST /v1/ledger/checkpoint".into()).await
     }
 }

@@ -14,10 +14,10 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
-    Implementation, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ProgressNotificationParam, ReadResourceRequestParams, Resource, ReadResourceResponse,
-    ReadResourceResult, RequestMetaObject, ResourceContents, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, RequestMetaObject,
+    Resource, ResourceContents, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler, tool, tool_router};
@@ -286,7 +286,12 @@ impl SebMcp {
 
     #[tool(
         description = "List the platforms and operations SEB can change, each with its target shape, params schema, constraint locations, precondition, and the risk levels and certification paths this deployment applies. Read this before proposing.",
-        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+        annotations(
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
     )]
     async fn list_operations(
         &self,
@@ -320,7 +325,12 @@ impl SebMcp {
 
     #[tool(
         description = "Read the live object a change would act on, exactly as admission would record it as evidence (its projection and digest), plus the risk level the change would get. Read-only: nothing is proposed or recorded.",
-        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+        annotations(
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
     )]
     async fn observe(
         &self,
@@ -331,7 +341,12 @@ impl SebMcp {
 
     #[tool(
         description = "Submit a signed proposal to admission. Returns the proposal id, the contract, the risk level with the score's reasons, the certification path, and the status: certified (call execute), pending (who must approve and how; call proposal_status later), denied (why) or advisory (L0: no certificate).",
-        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = true)
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
     )]
     async fn propose(
         &self,
@@ -342,7 +357,12 @@ impl SebMcp {
 
     #[tool(
         description = "The current state of one of this agent's proposals. With wait_s, waits while it is pending (at most 300 s; progress notifications are sent when the client asked for them). Resumable at any time by id.",
-        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+        annotations(
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
     )]
     async fn proposal_status(
         &self,
@@ -351,35 +371,49 @@ impl SebMcp {
         peer: Peer<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         let wait = a.wait_s.unwrap_or(0);
-        done(async {
-            let id = check_id(&a.proposal_id)?;
-            if wait > MAX_WAIT_S {
-                return Err(Fail::input(format!("wait_s must be at most {MAX_WAIT_S}")));
+        done(
+            async {
+                let id = check_id(&a.proposal_id)?;
+                if wait > MAX_WAIT_S {
+                    return Err(Fail::input(format!("wait_s must be at most {MAX_WAIT_S}")));
+                }
+                let v = self.wait(id, wait, &meta, &peer).await?;
+                Ok(self.proposal_result(&v))
             }
-            let v = self.wait(id, wait, &meta, &peer).await?;
-            Ok(self.proposal_result(&v))
-        }
-        .await)
+            .await,
+        )
     }
 
     #[tool(
         description = "Execute a certified proposal: presents its certificate to the broker with a fresh proof. Returns the outcome, ledger record ids and timings; a refusal says what failed and what to do next (readmit: re-propose from the fresh observation included; fail_closed: stop and ask a human; replay: the certificate was already used). Never retried automatically.",
-        annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = false, open_world_hint = true)
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
     )]
     async fn execute(
         &self,
         Parameters(a): Parameters<ExecuteArgs>,
     ) -> Result<CallToolResult, McpError> {
-        done(async {
-            let id = check_id(&a.proposal_id)?;
-            self.execute_inner(id).await
-        }
-        .await)
+        done(
+            async {
+                let id = check_id(&a.proposal_id)?;
+                self.execute_inner(id).await
+            }
+            .await,
+        )
     }
 
     #[tool(
         description = "Propose, wait up to wait_s (default 30, at most 300) for certification, then execute. A proposal still pending after the wait is returned as pending with its id and who must approve: resume with proposal_status and execute.",
-        annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = false, open_world_hint = true)
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
     )]
     async fn apply(
         &self,
@@ -389,28 +423,35 @@ impl SebMcp {
     ) -> Result<CallToolResult, McpError> {
         let (proposal, wait) = a.split();
         let wait = wait.unwrap_or(DEFAULT_WAIT_S);
-        done(async {
-            if wait > MAX_WAIT_S {
-                return Err(Fail::input(format!("wait_s must be at most {MAX_WAIT_S}")));
+        done(
+            async {
+                if wait > MAX_WAIT_S {
+                    return Err(Fail::input(format!("wait_s must be at most {MAX_WAIT_S}")));
+                }
+                let v = self.propose_inner(proposal).await?;
+                let id = s(&v, "/proposal_id").to_owned();
+                let v = if s(&v, "/status") == "pending" {
+                    self.wait(&id, wait, &meta, &peer).await?
+                } else {
+                    v
+                };
+                if s(&v, "/status") != "certified" {
+                    return Ok(self.proposal_result(&v));
+                }
+                self.execute_inner(&id).await
             }
-            let v = self.propose_inner(proposal).await?;
-            let id = s(&v, "/proposal_id").to_owned();
-            let v = if s(&v, "/status") == "pending" {
-                self.wait(&id, wait, &meta, &peer).await?
-            } else {
-                v
-            };
-            if s(&v, "/status") != "certified" {
-                return Ok(self.proposal_result(&v));
-            }
-            self.execute_inner(&id).await
-        }
-        .await)
+            .await,
+        )
     }
 
     #[tool(
         description = "This agent's recent proposals (newest first) and the broker's ledger records of their executions, with record ids and, on request, Merkle inclusion proofs.",
-        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+        annotations(
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
     )]
     async fn history(
         &self,
@@ -444,7 +485,11 @@ impl SebMcp {
         let t = target.to_string();
         let p = params.to_string();
         let q = [("platform", platform.as_str()), ("op", op), ("target", &t), ("params", &p)];
-        let r = self.client.admission_get("/observations", &q).await.map_err(|e| Fail::unreachable(&e))?;
+        let r = self
+            .client
+            .admission_get("/observations", &q)
+            .await
+            .map_err(|e| Fail::unreachable(&e))?;
         if !r.ok() {
             return Err(Fail::admission(&r));
         }
@@ -626,11 +671,7 @@ impl SebMcp {
         if let Some(o) = out.as_object_mut() {
             o.insert("next".into(), next);
         }
-        if status == "denied" {
-            refusal(summary, out)
-        } else {
-            success(summary, out)
-        }
+        if status == "denied" { refusal(summary, out) } else { success(summary, out) }
     }
 
     async fn execute_inner(&self, id: &str) -> Result<CallToolResult, Fail> {
@@ -683,7 +724,11 @@ impl SebMcp {
                 s(b, "/admit_record_id"),
                 s(b, "/outcome/id")
             );
-            return Ok(if status == "applied" { success(summary, out) } else { refusal(summary, out) });
+            return Ok(if status == "applied" {
+                success(summary, out)
+            } else {
+                refusal(summary, out)
+            });
         }
         // A refusal: say what failed and what to do; never retry.
         let b = &r.body;
@@ -757,10 +802,14 @@ impl SebMcp {
             .into_iter()
             .filter(|p| s(p, "/agent") == agent)
             .collect();
-        proposals.sort_by_key(|p| std::cmp::Reverse(p.get("received_at_ms").and_then(Value::as_u64)));
+        proposals
+            .sort_by_key(|p| std::cmp::Reverse(p.get("received_at_ms").and_then(Value::as_u64)));
         proposals.truncate(limit);
-        let cids: Vec<String> =
-            proposals.iter().filter_map(|p| p.get("cid").and_then(Value::as_str)).map(str::to_owned).collect();
+        let cids: Vec<String> = proposals
+            .iter()
+            .filter_map(|p| p.get("cid").and_then(Value::as_str))
+            .map(str::to_owned)
+            .collect();
         let (records, size) = self.ledger_records(&cids, a.proofs).await?;
         let summary = format!(
             "{} proposal(s) of {agent}, {} ledger record(s) of their executions (ledger size {size})",
@@ -775,7 +824,11 @@ impl SebMcp {
 
     /// The broker's ledger records (decisions and outcomes) naming one of `cids`, from the
     /// newest 1000 entries, with inclusion proofs when asked.
-    async fn ledger_records(&self, cids: &[String], proofs: bool) -> Result<(Vec<Value>, u64), Fail> {
+    async fn ledger_records(
+        &self,
+        cids: &[String],
+        proofs: bool,
+    ) -> Result<(Vec<Value>, u64), Fail> {
         let size = self.ledger_size().await?;
         if cids.is_empty() || size == 0 {
             return Ok((Vec::new(), size));
@@ -794,7 +847,9 @@ impl SebMcp {
         }
         let first = r.body.get("start").and_then(Value::as_u64).unwrap_or(start);
         let mut out = Vec::new();
-        for (i, e) in r.body.get("entries").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, e) in
+            r.body.get("entries").and_then(Value::as_array).into_iter().flatten().enumerate()
+        {
             let Some(rec) = e.as_str().and_then(decode_entry) else { continue };
             let (payload_type, payload) = rec;
             let Some(cid) = payload.get("cid").and_then(Value::as_str) else { continue };
@@ -849,7 +904,8 @@ fn decode_entry(b64: &str) -> Option<(String, Value)> {
     use base64::Engine as _;
     let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
     let env: Value = serde_json::from_slice(&bytes).ok()?;
-    let payload = base64::engine::general_purpose::STANDARD.decode(env.get("payload")?.as_str()?).ok()?;
+    let payload =
+        base64::engine::general_purpose::STANDARD.decode(env.get("payload")?.as_str()?).ok()?;
     let pt = env.get("payloadType").and_then(Value::as_str).unwrap_or("").to_owned();
     Some((pt, serde_json::from_slice(&payload).ok()?))
 }
@@ -876,7 +932,8 @@ pub fn refusal_next(decision: &str, check: &str) -> &'static str {
 
 /// Arguments larger than [`MAX_ARGUMENT_BYTES`] are refused before anything else.
 pub fn check_size(arguments: Option<&rmcp::model::JsonObject>) -> Result<(), String> {
-    let size = arguments.map(|a| serde_json::to_vec(a).map_or(usize::MAX, |v| v.len())).unwrap_or(0);
+    let size =
+        arguments.map(|a| serde_json::to_vec(a).map_or(usize::MAX, |v| v.len())).unwrap_or(0);
     if size > MAX_ARGUMENT_BYTES {
         return Err(format!("arguments are {size} bytes, at most {MAX_ARGUMENT_BYTES} accepted"));
     }
@@ -885,14 +942,14 @@ pub fn check_size(arguments: Option<&rmcp::model::JsonObject>) -> Result<(), Str
 
 /// Approvals still missing: (validators, humans).
 fn missing(v: &Value) -> (u64, u64) {
-    let need = |k: &str| v.pointer(&format!("/requirement/{k}")).and_then(Value::as_u64).unwrap_or(0);
+    let need =
+        |k: &str| v.pointer(&format!("/requirement/{k}")).and_then(Value::as_u64).unwrap_or(0);
     let have = |role: &str| {
         v.get("approvals")
             .and_then(Value::as_array)
             .map(|a| {
-                a.iter()
-                    .filter(|x| s(x, "/role") == role && s(x, "/decision") == "approve")
-                    .count() as u64
+                a.iter().filter(|x| s(x, "/role") == role && s(x, "/decision") == "approve").count()
+                    as u64
             })
             .unwrap_or(0)
     };
@@ -903,7 +960,11 @@ fn missing(v: &Value) -> (u64, u64) {
 }
 
 fn clip(t: &str, n: usize) -> String {
-    if t.chars().count() <= n { t.to_owned() } else { format!("{}…", t.chars().take(n).collect::<String>()) }
+    if t.chars().count() <= n {
+        t.to_owned()
+    } else {
+        format!("{}…", t.chars().take(n).collect::<String>())
+    }
 }
 
 const RESOURCE_PREFIX: &str = "seb://operations/";
@@ -929,8 +990,20 @@ impl ServerHandler for SebMcp {
         if let Err(e) = check_size(request.arguments.as_ref()) {
             return Ok(Fail::input(e).into_result().into());
         }
+        let before = self.client.http_us();
         let tcc = ToolCallContext::new(self, request, context);
-        self.tool_router.call(tcc).await
+        let mut r = self.tool_router.call(tcc).await?;
+        // How long this call waited for admission and the broker (sequential calls; the
+        // benchmark subtracts it from the client's round trip).
+        if let CallToolResponse::Complete(res) = &mut r {
+            let mut meta = res.meta.take().unwrap_or_default();
+            meta.0.insert(
+                "io.seb/http_us".into(),
+                json!(self.client.http_us().saturating_sub(before)),
+            );
+            res.meta = Some(meta);
+        }
+        Ok(r)
     }
 
     async fn list_tools(
@@ -982,7 +1055,8 @@ impl ServerHandler for SebMcp {
                 let text = serde_json::to_string_pretty(&p)
                     .map_err(|e| McpError::internal_error(e.to_string(), None))?;
                 Ok(ReadResourceResult::new(vec![
-                    ResourceContents::text(text, request.uri.clone()).with_mime_type("application/json"),
+                    ResourceContents::text(text, request.uri.clone())
+                        .with_mime_type("application/json"),
                 ])
                 .into())
             }
@@ -1043,8 +1117,7 @@ mod tests {
         }
         assert!(serde_json::from_value::<ApplyArgs>(json!({"platform": "aws", "op": "s3:PutObject", "target": {}, "params": {}, "wait": 3})).is_err());
         // Nobody connected to admission or the broker.
-        let accepted =
-            tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
+        let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
         assert!(accepted.is_err(), "a bad input reached the network");
     }
 
@@ -1063,7 +1136,12 @@ mod tests {
     async fn unreachable_services_are_a_tool_error() {
         let (srv, listener) = server().await;
         drop(listener);
-        let a = ObserveArgs { platform: PlatformName::Kubernetes, op: "scale".into(), target: target(), params: Some(json!({"replicas": 2})) };
+        let a = ObserveArgs {
+            platform: PlatformName::Kubernetes,
+            op: "scale".into(),
+            target: target(),
+            params: Some(json!({"replicas": 2})),
+        };
         let f = srv.observe_inner(a).await.unwrap_err();
         assert_eq!(f.detail["error"], "unreachable", "{}", f.summary);
         assert!(f.summary.contains("admission unreachable"), "{}", f.summary);
@@ -1078,10 +1156,20 @@ mod tests {
         assert!(refusal_next("reject", "replay").contains("already used"));
         assert!(refusal_next("reject", "match").contains("names the field"));
         assert!(refusal_next("reject", "parse").contains("names the field"));
-        let f = Fail::admission(&Reply { status: 403, body: json!({"error": "unauthenticated", "detail": "agent `x` is not registered"}) });
+        let f = Fail::admission(&Reply {
+            status: 403,
+            body: json!({"error": "unauthenticated", "detail": "agent `x` is not registered"}),
+        });
         assert!(f.summary.contains("not registered with admission"), "{}", f.summary);
-        let f = Fail::admission(&Reply { status: 422, body: json!({"error": "invalid", "detail": "compile: params.replicas"}) });
-        assert!(f.summary.contains("fix the named field") && f.summary.contains("replicas"), "{}", f.summary);
+        let f = Fail::admission(&Reply {
+            status: 422,
+            body: json!({"error": "invalid", "detail": "compile: params.replicas"}),
+        });
+        assert!(
+            f.summary.contains("fix the named field") && f.summary.contains("replicas"),
+            "{}",
+            f.summary
+        );
     }
 
     #[tokio::test]
@@ -1089,18 +1177,38 @@ mod tests {
         let (srv, _l) = server().await;
         let tools = srv.tools();
         let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-        assert_eq!(names, ["apply", "execute", "history", "list_operations", "observe", "proposal_status", "propose"]);
+        assert_eq!(
+            names,
+            [
+                "apply",
+                "execute",
+                "history",
+                "list_operations",
+                "observe",
+                "proposal_status",
+                "propose"
+            ]
+        );
         for t in &tools {
             let a = t.annotations.as_ref().unwrap();
-            let ro = ["list_operations", "observe", "proposal_status", "history"].contains(&t.name.as_ref());
+            let ro = ["list_operations", "observe", "proposal_status", "history"]
+                .contains(&t.name.as_ref());
             assert_eq!(a.read_only_hint, Some(ro), "{}", t.name);
             let destructive = ["execute", "apply"].contains(&t.name.as_ref());
             assert_eq!(a.destructive_hint, Some(destructive), "{}", t.name);
-            assert_eq!(t.input_schema.get("additionalProperties"), Some(&json!(false)), "{}", t.name);
+            assert_eq!(
+                t.input_schema.get("additionalProperties"),
+                Some(&json!(false)),
+                "{}",
+                t.name
+            );
         }
         let propose = tools.iter().find(|t| t.name == "propose").unwrap();
         let schema = serde_json::to_string(&propose.input_schema).unwrap();
-        assert!(schema.contains("anyOf") && schema.contains("api_version") && schema.contains("arn"), "{schema}");
+        assert!(
+            schema.contains("anyOf") && schema.contains("api_version") && schema.contains("arn"),
+            "{schema}"
+        );
         assert!(schema.contains("\"kubernetes\"") && schema.contains("\"aws\""), "{schema}");
     }
 }

@@ -18,8 +18,7 @@ pub fn kube(method: &str, path: &str, token: &str, body: Option<(&str, Value)>) 
     let s = KubeApiServer::shared().unwrap();
     let ca = reqwest::Certificate::from_pem(s.ca_pem()).unwrap();
     let c = reqwest::blocking::Client::builder().add_root_certificate(ca).build().unwrap();
-    let mut r =
-        c.request(method.parse().unwrap(), format!("{}{path}", s.url())).bearer_auth(token);
+    let mut r = c.request(method.parse().unwrap(), format!("{}{path}", s.url())).bearer_auth(token);
     if let Some((ct, b)) = body {
         r = r.header("content-type", ct).body(b.to_string());
     }
@@ -130,4 +129,3 @@ pub fn seb_with(args: &[String], extra: &[&str]) -> (i32, String, String) {
     let all: Vec<&str> = args.iter().map(String::as_str).chain(extra.iter().copied()).collect();
     seb(&all)
 }
-

@@ -216,6 +216,34 @@ async def unreachable():
         check(not r["is_error"], "unreachable", "the server keeps serving", r)
 
 
+async def benchmark():
+    """Tool-call overhead of seb mcp over stdio on top of the underlying HTTP call: the
+    client's round trip of `proposal_status` (one signed admission read) minus the time seb mcp
+    reports it waited for admission (`_meta["io.seb/http_us"]`). Printed, not asserted."""
+    n = int(CFG.get("bench_calls", 300))
+    rtt, http = [], []
+    async with Client(server()) as c:
+        for _ in range(20):
+            await c.call_tool("proposal_status", {"proposal_id": "mcp-scale-6"})
+        for _ in range(n):
+            t0 = time.perf_counter_ns()
+            r = await c.call_tool("proposal_status", {"proposal_id": "mcp-scale-6"})
+            rtt.append((time.perf_counter_ns() - t0) / 1000)
+            check(not r.is_error, "benchmark", "ok", r)
+            http.append((r.meta or {}).get("io.seb/http_us"))
+    check(all(h is not None for h in http), "benchmark", "http time reported", http[:3])
+    over = sorted(a - b for a, b in zip(rtt, http))
+    rtt.sort()
+    pct = lambda xs, q: xs[min(len(xs) - 1, int(q * len(xs)))]
+    fig = {"calls": n, "overhead_us_p50": round(pct(over, 0.5)), "overhead_us_p99": round(pct(over, 0.99)),
+           "round_trip_us_p50": round(pct(rtt, 0.5)), "round_trip_us_p99": round(pct(rtt, 0.99)),
+           "http_us_p50": round(pct(sorted(http), 0.5))}
+    log("benchmark", **fig)
+    print(f"BENCH seb mcp over stdio, {n} proposal_status calls: overhead p50 {fig['overhead_us_p50']} us, "
+          f"p99 {fig['overhead_us_p99']} us (round trip p50 {fig['round_trip_us_p50']} us, "
+          f"admission read p50 {fig['http_us_p50']} us)", flush=True)
+
+
 async def main():
     for step in CFG["steps"]:
         await globals()[step]()
