@@ -98,6 +98,38 @@ fn seb_mcp_refuses_to_start_with_a_missing_or_exposed_key_file() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("readable by other users") && err.contains("644"), "{err}");
     assert_no_secrets("stderr", &err);
+    // Off loopback, the HTTP transport needs TLS and client tokens.
+    std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut a = args(&k);
+    a.extend(["--listen".to_owned(), "0.0.0.0:0".to_owned()]);
+    let (code, err, _) = run(a);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("refusing to listen on 0.0.0.0:0") && err.contains("TLS"), "{err}");
+}
+
+/// `seb mcp --listen 127.0.0.1:0` with one client token and one allowed origin; its URL.
+fn serve_http(d: &Path, url: &str, ca: &Path, token: &str) -> (std::process::Child, String) {
+    use std::io::BufRead as _;
+    let tokens = d.join("mcp-clients");
+    std::fs::write(&tokens, format!("# client token\npython-client {token}\n")).unwrap();
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut child = Command::new(SEB)
+        .arg("mcp")
+        .args(mcp_args(d, url, ca))
+        .args(["--listen", "127.0.0.1:0", "--allowed-origin", "http://localhost:5173"])
+        .arg("--client-tokens")
+        .arg(&tokens)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(d.join("mcp-http.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+        panic!("{e}: {line}{}", std::fs::read_to_string(d.join("mcp-http.log")).unwrap_or_default())
+    });
+    (child, v["url"].as_str().unwrap().to_owned())
 }
 
 /// A protected namespace with Deployment `web`, `seb deploy kubernetes --apply`, and one
@@ -146,8 +178,13 @@ fn an_agent_drives_seb_through_mcp_with_the_python_sdk() {
     let _iso = KubeApiServer::isolated();
     let dep = deployment("mcp");
     let (d, srv, ns, deps, ca) = (dep.dir.path(), &dep.srv, &dep.ns, &dep.deps, &dep.ca);
+    let token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let (mut http_child, http_url) = serve_http(d, &srv.url, ca, &token);
     let scenario = json!({
         "seb": SEB,
+        "http_url": http_url,
+        "http_token": token,
+        "http_origin": "http://localhost:5173",
         "mcp_args": mcp_args(d, &srv.url, ca),
         "unreachable_args": mcp_args(d, &format!("https://127.0.0.1:{}", free_port()), ca),
         "env": {"SEB_LOG": "info", "PATH": std::env::var("PATH").unwrap_or_default()},
@@ -158,7 +195,7 @@ fn an_agent_drives_seb_through_mcp_with_the_python_sdk() {
         "approver_key": d.join("alice.seed"),
         "admin_key": d.join("ops.seed"),
         "out": d.join("transcript.json"),
-        "steps": ["tools_and_bad_inputs", "policy_apply", "human_path", "benchmark", "revoked", "unreachable"],
+        "steps": ["tools_and_bad_inputs", "policy_apply", "human_path", "benchmark", "http_transport", "revoked", "unreachable"],
     });
     std::fs::write(d.join("scenario.json"), scenario.to_string()).unwrap();
     let (_, before) = kube("GET", &format!("{deps}/web"), &dep.admin, None);
@@ -204,6 +241,19 @@ fn an_agent_drives_seb_through_mcp_with_the_python_sdk() {
     assert_no_secrets("python stderr + seb mcp logs", &stderr);
     assert_no_secrets("transcript", &serde_json::to_string(&transcript).unwrap());
     assert!(stderr.contains("proposal submitted"), "seb mcp logged to stderr: {stderr}");
+    let _ = http_child.kill();
+    let _ = http_child.wait();
+    let http_log = std::fs::read_to_string(d.join("mcp-http.log")).unwrap();
+    assert_no_secrets("seb mcp --listen logs", &http_log);
+    assert!(
+        http_log.contains("bearer token refused") && http_log.contains("origin not allowed"),
+        "{http_log}"
+    );
+    for (what, text) in
+        [("http log", &http_log), ("stdout", &stdout.to_string()), ("stderr", &stderr.to_string())]
+    {
+        assert!(!text.contains(&token), "{what} contains the client's bearer token");
+    }
 
     // The agent reads seb mcp uses are signed: unsigned, signed by an unregistered key, or
     // signed over another query, they are refused.

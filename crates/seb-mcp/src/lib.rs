@@ -9,6 +9,8 @@
 //! - [`client`]: the agent side of SEB's HTTP APIs (also used by the `seb` CLI).
 //! - [`catalogue`]: operations from the platform profiles, and local input validation.
 //! - [`server`]: the tools, resources and the MCP handler.
+//! - [`http`]: the streamable HTTP transport (`--listen`): loopback by default, TLS and
+//!   per-client bearer tokens elsewhere, an `Origin` allow-list.
 //!
 //! Invariants:
 //! - Nothing is signed or sent before the input validated against the same platform profile
@@ -20,6 +22,7 @@
 
 pub mod catalogue;
 pub mod client;
+pub mod http;
 pub mod server;
 
 use std::path::{Path, PathBuf};
@@ -61,6 +64,25 @@ pub struct McpArgs {
     /// The client certificate's PEM private key.
     #[arg(long, env = "SEB_CLIENT_KEY", requires = "client_cert")]
     pub client_key: Option<PathBuf>,
+    /// Serve streamable HTTP on this address (endpoint `/mcp`) instead of stdio. Loopback
+    /// unless TLS and client tokens are given.
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// PEM certificate for `--listen` over TLS.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS certificate's PEM private key.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Bearer tokens, one client per line: `<client name> <token>` (mode 0600).
+    #[arg(long)]
+    pub client_tokens: Option<PathBuf>,
+    /// An origin (`scheme://host:port`) browser requests may come from; others get 403.
+    #[arg(long)]
+    pub allowed_origin: Vec<String>,
+    /// A host name clients use to reach `--listen` (beyond its address and loopback).
+    #[arg(long)]
+    pub allowed_host: Vec<String>,
 }
 
 /// The `--config` file.
@@ -133,10 +155,24 @@ pub fn build(r: &Resolved) -> Result<SebMcp> {
 }
 
 /// `seb mcp`: serve MCP on stdin/stdout until the host closes it (the caller sends logs to
-/// stderr: stdout is the protocol).
+/// stderr: stdout is the protocol), or on `--listen` over streamable HTTP.
 pub async fn run(a: McpArgs) -> Result<()> {
+    let o = http::HttpOptions {
+        listen: a.listen,
+        tls_cert: a.tls_cert.clone(),
+        tls_key: a.tls_key.clone(),
+        client_tokens: a.client_tokens.clone(),
+        allowed_origins: a.allowed_origin.clone(),
+        allowed_hosts: a.allowed_host.clone(),
+    };
+    if o.listen.is_some() {
+        http::check_exposure(&o)?;
+    }
     let r = resolve(&a)?;
     let server = build(&r)?;
+    if o.listen.is_some() {
+        return http::serve(server, &o).await;
+    }
     tracing::info!(agent = %r.agent, admission = %r.admission, broker = %r.broker, transport = "stdio", "seb mcp serving");
     let running = server
         .serve(rmcp::transport::stdio())

@@ -244,6 +244,48 @@ async def benchmark():
           f"admission read p50 {fig['http_us_p50']} us)", flush=True)
 
 
+def raw_post(headers):
+    """One JSON-RPC initialize POST to the HTTP transport: the status."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                       "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                                  "clientInfo": {"name": "raw", "version": "0"}}}).encode()
+    req = urllib.request.Request(CFG["http_url"], data=body, method="POST",
+                                 headers={"content-type": "application/json",
+                                          "accept": "application/json, text/event-stream", **headers})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+async def http_transport():
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+    token = CFG["http_token"]
+    statuses = {
+        "no token": raw_post({}),
+        "wrong token": raw_post({"Authorization": "Bearer " + "x" * 40}),
+        "wrong origin": raw_post({"Authorization": f"Bearer {token}", "Origin": "https://evil.example"}),
+        "allowed origin": raw_post({"Authorization": f"Bearer {token}", "Origin": CFG["http_origin"]}),
+    }
+    log("http_statuses", **statuses)
+    check(statuses["no token"] == 401 and statuses["wrong token"] == 401, "http", "401 without a valid token", statuses)
+    check(statuses["wrong origin"] == 403, "http", "403 for a foreign Origin", statuses)
+    check(statuses["allowed origin"] == 200, "http", "200 for an allowed Origin with a token", statuses)
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as hc:
+        async with Client(streamable_http_client(CFG["http_url"], http_client=hc)) as c:
+            tools = (await c.list_tools()).tools
+            log("http_list_tools", tools=sorted(t.name for t in tools))
+            check(len(tools) == 7, "http", "seven tools over HTTP", tools)
+            r = await call(c, "observe", {"platform": "kubernetes", "op": "scale", "target": target(), "params": {"replicas": 2}})
+            check(not r["is_error"], "http", "observe over HTTP", r)
+            r = await call(c, "proposal_status", {"proposal_id": "mcp-scale-6"})
+            check(r["structured"]["status"] == "certified", "http", "the proposal over HTTP", r)
+            r = await call(c, "propose", {"platform": "kubernetes", "op": "scale", "target": target(), "params": {"replicas": -5}})
+            check(r["is_error"], "http", "bad input over HTTP", r)
+
+
 async def main():
     for step in CFG["steps"]:
         await globals()[step]()
