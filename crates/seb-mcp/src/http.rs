@@ -121,8 +121,8 @@ async fn gate(State(g): State<Gate>, req: Request, next: Next) -> Response {
 /// Off loopback, TLS and client tokens are required: checked before anything is read.
 pub fn check_exposure(o: &HttpOptions) -> Result<()> {
     let addr = o.listen.context("no --listen address")?;
-    let tls = o.tls_cert.is_some() && o.tls_key.is_some();
-    if !addr.ip().is_loopback() && !(tls && o.client_tokens.is_some()) {
+    let protected = o.tls_cert.is_some() && o.tls_key.is_some() && o.client_tokens.is_some();
+    if !(addr.ip().is_loopback() || protected) {
         bail!(
             "refusing to listen on {addr}: off loopback, `seb mcp` needs TLS (--tls-cert, --tls-key) and per-client bearer tokens (--client-tokens)"
         );
