@@ -195,7 +195,7 @@ fn an_agent_drives_seb_through_mcp_with_the_python_sdk() {
         "approver_key": d.join("alice.seed"),
         "admin_key": d.join("ops.seed"),
         "out": d.join("transcript.json"),
-        "steps": ["tools_and_bad_inputs", "policy_apply", "human_path", "benchmark", "http_transport", "revoked", "unreachable"],
+        "steps": ["tools_and_bad_inputs", "policy_apply", "human_path", "benchmark", "http_transport", "drift", "revoked", "unreachable"],
     });
     std::fs::write(d.join("scenario.json"), scenario.to_string()).unwrap();
     let (_, before) = kube("GET", &format!("{deps}/web"), &dep.admin, None);
@@ -229,10 +229,15 @@ fn an_agent_drives_seb_through_mcp_with_the_python_sdk() {
     assert_eq!(step("bad_input").len(), 9);
     let unchanged = &step("ledger_unchanged")[0];
     assert_eq!(unchanged["before"], unchanged["after"]);
-    // The human-path change is on the API server (3 by policy, then 6 after approval; the
-    // revoked agent's 4 never landed).
+    // Every applied change is on the API server: 3 by policy, 6 after approval, 3 by the
+    // change that made `mcp-drift-a` stale, 4 re-proposed; the revoked agent's 4 never ran.
     let (_, web) = kube("GET", &format!("{deps}/web"), &dep.admin, None);
-    assert_eq!(web["spec"]["replicas"], 6, "{web}");
+    assert_eq!(web["spec"]["replicas"], 4, "{web}");
+    let readmit = transcript
+        .iter()
+        .find(|s| s["step"] == "execute" && s["structured"]["decision"] == "readmit")
+        .expect("a readmit");
+    assert_eq!(readmit["structured"]["failed_check"], "drift", "{readmit}");
     assert!(!step("progress")[0]["notifications"].as_array().unwrap().is_empty());
 
     // No key material or token in anything the session printed (tool results, seb mcp's

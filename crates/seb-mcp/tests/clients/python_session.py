@@ -192,6 +192,27 @@ async def human_path():
         check(len(ex) >= 2 and all("inclusion_proof" in e for e in ex), "history", "records with proofs", h)
 
 
+async def drift():
+    """A certified change whose evidence went stale (another certified change landed first):
+    readmit with a fresh observation, then re-proposed from the current state and applied."""
+    async with Client(server()) as c:
+        r = await call(c, "propose", {"platform": "kubernetes", "op": "scale", "target": target(),
+                                      "params": {"replicas": 4}, "proposal_id": "mcp-drift-a"})
+        check(r["structured"]["status"] == "certified", "drift", "certified", r)
+        r = await call(c, "apply", {"platform": "kubernetes", "op": "scale", "target": target(),
+                                    "params": {"replicas": 3}, "proposal_id": "mcp-drift-b"})
+        check(not r["is_error"] and r["structured"]["outcome"] == "applied", "drift", "the other change applied", r)
+        r = await call(c, "execute", {"proposal_id": "mcp-drift-a"})
+        st = r["structured"]
+        check(r["is_error"] and st["decision"] == "readmit" and "propose again" in st["next"], "drift",
+              "readmit with the next step", r)
+        fresh = st["fresh_observation"]["projection"][""]["spec"]["replicas"]
+        check(fresh == 3, "drift", "the fresh observation shows the current state", st["fresh_observation"])
+        r = await call(c, "apply", {"platform": "kubernetes", "op": "scale", "target": target(),
+                                    "params": {"replicas": 4}, "proposal_id": "mcp-drift-a2"})
+        check(not r["is_error"] and r["structured"]["outcome"] == "applied", "drift", "re-proposed and applied", r)
+
+
 async def revoked():
     async with Client(server()) as c:
         r = await call(c, "propose", {"platform": "kubernetes", "op": "scale", "target": target(),
