@@ -310,7 +310,18 @@ note "and a stolen execution session? The broker's mint for one s3:PutObject, tr
 "$scoped_session" "$info" || die "a minted session reached beyond its certificate"
 row "stolen minted AWS session" "refused (403) x5" "session policy = the certified action on the certified ARN"
 
-say "7. Audit: export the ledger and verify it offline"
+say "7. An agent over MCP: seb mcp holds the agent's key; the model only calls tools"
+python3 -c 'import importlib.metadata as m; assert m.version("mcp") == "2.3.0"' 2> /dev/null \
+  || python3 -m pip install --quiet mcp==2.3.0 2> /dev/null \
+  || python3 -m pip install --quiet --break-system-packages mcp==2.3.0 \
+  || die "cannot install the Python MCP SDK (mcp==2.3.0)"
+python3 "$root/scripts/mcp_agent.py" "$seb" "$url" "$work/agent.seed" "$ca" "$ns" > "$work/mcp-agent.txt" 2>&1 \
+  || die "MCP agent session: $(tail -20 "$work/mcp-agent.txt")"
+sed -n '1,40p' "$work/mcp-agent.txt"
+note "live replicas now $(replicas)"
+row "agent over MCP (seb mcp)" "applied; replay refused" "list_operations, observe, bad input refused locally, apply (policy path), execute again → replay"
+
+say "8. Audit: export the ledger and verify it offline"
 "$seb" ledger checkpoint --broker "$url" > /dev/null
 "$seb" ledger export --broker "$url" --out "$work/ledger.json" > /dev/null
 "$seb" ledger verify "$work/ledger.json" --broker-key "$(pub broker)" --admission-key "$(pub issuer)" > "$work/verify.json" || die "ledger verification failed"

@@ -14,6 +14,8 @@
 //! | `GET /v1/admission/epochs` | active epochs and revocations |
 //! | `GET /v1/admission/epochs/statement` | a fresh signed epoch statement (TTL `statement_ttl_ms`) |
 //! | `GET /v1/admission/keys` | issuer key, break-glass operators and quorum |
+//! | `GET /v1/admission/observations?platform&op&target&params` | agent-signed read: the live projection a proposal would record as evidence |
+//! | `GET /v1/admission/paths` | agent-signed read: each level's required path, and escalations |
 //!
 //! Every route but the signed epoch statement and the keys is authenticated: the proposal,
 //! approval, revocation and policy-load POSTs are signed statements themselves (their signer
@@ -46,7 +48,7 @@ type St = State<Arc<Admission>>;
 
 /// Every route of [`router`] as (OpenAPI method, path); `/openapi.json` is tested against this
 /// list, and the list against the router (crates/seb-cli/tests/openapi.rs).
-pub const ROUTES: [(&str, &str); 14] = [
+pub const ROUTES: [(&str, &str); 16] = [
     ("post", "/v1/admission/proposals"),
     ("get", "/v1/admission/proposals"),
     ("get", "/v1/admission/proposals/{id}"),
@@ -61,6 +63,8 @@ pub const ROUTES: [(&str, &str); 14] = [
     ("get", "/v1/admission/epochs"),
     ("get", "/v1/admission/epochs/statement"),
     ("get", "/v1/admission/keys"),
+    ("get", "/v1/admission/observations"),
+    ("get", "/v1/admission/paths"),
 ];
 
 /// The router, with state already applied, usable as extra routes of any router state `S`.
@@ -77,6 +81,8 @@ pub fn router<S: Clone + Send + Sync + 'static>(admission: Arc<Admission>) -> Ro
         .route("/v1/admission/epochs", get(epochs))
         .route("/v1/admission/epochs/statement", get(statement))
         .route("/v1/admission/keys", get(keys))
+        .route("/v1/admission/observations", get(observe))
+        .route("/v1/admission/paths", get(paths))
         .with_state(admission)
 }
 
@@ -297,4 +303,63 @@ async fn keys(State(a): St) -> Response {
         "break_glass": { "operators": ops, "quorum": a.break_glass_quorum() },
     }))
     .into_response()
+}
+
+// ---------------------------------------------------------------- agent reads (seb mcp)
+
+/// The agent who signed this read (see [`crate::client::sign_read`]), over the exact
+/// path and query received.
+fn agent_read(
+    a: &Admission,
+    h: &HeaderMap,
+    uri: &axum::http::Uri,
+) -> Result<String, AdmissionError> {
+    let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or_else(|| uri.path());
+    let sig = h.get(READ_SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    a.authenticate_agent_read(sig, "GET", pq)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ObserveQ {
+    platform: String,
+    op: String,
+    /// JSON text.
+    target: String,
+    /// JSON text; `{}` when absent.
+    params: Option<String>,
+}
+
+/// `GET /v1/admission/observations`: what a proposal of this op, target and params would
+/// record as evidence, for the signing agent. Read-only; nothing is recorded.
+async fn observe(
+    State(a): St,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    q: Result<Query<ObserveQ>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let r = async {
+        let agent = agent_read(&a, &headers, &uri)?;
+        let Query(q) = q.map_err(|e| AdmissionError::Parse(e.body_text()))?;
+        let platform: seb_core::types::Platform =
+            serde_json::from_value(Value::String(q.platform.clone())).map_err(|_| {
+                AdmissionError::Invalid(format!("unknown platform `{}`", q.platform))
+            })?;
+        let limit = a.body_limit();
+        let target: Value = seb_core::json::parse(q.target.as_bytes(), limit)
+            .map_err(|e| AdmissionError::Parse(format!("target: {e}")))?;
+        let params: Value = match &q.params {
+            Some(p) => seb_core::json::parse(p.as_bytes(), limit)
+                .map_err(|e| AdmissionError::Parse(format!("params: {e}")))?,
+            None => json!({}),
+        };
+        a.observe_for(&agent, platform, &q.op, &target, &params).await
+    }
+    .await;
+    reply(StatusCode::OK, r)
+}
+
+/// `GET /v1/admission/paths`: the path rules in force, for a signing agent.
+async fn paths(State(a): St, OriginalUri(uri): OriginalUri, headers: HeaderMap) -> Response {
+    reply(StatusCode::OK, agent_read(&a, &headers, &uri).map(|_| a.paths()))
 }

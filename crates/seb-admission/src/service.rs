@@ -1816,3 +1816,112 @@ fn prune(map: &mut BTreeMap<String, Entry>) {
         map.remove(&id);
     }
 }
+
+// ------------------------------------------------------------------ agent reads (MCP)
+
+/// What `GET /v1/admission/observations` returns: the live projection of a target as
+/// admission would record it as evidence for this op, target and params (nothing is
+/// proposed, signed or recorded).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObservationView {
+    pub platform: Platform,
+    pub op: String,
+    /// The target and params as the profile normalised them.
+    pub target: Value,
+    pub params: Value,
+    /// The consequence level the proposal would get (before policy escalation).
+    pub risk_level: RiskLevel,
+    /// The evidence pointers, the projection at them and its digest.
+    pub pointers: Vec<String>,
+    pub projection: BTreeMap<String, Value>,
+    pub digest: Digest,
+    pub observed_at_ms: u64,
+}
+
+/// What `GET /v1/admission/paths` returns: per level, the requirement of the path rules in
+/// force (`null`: never certified by the autonomous paths), and what an escalation adds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PathsView {
+    pub levels: BTreeMap<String, Option<Requirement>>,
+    pub escalation: Escalation,
+}
+
+impl Admission {
+    /// Authenticate a signed read ([`Admission::authenticate_request`]) made by a registered
+    /// agent; returns the agent's name. Any other caller: [`AdmissionError::Forbidden`].
+    pub fn authenticate_agent_read(
+        &self,
+        header: Option<&str>,
+        method: &str,
+        path_and_query: &str,
+    ) -> Result<String, AdmissionError> {
+        let caller = self.authenticate_request(method, path_and_query, header)?;
+        caller.agent.ok_or_else(|| {
+            AdmissionError::Forbidden("only a registered agent may use this route".into())
+        })
+    }
+
+    /// Observe a target for a registered, unrevoked agent exactly as a proposal's evidence
+    /// would be observed (compile, scope check, read-only observation); records nothing.
+    pub async fn observe_for(
+        &self,
+        agent: &str,
+        platform: Platform,
+        op: &str,
+        target: &Value,
+        params: &Value,
+    ) -> Result<ObservationView, AdmissionError> {
+        let now = self.now()?;
+        let epochs = self.store.epoch_check("", agent).await?;
+        if epochs.agent_revoked {
+            return Err(AdmissionError::Forbidden(format!("agent `{}` is revoked", short(agent))));
+        }
+        let adapter = self.platforms.get(platform).ok_or_else(|| {
+            AdmissionError::Invalid(format!("platform `{platform}` is not configured"))
+        })?;
+        let (target, params) = adapter
+            .profile
+            .compile(op, target, params)
+            .map_err(|e| AdmissionError::Invalid(format!("compile: {e}")))?;
+        let score = self.scoring.score(&adapter.profile.consequence(op, &target, &params));
+        let contract = Contract {
+            platform,
+            op: op.to_owned(),
+            target,
+            params,
+            constraints: Vec::new(),
+            risk_level: score.level,
+        };
+        adapter
+            .target
+            .check_scope(&contract)
+            .map_err(|e| AdmissionError::Forbidden(format!("scope: {e}")))?;
+        let (evidence, _) = self
+            .observe(adapter, &contract, now)
+            .await
+            .map_err(|e| AdmissionError::Invalid(short(&e)))?;
+        Ok(ObservationView {
+            platform,
+            pointers: adapter.profile.default_pointers(op, &contract.target, &contract.params),
+            op: contract.op,
+            target: contract.target,
+            params: contract.params,
+            risk_level: score.level,
+            projection: evidence.projection,
+            digest: evidence.digest,
+            observed_at_ms: evidence.observed_at_ms,
+        })
+    }
+
+    /// The path rules and escalations in force.
+    pub fn paths(&self) -> PathsView {
+        let levels = self
+            .path_rules
+            .levels
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("L{i}"), r.map(Requirement::from)))
+            .collect();
+        PathsView { levels, escalation: self.escalation }
+    }
+}

@@ -318,10 +318,19 @@ async fn consistency(
     }
 }
 
-/// Build a full export of the ledger (entries and every checkpoint).
+/// Build an export of the ledger: every entry the newest checkpoint covers, and every
+/// checkpoint.
 pub async fn build_export(broker: &Broker) -> Result<LedgerExport, seb_store::StoreError> {
     let store = broker.store();
-    let size = store.ledger_size().await?;
+    // Entries up to the newest checkpoint only: a record appended after it (by this replica
+    // or another sharing the store) waits for the next export, so every exported entry is
+    // covered by a signed checkpoint. Checkpoints are read first: they only ever cover
+    // entries already committed.
+    let stored = store.checkpoints().await?;
+    let size = match stored.iter().map(|c| c.size).max() {
+        Some(s) => s,
+        None => store.ledger_size().await?,
+    };
     let mut entries = Vec::new();
     let mut start = 0;
     while start < size {
@@ -329,7 +338,7 @@ pub async fn build_export(broker: &Broker) -> Result<LedgerExport, seb_store::St
         entries.extend(store.entries(start, end).await?);
         start = end;
     }
-    let checkpoints = store.checkpoints().await?.into_iter().map(|c| c.note).collect();
+    let checkpoints = stored.into_iter().map(|c| c.note).collect();
     Ok(LedgerExport { origin: broker.settings().origin.clone(), entries, checkpoints })
 }
 

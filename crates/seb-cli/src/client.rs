@@ -1,19 +1,18 @@
 //! Agent-side commands: `seb execute`, and `seb insecure-issue` for bootstrapping.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
-use seb_core::certificate::{UnverifiedCertificate, encode_nonce};
+use seb_core::certificate::encode_nonce;
 use seb_core::digest::Digest;
 use seb_core::envelope::Envelope;
 use seb_core::json;
-use seb_core::pipeline::sign_request;
 use seb_core::types::{
-    CertPath, CertificatePayload, Constraint, Contract, Evidence, ExecRequest, Issuer, Platform,
-    Presentation, RiskLevel, Subject, Tolerance, Validity,
+    CertPath, CertificatePayload, Constraint, Contract, Evidence, Issuer, Platform, RiskLevel,
+    Subject, Tolerance, Validity,
 };
 use serde_json::Value;
 
@@ -61,21 +60,14 @@ pub struct TlsClientArgs {
 
 /// HTTP client trusting `tls.ca` when given, presenting `tls.client_cert` when given.
 pub fn http_client(tls: &TlsClientArgs) -> Result<reqwest::Client> {
-    let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading `{}`", p.display()));
-    let mut b = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60));
-    if let Some(ca) = &tls.ca {
-        let cert = reqwest::Certificate::from_pem(&read(ca)?).context("CA is not PEM")?;
-        b = b.tls_certs_only([cert]);
-    }
-    if let (Some(cert), Some(key)) = (&tls.client_cert, &tls.client_key) {
-        let mut pem = read(cert)?;
-        pem.push(b'\n');
-        pem.extend_from_slice(&zeroize::Zeroizing::new(read(key)?));
-        let identity = reqwest::Identity::from_pem(&pem);
-        zeroize::Zeroize::zeroize(&mut pem);
-        b = b.identity(identity.context("client certificate and key are not PEM")?);
-    }
-    b.build().context("building the HTTP client")
+    seb_mcp::client::http_client(
+        &seb_mcp::client::TlsFiles {
+            ca: tls.ca.clone(),
+            client_cert: tls.client_cert.clone(),
+            client_key: tls.client_key.clone(),
+        },
+        std::time::Duration::from_secs(60),
+    )
 }
 
 /// `seb execute`: exit 0 when applied, 3 when admitted but not applied, 2 when refused.
@@ -84,27 +76,22 @@ pub async fn execute(a: ExecuteArgs) -> Result<ExitCode> {
         .with_context(|| format!("reading `{}`", a.certificate.display()))?;
     let envelope: Envelope =
         json::parse(&env_bytes, 1 << 20).context("certificate is not an envelope")?;
-    // The agent reads its own certificate to build the request; the broker verifies it.
-    let cert = UnverifiedCertificate::new(envelope.clone()).insecure_payload(1 << 20)?;
     let agent = keyfile::read(&a.agent_key)?;
     let params = match &a.params {
-        Some(p) => serde_json::from_str(p).context("--params is not JSON")?,
-        None => cert.contract.params.clone(),
+        Some(p) => Some(serde_json::from_str(p).context("--params is not JSON")?),
+        None => None,
     };
-    let request = ExecRequest {
-        cid: cert.cid.clone(),
-        nonce: cert.nonce.clone(),
-        op: cert.contract.op.clone(),
-        target: cert.contract.target.clone(),
+    let presentation = seb_mcp::client::presentation(
+        envelope,
+        &agent,
+        a.caller.clone(),
         params,
-        caller: a.caller.clone().unwrap_or_else(|| cert.subject.agent.clone()),
-        t_exec_ms: match a.t_exec_ms {
+        match a.t_exec_ms {
             Some(t) => t,
             None => now_ms()?,
         },
-    };
-    let proof = sign_request(&request, &agent)?;
-    let body = json::canonical(&Presentation { certificate: envelope, request, proof })?;
+    )?;
+    let body = json::canonical(&presentation)?;
     let url = format!("{}/v1/executions", a.broker.trim_end_matches('/'));
     let resp = http_client(&a.tls)?
         .post(&url)

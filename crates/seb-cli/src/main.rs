@@ -72,6 +72,8 @@ enum Cmd {
         #[command(subcommand)]
         cmd: admission_cmd::PolicyCmd,
     },
+    /// Serve the Model Context Protocol for one agent (stdio): the agent host's way to SEB.
+    Mcp(seb_mcp::McpArgs),
     /// The platform artefacts that make bypassing the broker impossible (Kubernetes RBAC,
     /// webhook and policy; AWS trust policy, SCP/RCP, permission boundary).
     Deploy {
@@ -113,6 +115,17 @@ fn main() -> ExitCode {
             Cmd::Admission { cmd } => admission_cmd::admission(cmd).await,
             Cmd::Policy { cmd } => admission_cmd::policy(cmd).await,
             Cmd::Deploy { cmd } => deploy_cmd::run(cmd).await,
+            Cmd::Mcp(a) => {
+                // stdout is the protocol: logs go to stderr only.
+                let filter = tracing_subscriber::EnvFilter::try_from_env("SEB_LOG")
+                    .unwrap_or_else(|_| "info".into());
+                tracing_subscriber::fmt()
+                    .json()
+                    .with_writer(std::io::stderr)
+                    .with_env_filter(filter)
+                    .init();
+                seb_mcp::run(a).await.map(|()| ExitCode::SUCCESS)
+            }
         }
     });
     match result {

@@ -28,7 +28,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::InfraError;
-use crate::process::{Supervised, free_port, run, wait_until};
+use crate::process::{Supervised, free_port, wait_until};
 
 /// moto's default account id.
 pub const ACCOUNT: &str = "123456789012";
@@ -102,21 +102,11 @@ fn cmd_err(command: &str, detail: impl std::fmt::Display) -> InfraError {
 
 /// Make sure `moto[server]` 5.x can be imported by `python3`, installing it when not.
 pub fn ensure_moto() -> Result<String, InfraError> {
-    let probe = "import moto, moto.server, flask, boto3; print(moto.__version__)";
-    if let Ok(v) = run("python3", &["-c", probe]) {
-        let v = v.trim().to_owned();
-        if v.starts_with("5.") {
-            return Ok(v);
-        }
-    }
-    let spec = "moto[server]>=5.1,<6";
-    let plain = run("python3", &["-m", "pip", "install", "--quiet", spec]);
-    if plain.is_err() {
-        // Debian's system Python refuses pip installs without this flag (PEP 668).
-        run("python3", &["-m", "pip", "install", "--quiet", "--break-system-packages", spec])?;
-    }
-    let v = run("python3", &["-c", probe])?;
-    Ok(v.trim().to_owned())
+    crate::process::ensure_python_package(
+        "import moto, moto.server, flask, boto3; print(moto.__version__)",
+        "5.",
+        "moto[server]>=5.1,<6",
+    )
 }
 
 /// How an [`AwsApi`] authenticates.

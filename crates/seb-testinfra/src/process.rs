@@ -168,3 +168,25 @@ pub fn apt_install(packages: &[&str]) -> Result<(), InfraError> {
     args.extend_from_slice(packages);
     run("apt-get", &args).map(|_| ())
 }
+
+/// Make sure `python3` can run `probe` (which prints the installed version) with a version
+/// starting with `want`, installing `spec` with pip when not (with `--break-system-packages`
+/// where the system Python refuses plain installs, PEP 668). Returns the version.
+pub fn ensure_python_package(probe: &str, want: &str, spec: &str) -> Result<String, InfraError> {
+    if let Ok(v) = run("python3", &["-c", probe])
+        && v.trim().starts_with(want)
+    {
+        return Ok(v.trim().to_owned());
+    }
+    if run("python3", &["-m", "pip", "install", "--quiet", spec]).is_err() {
+        run("python3", &["-m", "pip", "install", "--quiet", "--break-system-packages", spec])?;
+    }
+    let v = run("python3", &["-c", probe])?;
+    if !v.trim().starts_with(want) {
+        return Err(InfraError::Command {
+            command: format!("pip install {spec}"),
+            detail: format!("installed {}, wanted {want}", v.trim()),
+        });
+    }
+    Ok(v.trim().to_owned())
+}

@@ -11,6 +11,8 @@ use base64::Engine as _;
 use seb_core::keys::SigningKey;
 use serde_json::Value;
 
+pub mod kube;
+
 /// The binary under test.
 pub const SEB: &str = env!("CARGO_BIN_EXE_seb");
 

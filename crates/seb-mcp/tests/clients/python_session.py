@@ -1,0 +1,317 @@
+"""An agent session driving `seb mcp` with the official Python MCP SDK (PyPI `mcp`, pinned by
+the caller), over stdio or streamable HTTP. No model: the tool calls a model would make.
+
+    python3 python_session.py <scenario.json>
+
+The scenario names the `seb` binary, the `seb mcp` arguments, the endpoints, the namespace and
+what to do. Every step is checked here (a failed check exits 1 with the step and the result)
+and written to the transcript (`out`), which the Rust test reads and checks again against the
+API server and the ledger. Everything printed is scanned for key material by the caller.
+"""
+
+import asyncio
+import json
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from mcp import Client, StdioServerParameters
+
+CFG = json.load(open(sys.argv[1]))
+TRANSCRIPT = []
+
+
+def log(step, **kw):
+    TRANSCRIPT.append({"step": step, **kw})
+    print(json.dumps({"step": step, **kw})[:2000], flush=True)
+
+
+def check(cond, step, what, result=None):
+    if not cond:
+        print(f"FAILED {step}: {what}\n{result}", file=sys.stderr, flush=True)
+        json.dump(TRANSCRIPT, open(CFG["out"], "w"), indent=1)
+        sys.exit(1)
+
+
+def ledger_size():
+    ctx = ssl.create_default_context(cafile=CFG["ca"]) if CFG.get("ca") else None
+    req = urllib.request.Request(CFG["broker"] + "/v1/ledger/checkpoint", method="POST")
+    try:
+        with urllib.request.urlopen(req, context=ctx) as r:
+            return int(r.read().decode().splitlines()[1])
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return 0
+        raise
+
+
+def server(args=None):
+    a = args if args is not None else CFG["mcp_args"]
+    if CFG.get("url"):
+        return CFG["url"]
+    return StdioServerParameters(command=CFG["seb"], args=["mcp", *a], env=CFG.get("env"))
+
+
+def result(r):
+    return {"is_error": bool(r.is_error), "structured": r.structured_content,
+            "text": r.content[0].text if r.content else ""}
+
+
+def target(name="web"):
+    return {"cluster": "test", "api_version": "apps/v1", "kind": "Deployment",
+            "namespace": CFG["ns"], "name": name}
+
+
+async def call(c, name, args, **kw):
+    r = result(await c.call_tool(name, args, **kw))
+    log(name, args={k: v for k, v in args.items() if k != "rationale" or len(v) < 200}, **r)
+    return r
+
+
+async def tools_and_bad_inputs():
+    async with Client(server()) as c:
+        tools = (await c.list_tools()).tools
+        by = {t.name: t for t in tools}
+        log("list_tools", tools={t.name: {"schema": t.input_schema,
+                                           "read_only": t.annotations.read_only_hint if t.annotations else None,
+                                           "destructive": t.annotations.destructive_hint if t.annotations else None}
+                                 for t in tools})
+        check(sorted(by) == sorted(["list_operations", "observe", "propose", "proposal_status",
+                                    "execute", "apply", "history"]), "list_tools", "the seven tools", by.keys())
+        for t in ["list_operations", "observe", "proposal_status", "history"]:
+            check(by[t].annotations.read_only_hint is True, "list_tools", f"{t} read-only")
+        for t in ["execute", "apply"]:
+            check(by[t].annotations.destructive_hint is True, "list_tools", f"{t} destructive")
+        check(by["propose"].input_schema.get("additionalProperties") is False, "list_tools",
+              "unknown fields refused by the schema", by["propose"].input_schema)
+        check("platform" in by["propose"].input_schema["properties"], "list_tools", "propose schema")
+        res = (await c.list_resources()).resources
+        check(any(str(r.uri) == "seb://operations/aws" for r in res), "resources", "aws resource", res)
+        rr = await c.read_resource("seb://operations/aws")
+        aws = json.loads(rr.contents[0].text)
+        log("read_resource", ops=[o["op"] for o in aws["operations"]])
+        check(len(aws["operations"]) == 11, "read_resource", "11 AWS ops", aws)
+
+        ops = await call(c, "list_operations", {})
+        check(not ops["is_error"], "list_operations", "ok", ops)
+        kube = [p for p in ops["structured"]["platforms"] if p["platform"] == "kubernetes"][0]
+        check(any(o["op"] == "scale" for o in kube["operations"]), "list_operations", "scale", kube)
+        check(ops["structured"]["levels"]["levels"]["L2"]["path"] == "policy", "list_operations",
+              "levels from admission", ops["structured"]["levels"])
+
+        obs = await call(c, "observe", {"platform": "kubernetes", "op": "scale", "target": target(),
+                                        "params": {"replicas": 3}})
+        check(not obs["is_error"], "observe", "ok", obs)
+
+        before = ledger_size()
+        hist_before = await call(c, "history", {})
+        bad = [
+            ("unknown platform", "propose", {"platform": "gcp", "op": "scale", "target": target(), "params": {"replicas": 3}}),
+            ("unknown op", "propose", {"platform": "kubernetes", "op": "explode", "target": target(), "params": {}}),
+            ("wrong target shape", "propose", {"platform": "kubernetes", "op": "scale",
+                                               "target": {"account": "123456789012", "region": "us-east-1", "service": "s3", "arn": "arn:aws:s3:::b/k"},
+                                               "params": {"replicas": 3}}),
+            ("params violate the op", "propose", {"platform": "kubernetes", "op": "scale", "target": target(), "params": {"replicas": -1}}),
+            ("params with an unknown key", "apply", {"platform": "kubernetes", "op": "scale", "target": target(), "params": {"replicas": 3, "force": True}}),
+            ("oversize arguments", "propose", {"platform": "kubernetes", "op": "scale", "target": target(), "params": {"replicas": 3}, "rationale": "x" * 70000}),
+            ("unknown field", "propose", {"platform": "kubernetes", "op": "scale", "target": target(), "params": {"replicas": 3}, "sudo": True}),
+            ("bad proposal id", "execute", {"proposal_id": "../../etc/passwd"}),
+            ("wait too long", "proposal_status", {"proposal_id": "p-1", "wait_s": 100000}),
+        ]
+        for what, tool, args in bad:
+            r = await call(c, tool, args)
+            check(r["is_error"], what, "a tool error", r)
+            log("bad_input", what=what, message=r["text"])
+        after = ledger_size()
+        hist_after = await call(c, "history", {})
+        check(before == after, "bad inputs", f"ledger size unchanged {before} -> {after}")
+        check(len(hist_before["structured"]["proposals"]) == len(hist_after["structured"]["proposals"]),
+              "bad inputs", "no proposal reached admission")
+        log("ledger_unchanged", before=before, after=after)
+
+
+async def policy_apply():
+    async with Client(server()) as c:
+        r = await call(c, "apply", {"platform": "kubernetes", "op": "scale", "target": target(),
+                                    "params": {"replicas": 3}, "rationale": "traffic", "proposal_id": "mcp-scale-3"})
+        check(not r["is_error"] and r["structured"]["outcome"] == "applied", "apply", "applied", r)
+
+
+def approve_later(pid, delay):
+    def go():
+        time.sleep(delay)
+        out = subprocess.run([CFG["seb"], "approve", pid, "--admission", CFG["admission"],
+                              "--approver", "alice", "--key", CFG["approver_key"], "--yes",
+                              *(["--ca", CFG["ca"]] if CFG.get("ca") else [])],
+                             capture_output=True, text=True)
+        log("seb_approve", code=out.returncode, stdout=out.stdout[-500:], stderr=out.stderr[-500:])
+    t = threading.Thread(target=go)
+    t.start()
+    return t
+
+
+async def human_path():
+    pid = "mcp-scale-6"
+    async with Client(server()) as c:
+        r = await call(c, "propose", {"platform": "kubernetes", "op": "scale", "target": target(),
+                                      "params": {"replicas": 6}, "rationale": "sale", "proposal_id": pid})
+        check(not r["is_error"] and r["structured"]["status"] == "pending", "propose", "pending", r)
+        w = r["structured"]["waiting_for"]
+        check(w["humans"] == 1 and "seb approve " + pid in w["approve_with"], "propose", "who and how", w)
+        t0 = time.monotonic()
+        r = await call(c, "proposal_status", {"proposal_id": pid, "wait_s": 2})
+        check(r["structured"]["status"] == "pending" and time.monotonic() - t0 < 10, "proposal_status",
+              "a bounded wait returns pending", r)
+        r = await call(c, "execute", {"proposal_id": pid})
+        check(r["is_error"] and r["structured"]["sent"] is False, "execute", "pending: nothing sent", r)
+    # seb mcp is gone (the host closed it); the proposal lives in admission.
+    approver = approve_later(pid, 2)
+    progress = []
+
+    async def on_progress(p, total, message):
+        progress.append({"progress": p, "total": total, "message": message})
+
+    async with Client(server()) as c:
+        r = await call(c, "proposal_status", {"proposal_id": pid, "wait_s": 60}, progress_callback=on_progress)
+        approver.join()
+        log("progress", notifications=progress)
+        check(r["structured"]["status"] == "certified", "proposal_status", "certified after restart", r)
+        check(len(progress) >= 1 and "human" in (progress[0]["message"] or ""), "progress",
+              "progress notifications while waiting", progress)
+        r = await call(c, "execute", {"proposal_id": pid})
+        check(not r["is_error"] and r["structured"]["outcome"] == "applied", "execute", "applied", r)
+        r = await call(c, "execute", {"proposal_id": pid})
+        check(r["is_error"] and r["structured"]["failed_check"] == "replay"
+              and "already used" in r["structured"]["next"], "replay", "refused with remedy", r)
+        h = await call(c, "history", {"proofs": True})
+        ex = [e for e in h["structured"]["executions"] if e["cid"] == r["structured"]["cid"]]
+        check(len(ex) >= 2 and all("inclusion_proof" in e for e in ex), "history", "records with proofs", h)
+
+
+async def drift():
+    """A certified change whose evidence went stale (another certified change landed first):
+    readmit with a fresh observation, then re-proposed from the current state and applied."""
+    async with Client(server()) as c:
+        r = await call(c, "propose", {"platform": "kubernetes", "op": "scale", "target": target(),
+                                      "params": {"replicas": 4}, "proposal_id": "mcp-drift-a"})
+        check(r["structured"]["status"] == "certified", "drift", "certified", r)
+        r = await call(c, "apply", {"platform": "kubernetes", "op": "scale", "target": target(),
+                                    "params": {"replicas": 3}, "proposal_id": "mcp-drift-b"})
+        check(not r["is_error"] and r["structured"]["outcome"] == "applied", "drift", "the other change applied", r)
+        r = await call(c, "execute", {"proposal_id": "mcp-drift-a"})
+        st = r["structured"]
+        check(r["is_error"] and st["decision"] == "readmit" and "propose again" in st["next"], "drift",
+              "readmit with the next step", r)
+        fresh = st["fresh_observation"]["projection"][""]["spec"]["replicas"]
+        check(fresh == 3, "drift", "the fresh observation shows the current state", st["fresh_observation"])
+        r = await call(c, "apply", {"platform": "kubernetes", "op": "scale", "target": target(),
+                                    "params": {"replicas": 4}, "proposal_id": "mcp-drift-a2"})
+        check(not r["is_error"] and r["structured"]["outcome"] == "applied", "drift", "re-proposed and applied", r)
+
+
+async def revoked():
+    async with Client(server()) as c:
+        r = await call(c, "propose", {"platform": "kubernetes", "op": "scale", "target": target(),
+                                      "params": {"replicas": 4}, "proposal_id": "mcp-scale-4"})
+        check(r["structured"]["status"] == "certified", "propose", "certified", r)
+        out = subprocess.run([CFG["seb"], "admission", "revoke", "--admission", CFG["admission"],
+                              "--admin", "ops", "--admin-key", CFG["admin_key"], "--agent", "agent-a",
+                              *(["--ca", CFG["ca"]] if CFG.get("ca") else [])], capture_output=True, text=True)
+        log("seb_admission_revoke", code=out.returncode, stderr=out.stderr[-500:])
+        check(out.returncode == 0, "revoke", "agent revoked", out.stderr)
+        r = await call(c, "execute", {"proposal_id": "mcp-scale-4"})
+        check(r["is_error"] and r["structured"]["decision"] == "fail_closed"
+              and "ask a human" in r["structured"]["next"], "revoked", "fail_closed, stop", r)
+
+
+async def unreachable():
+    args = CFG["unreachable_args"]
+    async with Client(server(args)) as c:
+        r = await call(c, "observe", {"platform": "kubernetes", "op": "scale", "target": target(), "params": {"replicas": 3}})
+        check(r["is_error"] and r["structured"]["error"] == "unreachable", "unreachable", "tool error", r)
+        r = await call(c, "list_operations", {})
+        check(not r["is_error"], "unreachable", "the server keeps serving", r)
+
+
+async def benchmark():
+    """Tool-call overhead of seb mcp over stdio on top of the underlying HTTP call: the
+    client's round trip of `proposal_status` (one signed admission read) minus the time seb mcp
+    reports it waited for admission (`_meta["io.seb/http_us"]`). Printed, not asserted."""
+    n = int(CFG.get("bench_calls", 300))
+    rtt, http = [], []
+    async with Client(server()) as c:
+        for _ in range(20):
+            await c.call_tool("proposal_status", {"proposal_id": "mcp-scale-6"})
+        for _ in range(n):
+            t0 = time.perf_counter_ns()
+            r = await c.call_tool("proposal_status", {"proposal_id": "mcp-scale-6"})
+            rtt.append((time.perf_counter_ns() - t0) / 1000)
+            check(not r.is_error, "benchmark", "ok", r)
+            http.append((r.meta or {}).get("io.seb/http_us"))
+    check(all(h is not None for h in http), "benchmark", "http time reported", http[:3])
+    over = sorted(a - b for a, b in zip(rtt, http))
+    rtt.sort()
+    pct = lambda xs, q: xs[min(len(xs) - 1, int(q * len(xs)))]
+    fig = {"calls": n, "overhead_us_p50": round(pct(over, 0.5)), "overhead_us_p99": round(pct(over, 0.99)),
+           "round_trip_us_p50": round(pct(rtt, 0.5)), "round_trip_us_p99": round(pct(rtt, 0.99)),
+           "http_us_p50": round(pct(sorted(http), 0.5))}
+    log("benchmark", **fig)
+    print(f"BENCH seb mcp over stdio, {n} proposal_status calls: overhead p50 {fig['overhead_us_p50']} us, "
+          f"p99 {fig['overhead_us_p99']} us (round trip p50 {fig['round_trip_us_p50']} us, "
+          f"admission read p50 {fig['http_us_p50']} us)", flush=True)
+
+
+def raw_post(headers):
+    """One JSON-RPC initialize POST to the HTTP transport: the status."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                       "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                                  "clientInfo": {"name": "raw", "version": "0"}}}).encode()
+    req = urllib.request.Request(CFG["http_url"], data=body, method="POST",
+                                 headers={"content-type": "application/json",
+                                          "accept": "application/json, text/event-stream", **headers})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+async def http_transport():
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+    token = CFG["http_token"]
+    statuses = {
+        "no token": raw_post({}),
+        "wrong token": raw_post({"Authorization": "Bearer " + "x" * 40}),
+        "wrong origin": raw_post({"Authorization": f"Bearer {token}", "Origin": "https://evil.example"}),
+        "allowed origin": raw_post({"Authorization": f"Bearer {token}", "Origin": CFG["http_origin"]}),
+    }
+    log("http_statuses", **statuses)
+    check(statuses["no token"] == 401 and statuses["wrong token"] == 401, "http", "401 without a valid token", statuses)
+    check(statuses["wrong origin"] == 403, "http", "403 for a foreign Origin", statuses)
+    check(statuses["allowed origin"] == 200, "http", "200 for an allowed Origin with a token", statuses)
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as hc:
+        async with Client(streamable_http_client(CFG["http_url"], http_client=hc)) as c:
+            tools = (await c.list_tools()).tools
+            log("http_list_tools", tools=sorted(t.name for t in tools))
+            check(len(tools) == 7, "http", "seven tools over HTTP", tools)
+            r = await call(c, "observe", {"platform": "kubernetes", "op": "scale", "target": target(), "params": {"replicas": 2}})
+            check(not r["is_error"], "http", "observe over HTTP", r)
+            r = await call(c, "proposal_status", {"proposal_id": "mcp-scale-6"})
+            check(r["structured"]["status"] == "certified", "http", "the proposal over HTTP", r)
+            r = await call(c, "propose", {"platform": "kubernetes", "op": "scale", "target": target(), "params": {"replicas": -5}})
+            check(r["is_error"], "http", "bad input over HTTP", r)
+
+
+async def main():
+    for step in CFG["steps"]:
+        await globals()[step]()
+    json.dump(TRANSCRIPT, open(CFG["out"], "w"), indent=1)
+    print("SESSION OK", flush=True)
+
+
+asyncio.run(main())
