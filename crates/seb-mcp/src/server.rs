@@ -213,7 +213,9 @@ impl Fail {
     fn clock(e: &anyhow::Error) -> Self {
         let m = format!("{e:#}");
         Self {
-            summary: format!("this host's clock cannot be trusted ({m}). Nothing was signed or sent; ask an operator."),
+            summary: format!(
+                "this host's clock cannot be trusted ({m}). Nothing was signed or sent; ask an operator."
+            ),
             detail: json!({"error": "clock", "message": m, "sent": false,
                 "next": "stop and ask an operator: nothing is signed without a trusted time"}),
         }
