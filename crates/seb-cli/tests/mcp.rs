@@ -96,7 +96,7 @@ fn seb_mcp_refuses_to_start_with_a_missing_or_exposed_key_file() {
     std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o644)).unwrap();
     let (code, err, _) = run(args(&k));
     assert_eq!(code, Some(1), "{err}");
-    assert!(err.contains("readable by other users") && err.contains("644"), "{err}");
+    assert!(err.contains("readable by group or other users") && err.contains("0644"), "{err}");
     assert_no_secrets("stderr", &err);
     // Off loopback, the HTTP transport needs TLS and client tokens.
     std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).unwrap();
