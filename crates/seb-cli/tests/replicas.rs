@@ -593,29 +593,11 @@ mod outage {
 
     use seb_core::types::{Contract, Platform, RiskLevel};
     use seb_testinfra::kube::{KubeApiServer, unique_name};
+    use support::kube::{deploy_args, free_port, kube, seb_with};
 
     use super::*;
 
     const CLIENTS: usize = 12;
-
-    /// A request to the API server with `token`.
-    fn kube(method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-        let s = KubeApiServer::shared().unwrap();
-        let ca = reqwest::Certificate::from_pem(s.ca_pem()).unwrap();
-        let c = reqwest::blocking::Client::builder().add_root_certificate(ca).build().unwrap();
-        let mut r =
-            c.request(method.parse().unwrap(), format!("{}{path}", s.url())).bearer_auth(token);
-        if let Some(b) = body {
-            r = r.header("content-type", "application/json").body(b.to_string());
-        }
-        let resp = r.send().unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().unwrap_or(Value::Null))
-    }
-
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-    }
 
     /// A certificate scaling Deployment `name` in `ns` from `from` to `to` replicas.
     fn scale_cert(id: &str, ns: &str, name: &str, from: u64, to: u64) -> common::Cert {
@@ -707,7 +689,10 @@ broker_username = "broker"
             "POST",
             "/api/v1/namespaces",
             &admin,
-            Some(json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name": ns}})),
+            Some((
+                "application/json",
+                json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name": ns}}),
+            )),
         );
         assert_eq!(st, 201, "{b}");
         let deps = format!("/apis/apps/v1/namespaces/{ns}/deployments");
@@ -716,31 +701,14 @@ broker_username = "broker"
             let dep = json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name": name},
                 "spec":{"replicas":2,"selector":{"matchLabels":{"app": name}},
                         "template":{"metadata":{"labels":{"app": name}},"spec":{"containers":[{"name":"c","image":"registry.local/web:1"}]}}}});
-            let (st, b) = kube("POST", &deps, &admin, Some(dep));
+            let (st, b) = kube("POST", &deps, &admin, Some(("application/json", dep)));
             assert_eq!(st, 201, "{b}");
         }
         let port0 = free_port();
         let ca = d.join("kube-ca.pem");
         std::fs::write(&ca, s.ca_pem()).unwrap();
-        let hook = format!("https://127.0.0.1:{port0}/v1/kubernetes/admission-review");
-        let (code, out, err) = seb(&[
-            "deploy",
-            "kubernetes",
-            "--protected-namespace",
-            &ns,
-            "--broker-user",
-            "broker",
-            "--agent-user",
-            "agent",
-            "--webhook-url",
-            &hook,
-            "--ca-file",
-            ca.to_str().unwrap(),
-            "--no-admission-policy",
-            "--kubeconfig",
-            s.kubeconfig().to_str().unwrap(),
-            "--apply",
-        ]);
+        let deploy_args = deploy_args(s, &ns, port0, &ca);
+        let (code, out, err) = seb_with(&deploy_args, &["--apply"]);
         assert_eq!(code, 0, "{out}{err}");
         let replicas: Vec<Replica> = (0..3)
             .map(|k| {
@@ -898,24 +866,7 @@ broker_username = "broker"
             assert_eq!(dep["spec"]["replicas"], expected, "w{i} after {applied} applied scales");
         }
         drop(replicas);
-        let (code, out, err) = seb(&[
-            "deploy",
-            "kubernetes",
-            "--protected-namespace",
-            &ns,
-            "--broker-user",
-            "broker",
-            "--agent-user",
-            "agent",
-            "--webhook-url",
-            &hook,
-            "--ca-file",
-            ca.to_str().unwrap(),
-            "--no-admission-policy",
-            "--kubeconfig",
-            s.kubeconfig().to_str().unwrap(),
-            "--delete",
-        ]);
+        let (code, out, err) = seb_with(&deploy_args, &["--delete"]);
         assert_eq!(code, 0, "{out}{err}");
     }
 }
