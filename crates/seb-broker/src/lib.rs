@@ -175,8 +175,8 @@ pub async fn keep_store_current(broker: Arc<Broker>, orphan_grace: Duration) {
     }
 }
 
-/// Start the broker's background duties: checkpoints at `interval`, rate-limit summaries,
-/// and retrying records that waited for the store. Runs recovery first and sets `ready`
+/// Start the broker's background duties: checkpoints at `interval` and rate-limit summaries
+/// (records that waited for the store are [`keep_store_current`]'s). Runs recovery first and sets `ready`
 /// (executions wait for it); start it once the listener serves, since recovery on
 /// Kubernetes needs the broker's own admission review.
 pub async fn run_background(state: http::AppState, checkpoint_interval: Duration) {
@@ -198,7 +198,6 @@ pub async fn run_background(state: http::AppState, checkpoint_interval: Duration
     let mut iv = tokio::time::interval(tick);
     loop {
         iv.tick().await;
-        broker.flush_spool().await;
         broker.write_summary().await;
         if !checkpoint_interval.is_zero()
             && let Err(e) = broker.checkpoint().await
