@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use seb_core::pipeline::{self, Authenticated, EpochView};
 use seb_core::types::{Decision, FailedCheck};
-use seb_store::{StoreError, error_chain};
+use seb_store::{PreCheck, StoreError, error_chain};
 use seb_target::Execution;
 use tracing::warn;
 
@@ -42,20 +42,15 @@ impl Broker {
         };
         // Checks 7–10.
         let t = Instant::now();
-        let epochs = self.epoch_view(&c.cid, &c.subject.agent, now_ms).await;
-        let epochs = match epochs {
-            Ok(e) => e,
+        // One read for the epoch, revocation and replay state. A store that cannot answer
+        // is named as such (fail closed at `revocation`, the first check it serves), never
+        // as a replay.
+        let state = self.epoch_view(&c.cid, &c.nonce, &c.subject.agent, now_ms).await;
+        let (epochs, reserved) = match state {
+            Ok(s) => s,
             Err(e) => {
                 let rej =
                     auth.reject(FailedCheck::Revocation, Decision::FailClosed, store_reason(&e));
-                return Err(self.refuse(rej, client, now_ms).await);
-            }
-        };
-        // A store that cannot answer is named as such, never as a replay.
-        let reserved = match self.store.is_reserved(&c.cid, &c.nonce).await {
-            Ok(r) => r,
-            Err(e) => {
-                let rej = auth.reject(FailedCheck::Reserve, Decision::FailClosed, store_reason(&e));
                 return Err(self.refuse(rej, client, now_ms).await);
             }
         };
@@ -100,14 +95,17 @@ impl Broker {
         Ok(out)
     }
 
-    /// The epoch state for checks 7–10: `Ok(None)` when there is none to trust (no
-    /// statement yet), `Err` when the store could not be read.
+    /// The epoch state for checks 7–10 and whether the nonce is already reserved (check 10),
+    /// from one [`seb_store::Store::pre_check`]: `Ok((None, _))` when there is no epoch state
+    /// to trust (no statement yet; check 7 then fails closed before replay is looked at),
+    /// `Err` when the store could not be read.
     pub(super) async fn epoch_view(
         &self,
         cid: &str,
+        nonce: &str,
         agent: &str,
         now_ms: u64,
-    ) -> Result<Option<EpochView>, StoreError> {
+    ) -> Result<(Option<EpochView>, bool), StoreError> {
         // In statement mode the state is as fresh as the newest statement, and may be no
         // older than that statement's TTL.
         let (as_of_ms, max_staleness_ms) = match &self.settings.epoch_source {
@@ -116,27 +114,30 @@ impl Broker {
                 Some(fresh) => fresh,
                 None => {
                     warn!("no epoch statement received yet");
-                    return Ok(None);
+                    return Ok((None, false));
                 }
             },
         };
-        match self.store.epoch_check(cid, agent).await {
-            Ok(ec) => Ok(Some(EpochView {
-                policy_epoch: ec.epochs.policy_epoch,
-                revocation_epoch: ec.epochs.revocation_epoch,
-                revoked_cids: if ec.cid_revoked {
-                    [cid.to_owned()].into()
-                } else {
-                    Default::default()
-                },
-                revoked_agents: if ec.agent_revoked {
-                    [agent.to_owned()].into()
-                } else {
-                    Default::default()
-                },
-                as_of_ms,
-                max_staleness_ms,
-            })),
+        match self.store.pre_check(cid, nonce, agent).await {
+            Ok(PreCheck { epoch: ec, reserved }) => Ok((
+                Some(EpochView {
+                    policy_epoch: ec.epochs.policy_epoch,
+                    revocation_epoch: ec.epochs.revocation_epoch,
+                    revoked_cids: if ec.cid_revoked {
+                        [cid.to_owned()].into()
+                    } else {
+                        Default::default()
+                    },
+                    revoked_agents: if ec.agent_revoked {
+                        [agent.to_owned()].into()
+                    } else {
+                        Default::default()
+                    },
+                    as_of_ms,
+                    max_staleness_ms,
+                }),
+                reserved,
+            )),
             Err(e) => {
                 warn!(error = %error_chain(&e), "epoch state unreadable");
                 Err(e)
