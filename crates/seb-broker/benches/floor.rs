@@ -103,9 +103,9 @@ impl Floor {
         100.0 * exec_per_s / self.exec_per_s()
     }
 
-    /// `floor / achieved` for a single-execution latency (µs), as a percentage: the CPU
-    /// floor plus the three durable commits an execution waits for.
-    pub fn latency_pct(&self, latency_us: f64, commits: f64) -> f64 {
-        100.0 * (self.exec_us() + commits * self.fsync_us) / latency_us.max(1.0)
+    /// `floor / achieved` for the CPU one execution cost the process (all threads), as a
+    /// percentage: how much of the work is the four signature operations.
+    pub fn cpu_pct(&self, cpu_us_per_exec: f64) -> f64 {
+        100.0 * self.exec_us() / cpu_us_per_exec.max(1.0)
     }
 }

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 #[path = "floor.rs"]
+#[allow(dead_code)]
 mod floor;
 #[path = "presentation.rs"]
 mod presentation;
