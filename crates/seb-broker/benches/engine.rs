@@ -1,14 +1,14 @@
 //! The engine in process (no HTTP): `Broker::execute` with the in-memory test double and the
 //! embedded SQLite store (WAL, `synchronous=FULL` unless `SEB_BENCH_SYNC=normal`), at 1, 8
-//! and 64 concurrent tasks, against the floor measured in the same run (see `floor.rs`).
+//! and 64 concurrent tasks, against the floor measured in the same run (see `support/floor.rs`).
 //! Run: `cargo bench -p seb-broker --features test-double --bench engine`
 //! (`SEB_BENCH_SCALE=0.1` for a quick run; `SEB_BENCH_PROFILE_ITERS=N` runs N sequential
 //! executions after a warm-up and prints nothing else, for callgrind or perf).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-#[path = "floor.rs"]
+#[path = "support/floor.rs"]
 mod floor;
-#[path = "presentation.rs"]
+#[path = "support/presentation.rs"]
 mod presentation;
 
 use std::collections::BTreeMap;

@@ -4,10 +4,10 @@
 //! (`SEB_BENCH_SCALE=0.1` for a quick run).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-#[path = "floor.rs"]
+#[path = "support/floor.rs"]
 #[allow(dead_code)]
 mod floor;
-#[path = "presentation.rs"]
+#[path = "support/presentation.rs"]
 mod presentation;
 use presentation::presentation;
 
