@@ -253,6 +253,8 @@ pub async fn fresh_store_is_empty(store: Arc<dyn Store>) {
     assert!(s.entries(0, 0).await.unwrap().is_empty(), "entries(0, 0) of a fresh ledger");
     assert_eq!(s.root(0).await.unwrap(), empty_root(), "root(0) is not SHA-256(\"\")");
     assert!(!s.is_reserved("cid-0", "n-0").await.unwrap(), "fresh store reports a reservation");
+    let pre = s.pre_check("cid-0", "n-0", "agent-0").await.unwrap();
+    assert_eq!((pre.epoch, pre.reserved), (check, false), "fresh store: pre_check");
     assert!(s.pending().await.unwrap().is_empty(), "fresh store has pending executions");
     let (cids, agents) = s.revocations().await.unwrap();
     assert!(cids.is_empty() && agents.is_empty(), "fresh store has revocations");
@@ -281,6 +283,9 @@ pub async fn reserve_then_replay_writes_nothing(store: Arc<dyn Store>) {
     reserve_ok(s, reservation("cid-2", "n-1", "agent-1", e, 12)).await;
     reserve_ok(s, reservation("cid-1", "n-2", "agent-1", e, 13)).await;
     assert!(!s.is_reserved("cid-3", "n-1").await.unwrap(), "unrelated (cid, nonce) reported");
+    // The one-call pre-check says the same as the two calls.
+    assert!(s.pre_check("cid-1", "n-1", "agent-1").await.unwrap().reserved, "pre_check replay");
+    assert!(!s.pre_check("cid-3", "n-1", "agent-1").await.unwrap().reserved, "pre_check fresh");
 }
 
 /// A reservation whose policy or revocation epoch differs from the active one (older or
@@ -343,6 +348,8 @@ pub async fn revoked_cid_is_refused(store: Arc<dyn Store>) {
     let check = s.epoch_check("cid-r", "agent-1").await.unwrap();
     assert!(check.cid_revoked && !check.agent_revoked, "epoch_check after a cid revocation");
     assert_eq!(check.epochs, after, "epoch_check epochs");
+    let pre = s.pre_check("cid-r", "n-1", "agent-1").await.unwrap();
+    assert_eq!((pre.epoch, pre.reserved), (check, false), "pre_check after a cid revocation");
 
     let r = s.reserve(reservation("cid-r", "n-1", "agent-1", after, 600)).await.unwrap();
     assert!(matches!(r, ReserveResult::Revoked { .. }), "revoked cid: expected Revoked, got {r:?}");
@@ -374,6 +381,7 @@ pub async fn revoked_agent_is_refused(store: Arc<dyn Store>) {
         assert!(!s.is_reserved(&cid, "n").await.unwrap(), "a revoked agent consumed a nonce");
     }
     assert!(s.epoch_check("cid-0", "agent-bad").await.unwrap().agent_revoked, "epoch_check");
+    assert!(s.pre_check("cid-0", "n", "agent-bad").await.unwrap().epoch.agent_revoked, "pre_check");
     assert_eq!(size(s).await, 0, "Revoked reservations appended to the ledger");
     reserve_ok(s, reservation("cid-0", "n", "agent-good", after, 70)).await;
     let (cids, agents) = s.revocations().await.unwrap();

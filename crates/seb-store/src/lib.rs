@@ -205,6 +205,16 @@ pub struct EpochCheck {
     pub agent_revoked: bool,
 }
 
+/// What checks 7–10 read before the reservation, in one round trip: the epoch state of
+/// [`Store::epoch_check`] and the replay state of [`Store::is_reserved`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreCheck {
+    /// Epochs and the two revocation memberships.
+    pub epoch: EpochCheck,
+    /// Whether (cid, nonce) is already reserved.
+    pub reserved: bool,
+}
+
 /// What to revoke.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "value")]
@@ -316,6 +326,22 @@ pub trait Store: Send + Sync + 'static {
     // ---- executions ----
     /// Whether (cid, nonce) is already reserved (the check 10 pre-check).
     fn is_reserved<'a>(&'a self, cid: &'a str, nonce: &'a str) -> StoreFuture<'a, bool>;
+    /// [`Store::epoch_check`] and [`Store::is_reserved`] in one call (one read transaction
+    /// or one query where the backend can). The default makes the two calls, so a wrapper
+    /// that changes either keeps that change here. Only a pre-check: the reservation re-reads
+    /// all of it inside its own transaction.
+    fn pre_check<'a>(
+        &'a self,
+        cid: &'a str,
+        nonce: &'a str,
+        agent: &'a str,
+    ) -> StoreFuture<'a, PreCheck> {
+        Box::pin(async move {
+            let epoch = self.epoch_check(cid, agent).await?;
+            let reserved = self.is_reserved(cid, nonce).await?;
+            Ok(PreCheck { epoch, reserved })
+        })
+    }
     /// Steps 12–13 in one transaction.
     fn reserve(&self, r: Reservation) -> StoreFuture<'_, ReserveResult>;
     /// Durably note that the target call is about to happen.
@@ -411,6 +437,11 @@ macro_rules! forward_store {
     (@one $f:ident is_reserved) => {
         fn is_reserved<'a>(&'a self, cid: &'a str, nonce: &'a str) -> $crate::StoreFuture<'a, bool> {
             self.$f.is_reserved(cid, nonce)
+        }
+    };
+    (@one $f:ident pre_check) => {
+        fn pre_check<'a>(&'a self, cid: &'a str, nonce: &'a str, agent: &'a str) -> $crate::StoreFuture<'a, $crate::PreCheck> {
+            self.$f.pre_check(cid, nonce, agent)
         }
     };
     (@one $f:ident reserve) => {

@@ -60,8 +60,8 @@ pub use schema::SCHEMA_VERSION;
 
 use self::writer::{AliveGuard, Job, Msg, ReadJob, WriteCtx, Writer};
 use crate::{
-    EpochCheck, Epochs, Hash, PendingExecution, Reservation, ReserveResult, Revocation, Store,
-    StoreError, StoreFuture, StoredCheckpoint,
+    EpochCheck, Epochs, Hash, PendingExecution, PreCheck, Reservation, ReserveResult, Revocation,
+    Store, StoreError, StoreFuture, StoredCheckpoint,
 };
 
 /// SQLite's `synchronous` setting for the writer connection (in WAL mode).
@@ -311,6 +311,21 @@ impl Store for SqliteStore {
     fn is_reserved<'a>(&'a self, cid: &'a str, nonce: &'a str) -> StoreFuture<'a, bool> {
         let (cid, nonce) = (cid.to_owned(), nonce.to_owned());
         self.read(move |conn| ops::is_reserved(conn, &cid, &nonce))
+    }
+
+    fn pre_check<'a>(
+        &'a self,
+        cid: &'a str,
+        nonce: &'a str,
+        agent: &'a str,
+    ) -> StoreFuture<'a, PreCheck> {
+        let (cid, nonce, agent) = (cid.to_owned(), nonce.to_owned(), agent.to_owned());
+        self.read(move |conn| {
+            Ok(PreCheck {
+                epoch: ops::epoch_check(conn, &cid, &agent)?,
+                reserved: ops::is_reserved(conn, &cid, &nonce)?,
+            })
+        })
     }
 
     fn reserve(&self, r: Reservation) -> StoreFuture<'_, ReserveResult> {
