@@ -43,6 +43,7 @@ use std::pin::Pin;
 
 pub use seb_ledger::merkle::Hash;
 
+pub mod admission;
 pub mod clock;
 pub mod keyfile;
 pub mod sqlite;
@@ -368,6 +369,13 @@ pub trait Store: Send + Sync + 'static {
     fn latest_checkpoint(&self) -> StoreFuture<'_, Option<StoredCheckpoint>>;
     /// Every checkpoint, oldest first.
     fn checkpoints(&self) -> StoreFuture<'_, Vec<StoredCheckpoint>>;
+
+    // ---- admission ----
+    /// Admission's durable state on this store (section 5.3). `None`: this store cannot keep
+    /// it (a test wrapper); admission refuses to start on it.
+    fn admission(&self) -> Option<&dyn admission::AdmissionState> {
+        None
+    }
 }
 
 /// Inside `impl Store for Wrapper`, forward the named methods to the store in field `$field`
@@ -462,6 +470,9 @@ macro_rules! forward_store {
     };
     (@one $f:ident latest_checkpoint) => {
         fn latest_checkpoint(&self) -> $crate::StoreFuture<'_, Option<$crate::StoredCheckpoint>> { self.$f.latest_checkpoint() }
+    };
+    (@one $f:ident admission) => {
+        fn admission(&self) -> Option<&dyn $crate::admission::AdmissionState> { self.$f.admission() }
     };
     (@one $f:ident checkpoints) => {
         fn checkpoints(&self) -> $crate::StoreFuture<'_, Vec<$crate::StoredCheckpoint>> { self.$f.checkpoints() }
