@@ -105,6 +105,49 @@ fn entry(envelope: Envelope) -> Result<SignedEntry, JsonError> {
 }
 
 impl AdmissionRecord {
+    /// A record of an approver enrolment ([`AdmissionDecision::Enrol`]) or removal
+    /// ([`AdmissionDecision::RemoveApprover`]): `approvers` is `[approver]`, `reason`
+    /// describes the entry (its role and credential kid) or who removed it; no proposal.
+    #[allow(clippy::too_many_arguments)]
+    pub fn approver_change(
+        decision: AdmissionDecision,
+        approver: &str,
+        reason: &str,
+        issuer_kid: KeyId,
+        at_ms: u64,
+        policy_epoch: u64,
+        revocation_epoch: u64,
+        policy_digest: Digest,
+    ) -> Self {
+        Self {
+            id: new_id(),
+            stage: STAGE.into(),
+            decision,
+            proposal_id: String::new(),
+            agent: String::new(),
+            cid: None,
+            certificate_digest: None,
+            contract_digest: None,
+            evidence_digest: None,
+            risk_level: None,
+            score_milli: None,
+            factors: None,
+            cert_path: None,
+            approvers: vec![approver.to_owned()],
+            policy_epoch,
+            revocation_epoch,
+            policy_digest,
+            not_before: None,
+            not_after: None,
+            reason: reason.chars().take(1024).collect(),
+            issuer_kid,
+            at_ms,
+            break_glass: false,
+            attestation_digest: None,
+            attestation_digests: Vec::new(),
+        }
+    }
+
     /// Sign with the admission key.
     pub fn sign(&self, key: &SigningKey) -> Result<SignedEntry, JsonError> {
         entry(Envelope::sign(PayloadType::Admission, self, key)?)

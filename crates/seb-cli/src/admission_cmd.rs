@@ -424,7 +424,7 @@ pub struct ProposalsArgs {
     pub ep: Endpoint,
     /// Show one proposal in full instead of listing.
     pub id: Option<String>,
-    /// Only this status (pending, certified, denied, advisory).
+    /// Only this status (evaluating, pending, issuing, certified, denied, expired, advisory).
     #[arg(long)]
     pub status: Option<String>,
     /// Only this agent.

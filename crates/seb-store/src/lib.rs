@@ -2,7 +2,9 @@
 //!
 //! Everything the broker and admission keep: nonce reservations, the active epochs and
 //! revocations, the execution intents (admitted, dispatched, completed), the ledger entries
-//! with their stored Merkle subtree hashes, and checkpoints.
+//! with their stored Merkle subtree hashes, checkpoints, and admission's durable state
+//! ([`admission::AdmissionState`] through [`Store::admission`]: proposals, approvals,
+//! break-glass signatures, the admin replay cache, policy versions).
 //!
 //! It also holds what both trusted roles (broker and admission, which both depend on this
 //! crate) read from the host besides their state: the one guarded wall [`clock`] and the one

@@ -314,3 +314,26 @@ pub struct Body {
     /// Id of the ledger record of the final decision.
     pub record_id: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    /// The stored form names the stage as its status and reads back unchanged.
+    #[test]
+    fn stages_round_trip_with_their_status_name() {
+        for (stage, name) in [
+            (Stage::Evaluating(Evaluating {}), "evaluating"),
+            (Stage::Denied(Denied { evaluation: None, reason: "compile: bad".into() }), "denied"),
+        ] {
+            let v = serde_json::to_value(&stage).unwrap();
+            assert_eq!(v["status"], name);
+            assert_eq!(stage.name(), name);
+            let back: Stage = serde_json::from_value(v).unwrap();
+            assert_eq!(back, stage);
+            assert!(back.break_glass_candidate().is_none(), "nothing evaluated to certify");
+        }
+    }
+}
