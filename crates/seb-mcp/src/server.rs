@@ -441,7 +441,7 @@ impl SebMcp {
                 }
                 let v = self.propose_inner(proposal).await?;
                 let id = s(&v, "/proposal_id").to_owned();
-                let v = if s(&v, "/status") == "pending" {
+                let v = if matches!(s(&v, "/status"), "pending" | "evaluating" | "issuing") {
                     self.wait(&id, wait, &meta, &peer).await?
                 } else {
                     v
@@ -584,7 +584,8 @@ impl SebMcp {
         loop {
             let v = self.view(id).await?;
             let elapsed = start.elapsed();
-            if s(&v, "/status") != "pending" || elapsed >= bound {
+            let waiting = matches!(s(&v, "/status"), "pending" | "evaluating" | "issuing");
+            if !waiting || elapsed >= bound {
                 return Ok(v);
             }
             if let Some(t) = &token {
@@ -663,9 +664,9 @@ impl SebMcp {
                     json!("proposal_status"),
                 )
             }
-            "denied" => (
+            "denied" | "expired" => (
                 format!(
-                    "proposal {id} was denied ({lvl}): {}. Do not retry the same change; change the proposal or ask a human.",
+                    "proposal {id} was {status} ({lvl}): {}. Do not retry the same change; change the proposal or ask a human.",
                     s(v, "/reason")
                 ),
                 json!("stop"),
@@ -682,7 +683,11 @@ impl SebMcp {
         if let Some(o) = out.as_object_mut() {
             o.insert("next".into(), next);
         }
-        if status == "denied" { refusal(summary, out) } else { success(summary, out) }
+        if status == "denied" || status == "expired" {
+            refusal(summary, out)
+        } else {
+            success(summary, out)
+        }
     }
 
     async fn execute_inner(&self, id: &str) -> Result<CallToolResult, Fail> {

@@ -77,6 +77,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{AsyncMessage, Config, Row};
 
+mod admission;
 mod ledger;
 pub mod schema;
 pub mod tls;
@@ -1039,6 +1040,10 @@ impl Store for PostgresStore {
                 .map_err(pg_err)?;
             rows.iter().map(to_checkpoint).collect()
         })
+    }
+
+    fn admission(&self) -> Option<&dyn seb_store::admission::AdmissionState> {
+        Some(self)
     }
 }
 

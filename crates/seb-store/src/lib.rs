@@ -2,7 +2,9 @@
 //!
 //! Everything the broker and admission keep: nonce reservations, the active epochs and
 //! revocations, the execution intents (admitted, dispatched, completed), the ledger entries
-//! with their stored Merkle subtree hashes, and checkpoints.
+//! with their stored Merkle subtree hashes, checkpoints, and admission's durable state
+//! ([`admission::AdmissionState`] through [`Store::admission`]: proposals, approvals,
+//! break-glass signatures, the admin replay cache, policy versions).
 //!
 //! It also holds what both trusted roles (broker and admission, which both depend on this
 //! crate) read from the host besides their state: the one guarded wall [`clock`] and the one
@@ -43,6 +45,7 @@ use std::pin::Pin;
 
 pub use seb_ledger::merkle::Hash;
 
+pub mod admission;
 pub mod clock;
 pub mod keyfile;
 pub mod sqlite;
@@ -394,6 +397,13 @@ pub trait Store: Send + Sync + 'static {
     fn latest_checkpoint(&self) -> StoreFuture<'_, Option<StoredCheckpoint>>;
     /// Every checkpoint, oldest first.
     fn checkpoints(&self) -> StoreFuture<'_, Vec<StoredCheckpoint>>;
+
+    // ---- admission ----
+    /// Admission's durable state on this store (section 5.3). `None`: this store cannot keep
+    /// it (a test wrapper); admission refuses to start on it.
+    fn admission(&self) -> Option<&dyn admission::AdmissionState> {
+        None
+    }
 }
 
 /// Inside `impl Store for Wrapper`, forward the named methods to the store in field `$field`
@@ -493,6 +503,9 @@ macro_rules! forward_store {
     };
     (@one $f:ident latest_checkpoint) => {
         fn latest_checkpoint(&self) -> $crate::StoreFuture<'_, Option<$crate::StoredCheckpoint>> { self.$f.latest_checkpoint() }
+    };
+    (@one $f:ident admission) => {
+        fn admission(&self) -> Option<&dyn $crate::admission::AdmissionState> { self.$f.admission() }
     };
     (@one $f:ident checkpoints) => {
         fn checkpoints(&self) -> $crate::StoreFuture<'_, Vec<$crate::StoredCheckpoint>> { self.$f.checkpoints() }

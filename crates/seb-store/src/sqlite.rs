@@ -42,6 +42,7 @@
 //! anyway, the writer notices at its next batch (the ledger size under the write lock no
 //! longer matches its frontier) and re-reads the frontier before appending.
 
+mod admission;
 mod ops;
 mod schema;
 mod writer;
@@ -393,6 +394,10 @@ impl Store for SqliteStore {
 
     fn checkpoints(&self) -> StoreFuture<'_, Vec<StoredCheckpoint>> {
         self.read(ops::checkpoints)
+    }
+
+    fn admission(&self) -> Option<&dyn crate::admission::AdmissionState> {
+        Some(self)
     }
 }
 
