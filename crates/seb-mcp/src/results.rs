@@ -19,16 +19,53 @@ use crate::catalogue::{PlatformInfo, PlatformName};
 /// A JSON object owned by admission or the broker, passed through as it is.
 pub type Object = Map<String, Value>;
 
-/// The `outputSchema` of a result type: the schema of its serialised form, with a root
-/// `"type": "object"` (MCP clients of revision 2025-11-25 drop any other output schema).
+/// The `outputSchema` of a tool whose structured results are `T`: the schema of its
+/// serialised form, with a root `"type": "object"` (MCP clients of revision 2025-11-25 drop
+/// any other output schema) and without the integer `format`s (`uint64`, …) that JSON Schema
+/// validators do not know (`minimum: 0` stays).
 pub fn output_schema<T: JsonSchema + 'static>() -> Arc<rmcp::model::JsonObject> {
-    let s = rmcp::handler::server::common::schema_for_output::<T>();
-    if s.get("type").and_then(Value::as_str) == Some("object") {
-        return s;
+    fn strip_int_formats(v: &mut Value) {
+        match v {
+            Value::Object(o) => {
+                if o.get("format")
+                    .and_then(Value::as_str)
+                    .is_some_and(|f| f.starts_with("uint") || f.starts_with("int"))
+                {
+                    o.remove("format");
+                }
+                o.values_mut().for_each(strip_int_formats);
+            }
+            Value::Array(a) => a.iter_mut().for_each(strip_int_formats),
+            _ => {}
+        }
     }
-    let mut o = s.as_ref().clone();
+    let mut o =
+        Value::Object(rmcp::handler::server::common::schema_for_output::<T>().as_ref().clone());
+    strip_int_formats(&mut o);
+    let Value::Object(mut o) = o else { return Arc::default() };
     o.insert("type".into(), Value::String("object".into()));
     Arc::new(o)
+}
+
+/// A tool's structured result: its own type, or a failure ([`ToolError`]). MCP clients may
+/// validate either against the tool's `outputSchema` (the TypeScript SDK validates failures
+/// too), so the schema covers both.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Out<T> {
+    Ok(T),
+    Failed(ToolError),
+}
+
+/// `execute`'s structured results.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ExecuteOut {
+    /// Executed (`isError` unless the outcome is `applied`).
+    Executed(ExecutionResult),
+    /// The broker refused (`isError`).
+    Refused(ExecutionRefusal),
+    Failed(ToolError),
 }
 
 /// `list_operations`.
@@ -178,12 +215,37 @@ pub struct ExecutionResult {
     pub timings_us: Option<BTreeMap<String, u64>>,
 }
 
-/// `apply`: executed, or the proposal when it was not certified in time (or was denied).
+/// A broker refusal of an execution (`isError: true`): what failed and what to do next.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionRefusal {
+    pub proposal_id: String,
+    pub cid: String,
+    /// The broker's HTTP status.
+    pub status: u16,
+    /// `replay`, `drift`, `revocation`, `match`, `parse`, `time`, …
+    pub failed_check: String,
+    /// `reject`, `readmit` or `fail_closed`.
+    pub decision: String,
+    pub reason: String,
+    /// The ledger record of the refusal.
+    pub record_id: Option<String>,
+    /// With `readmit`: the live object now, as admission would record it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fresh_observation: Option<Value>,
+    /// What to do next.
+    pub next: String,
+}
+
+/// `apply`: executed, or the proposal when it was not certified in time (or was denied),
+/// or a refusal or failure.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum ApplyResult {
     Executed(ExecutionResult),
     NotExecuted(ProposalResult),
+    Refused(ExecutionRefusal),
+    Failed(ToolError),
 }
 
 /// A ledger record of one of this agent's executions.
@@ -219,13 +281,24 @@ pub struct HistoryResult {
 
 /// The structured content of a failed call (`isError: true`).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ToolError {
-    /// `invalid_input`, `unreachable`, `clock`, `not_certified`, admission's error code, …
+    /// `invalid_input`, `unreachable`, `clock`, `not_certified`, `unexpected_response`,
+    /// `ledger`, or admission's error code (`parse`, `forbidden`, `not_found`, …).
     pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// Whether anything was sent (false: nothing was signed or sent).
+    /// The HTTP status admission or the broker answered with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// `not_certified`: the proposal's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposal_status: Option<String>,
+    /// `false`: nothing was signed or sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent: Option<bool>,
     /// What to do next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
 }
 
@@ -237,19 +310,21 @@ mod tests {
     fn every_output_schema_is_an_object_schema() {
         for s in [
             output_schema::<OperationsResult>(),
-            output_schema::<ObserveResult>(),
-            output_schema::<ProposalResult>(),
-            output_schema::<ExecutionResult>(),
+            output_schema::<Out<ObserveResult>>(),
+            output_schema::<Out<ProposalResult>>(),
+            output_schema::<ExecuteOut>(),
             output_schema::<ApplyResult>(),
-            output_schema::<HistoryResult>(),
+            output_schema::<Out<HistoryResult>>(),
         ] {
             assert_eq!(s.get("type"), Some(&Value::String("object".into())), "{s:?}");
+            let text = serde_json::to_string(&*s).unwrap_or_default();
+            assert!(!text.contains("uint"), "{text}");
         }
         let apply = serde_json::to_string(&*output_schema::<ApplyResult>()).unwrap_or_default();
         assert!(
             apply.contains("anyOf") && apply.contains("outcome") && apply.contains("waiting_for")
         );
-        let p = serde_json::to_string(&*output_schema::<ProposalResult>()).unwrap_or_default();
+        let p = serde_json::to_string(&*output_schema::<Out<ProposalResult>>()).unwrap_or_default();
         assert!(p.contains("\"pending\"") && p.contains("\"certified\"") && p.contains("^L[0-5]$"));
     }
 }

@@ -31,8 +31,9 @@ use tracing::{info, warn};
 use crate::catalogue::{PlatformName, catalogue, target_schema, validate};
 use crate::client::{AgentClient, Reply, now_ms};
 use crate::results::{
-    ApplyResult, ExecutionResult, HistoryResult, LedgerRecord, Next, Object, ObserveResult,
-    OperationsResult, ProposalResult, ProposalState, WaitingFor, output_schema,
+    ApplyResult, ExecuteOut, ExecutionRefusal, ExecutionResult, HistoryResult, LedgerRecord, Next,
+    Object, ObserveResult, OperationsResult, Out, ProposalResult, ProposalState, WaitingFor,
+    output_schema,
 };
 
 /// Largest tool arguments accepted (serialised JSON), bytes.
@@ -365,7 +366,7 @@ impl SebMcp {
 
     #[tool(
         description = "Read the live object a change would act on, exactly as admission would record it as evidence (its projection and digest), plus the risk level the change would get. Read-only: nothing is proposed or recorded.",
-        output_schema = output_schema::<ObserveResult>(),
+        output_schema = output_schema::<Out<ObserveResult>>(),
         annotations(
             read_only_hint = true,
             destructive_hint = false,
@@ -382,7 +383,7 @@ impl SebMcp {
 
     #[tool(
         description = "Submit a signed proposal to admission. Returns the proposal id, the contract, the risk level with the score's reasons, the certification path, and the status: certified (call execute), pending (who must approve and how; call proposal_status later), denied (why) or advisory (L0: no certificate).",
-        output_schema = output_schema::<ProposalResult>(),
+        output_schema = output_schema::<Out<ProposalResult>>(),
         annotations(
             read_only_hint = false,
             destructive_hint = false,
@@ -402,7 +403,7 @@ impl SebMcp {
 
     #[tool(
         description = "The current state of one of this agent's proposals. With wait_s, waits while it is pending (at most 300 s; progress notifications are sent when the client asked for them). Resumable at any time by id.",
-        output_schema = output_schema::<ProposalResult>(),
+        output_schema = output_schema::<Out<ProposalResult>>(),
         annotations(
             read_only_hint = true,
             destructive_hint = false,
@@ -432,7 +433,7 @@ impl SebMcp {
 
     #[tool(
         description = "Execute a certified proposal: presents its certificate to the broker with a fresh proof. Returns the outcome, ledger record ids and timings; a refusal says what failed and what to do next (readmit: re-propose from the fresh observation included; fail_closed: stop and ask a human; replay: the certificate was already used). Never retried automatically.",
-        output_schema = output_schema::<ExecutionResult>(),
+        output_schema = output_schema::<ExecuteOut>(),
         annotations(
             read_only_hint = false,
             destructive_hint = true,
@@ -494,7 +495,7 @@ impl SebMcp {
 
     #[tool(
         description = "This agent's recent proposals (newest first) and the broker's ledger records of their executions, with record ids and, on request, Merkle inclusion proofs.",
-        output_schema = output_schema::<HistoryResult>(),
+        output_schema = output_schema::<Out<HistoryResult>>(),
         annotations(
             read_only_hint = true,
             destructive_hint = false,
@@ -753,7 +754,9 @@ impl SebMcp {
                         "Propose again if the change is still wanted."
                     }
                 ),
-                detail: json!({"error": "not_certified", "status": s(&v, "/status"), "sent": false}),
+                detail: json!({"error": "not_certified", "proposal_status": s(&v, "/status"), "sent": false,
+                    "message": format!("proposal {id} is {}", s(&v, "/status")),
+                    "next": if s(&v, "/status") == "pending" { "wait with proposal_status, then execute" } else { "propose again if the change is still wanted" }}),
             });
         }
         let r = self
@@ -811,18 +814,20 @@ impl SebMcp {
         let decision = s(b, "/decision").to_owned();
         let reason = s(b, "/detail").to_owned();
         warn!(proposal_id = %id, cid = %cid, failed_check = %check, decision = %decision, "execution refused");
-        let mut out = json!({
-            "proposal_id": id,
-            "cid": cid,
-            "status": r.status,
-            "failed_check": check,
-            "decision": decision,
-            "reason": reason,
-            "record_id": b.get("record_id"),
-        });
         let next = refusal_next(&decision, &check);
+        let mut out = ExecutionRefusal {
+            proposal_id: id.to_owned(),
+            cid: cid.clone(),
+            status: r.status,
+            failed_check: check.clone(),
+            decision: decision.clone(),
+            reason: reason.clone(),
+            record_id: b.get("record_id").and_then(Value::as_str).map(str::to_owned),
+            fresh_observation: None,
+            next: next.to_owned(),
+        };
         if decision == "readmit" {
-            let fresh = match v.get("contract") {
+            out.fresh_observation = Some(match v.get("contract") {
                 Some(c) => match serde_json::from_value::<PlatformName>(
                     c.get("platform").cloned().unwrap_or_default(),
                 ) {
@@ -838,14 +843,9 @@ impl SebMcp {
                     Err(_) => json!({"unavailable": "unknown platform"}),
                 },
                 None => json!({"unavailable": "the proposal has no contract"}),
-            };
-            if let Some(o) = out.as_object_mut() {
-                o.insert("fresh_observation".into(), fresh);
-            }
+            });
         }
-        if let Some(o) = out.as_object_mut() {
-            o.insert("next".into(), json!(next));
-        }
+        let out = serde_json::to_value(&out).unwrap_or_default();
         Ok(refusal(
             format!(
                 "execution of proposal {id} refused: decision {decision}, failed_check {check}: {reason}. Next: {next}."
@@ -1200,6 +1200,27 @@ mod tests {
         // Nobody connected to admission or the broker.
         let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
         assert!(accepted.is_err(), "a bad input reached the network");
+    }
+
+    #[test]
+    fn every_failure_is_a_tool_error_as_the_output_schemas_declare() {
+        let e = anyhow::anyhow!("boom");
+        let bad_json = serde_json::from_str::<Value>("{").unwrap_err();
+        for f in [
+            Fail::input("x"),
+            Fail::unreachable(&e),
+            Fail::clock(&e),
+            Fail::unexpected("admission", &bad_json),
+            Fail::admission(&Reply {
+                status: 409,
+                body: json!({"error": "conflict", "detail": "taken"}),
+            }),
+            Fail::admission(&Reply { status: 502, body: json!("not json") }),
+        ] {
+            let parsed: Result<crate::results::ToolError, _> =
+                serde_json::from_value(f.detail.clone());
+            assert!(parsed.is_ok(), "{}: {parsed:?}", f.detail);
+        }
     }
 
     #[test]

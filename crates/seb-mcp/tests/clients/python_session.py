@@ -389,6 +389,17 @@ async def output_schemas():
             check(not r.is_error, "output_schemas", f"{name} succeeded", r)
             jsonschema.validate(r.structured_content, tools[name].output_schema)
             seen[name] = sorted(r.structured_content)[:6]
+        # Failures carry structured content the schemas declare too (some SDKs validate it).
+        for name, args in [
+            ("execute", {"proposal_id": "mcp-scale-6"}),  # replay: a broker refusal
+            ("execute", {"proposal_id": "mcp-schema-pending"}),  # not certified: nothing sent
+            ("propose", {"platform": "kubernetes", "op": "scale", "target": target(), "params": {"replicas": -1}}),
+            ("proposal_status", {"proposal_id": "no-such-proposal"}),  # admission: not found
+            ("apply", {"platform": "kubernetes", "op": "explode", "target": target(), "params": {}}),
+        ]:
+            r = await c.call_tool(name, args)
+            check(r.is_error and r.structured_content, "output_schemas", f"{name}: a structured failure", r)
+            jsonschema.validate(r.structured_content, tools[name].output_schema)
         log("output_schemas_validated", tools=seen)
 
 
