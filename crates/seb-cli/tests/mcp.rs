@@ -46,6 +46,17 @@ permit(principal, action == SEB::Action::"require_human", resource)
 /// Every secret the session could leak: the seeds of every key in the deployment (base64 and
 /// hex) and Kubernetes tokens (JWTs, `{"alg":` → `eyJhbGciOi`).
 fn assert_no_secrets(what: &str, text: &str) {
+    assert_none_of(what, text, &[]);
+}
+
+/// [`assert_no_secrets`] and each of `more` (API server tokens, AWS secret keys, client
+/// bearer tokens; STS session tokens minted by moto start with `FQoGZXIvYXdzE`).
+fn assert_none_of(what: &str, text: &str, more: &[&str]) {
+    for (i, m) in more.iter().enumerate() {
+        assert!(m.len() >= 16, "secret {i} is too short to scan for");
+        assert!(!text.contains(m), "{what} contains secret {i}");
+    }
+    assert!(!text.contains("FQoGZXIvYXdzE"), "{what} contains an STS session token");
     for n in [1u8, 2, 3, 20, 40] {
         let seed = key(n).seed();
         let b64 = base64::engine::general_purpose::STANDARD.encode(seed.as_ref());
@@ -116,7 +127,8 @@ fn serve_http(d: &Path, url: &str, ca: &Path, token: &str) -> (std::process::Chi
     let mut child = Command::new(SEB)
         .arg("mcp")
         .args(mcp_args(d, url, ca))
-        .args(["--listen", "127.0.0.1:0", "--allowed-origin", "http://localhost:5173"])
+        // A bare port: loopback by default.
+        .args(["--listen", "0", "--allowed-origin", "http://localhost:5173"])
         .arg("--client-tokens")
         .arg(&tokens)
         .stdin(std::process::Stdio::null())
@@ -129,7 +141,143 @@ fn serve_http(d: &Path, url: &str, ca: &Path, token: &str) -> (std::process::Chi
     let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
         panic!("{e}: {line}{}", std::fs::read_to_string(d.join("mcp-http.log")).unwrap_or_default())
     });
-    (child, v["url"].as_str().unwrap().to_owned())
+    let url = v["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "`--listen PORT` serves loopback: {url}");
+    (child, url)
+}
+
+/// This machine's address off loopback (the one its default route uses).
+fn non_loopback_ip() -> std::net::IpAddr {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    if s.connect("203.0.113.1:9").is_ok()
+        && let Ok(a) = s.local_addr()
+        && !a.ip().is_loopback()
+        && !a.ip().is_unspecified()
+    {
+        return a.ip();
+    }
+    let out = Command::new("hostname").arg("-I").output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|w| w.parse::<std::net::IpAddr>().ok())
+        .find(|ip| ip.is_ipv4() && !ip.is_loopback())
+        .expect("no address off loopback on this machine")
+}
+
+/// `seb mcp --listen <address off loopback>:0` over TLS (a certificate for that address from
+/// a fresh test CA) with two clients' tokens; its URL and the CA.
+fn serve_https(
+    d: &Path,
+    url: &str,
+    ca: &Path,
+    clients: &[(&str, &str)],
+) -> (std::process::Child, String, PathBuf) {
+    use std::io::BufRead as _;
+    let ip = non_loopback_ip();
+    let tls = d.join("mcp-tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    let (mcp_ca, crt, key) =
+        seb_testinfra::certs::serving_certificate(&tls, "seb-mcp", &format!("IP:{ip}")).unwrap();
+    let tokens = d.join("mcp-https-clients");
+    let lines: String = clients.iter().map(|(n, t)| format!("{n} {t}\n")).collect();
+    std::fs::write(&tokens, lines).unwrap();
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut child = Command::new(SEB)
+        .arg("mcp")
+        .args(mcp_args(d, url, ca))
+        .args(["--listen", &std::net::SocketAddr::new(ip, 0).to_string()])
+        .arg("--tls-cert")
+        .arg(&crt)
+        .arg("--tls-key")
+        .arg(&key)
+        .arg("--client-tokens")
+        .arg(&tokens)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(d.join("mcp-https.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {line}{}",
+            std::fs::read_to_string(d.join("mcp-https.log")).unwrap_or_default()
+        )
+    });
+    let https = v["url"].as_str().unwrap().to_owned();
+    assert!(https.starts_with(&format!("https://{ip}:")), "{https}");
+    (child, https, mcp_ca)
+}
+
+/// The AWS side of the deployment on moto (as `seb deploy aws` prints it): the broker's and
+/// the observer's users, the execution role, a bucket; the `[targets.aws]` section and the
+/// secrets to scan for.
+struct Aws {
+    toml: String,
+    bucket: String,
+    secrets: Vec<String>,
+}
+
+fn aws_on_moto(d: &Path) -> Aws {
+    use seb_testinfra::moto::{ACCOUNT, Call, MotoServer};
+    let moto = MotoServer::shared().unwrap_or_else(|e| panic!("moto_server: {e}"));
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..10];
+    let out_dir = d.join("aws");
+    let broker_user = format!("seb-broker-{suffix}");
+    let role = format!("seb-execution-{suffix}");
+    let (code, out, err) = support::seb(&[
+        "deploy",
+        "aws",
+        "--broker-principal-arn",
+        &format!("arn:aws:iam::{ACCOUNT}:user/{broker_user}"),
+        "--account",
+        ACCOUNT,
+        "--execution-role-name",
+        &role,
+        "--admin-principal-arn-pattern",
+        &format!("arn:aws:iam::{ACCOUNT}:user/seb-test-admin"),
+        "--out-dir",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let doc = |n: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join(n)).unwrap()).unwrap()
+    };
+    let broker = moto.create_user(&broker_user, &doc("broker-role-policy.json")).unwrap();
+    let agent = moto
+        .create_user(&format!("seb-agent-{suffix}"), &doc("agent-permission-boundary.json"))
+        .unwrap();
+    let broad = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:*"], "Resource": "*"}]});
+    let role_arn =
+        moto.create_role(&role, &doc("execution-role-trust-policy.json"), &broad).unwrap();
+    let bucket = format!("mcp-{suffix}");
+    moto.seed(&[Call::new("s3", "create_bucket", json!({"Bucket": bucket}))]).unwrap();
+    for (file, k) in [("aws.json", &broker), ("aws-observer.json", &agent)] {
+        std::fs::write(
+            d.join(file),
+            json!({"access_key_id": k.access_key_id, "secret_access_key": k.secret_access_key})
+                .to_string(),
+        )
+        .unwrap();
+    }
+    let toml = format!(
+        r#"
+[targets.aws]
+endpoint_url = "{endpoint}"
+s3_force_path_style = true
+broker_credentials_file = "{broker_file}"
+observer_credentials_file = "{observer_file}"
+
+[targets.aws.accounts.{ACCOUNT}]
+execution_role_arn = "{role_arn}"
+"#,
+        endpoint = moto.endpoint(),
+        broker_file = d.join("aws.json").display(),
+        observer_file = d.join("aws-observer.json").display(),
+    );
+    let secrets = vec![broker.secret_access_key.clone(), agent.secret_access_key.clone()];
+    Aws { toml, bucket, secrets }
 }
 
 /// A protected namespace with Deployment `web`, `seb deploy kubernetes --apply`, and one
@@ -150,7 +298,8 @@ impl Drop for Deployment {
     }
 }
 
-fn deployment(prefix: &str) -> Deployment {
+/// `kube_extra`: more `[targets.kubernetes]` lines; `extra`: more sections of `seb.toml`.
+fn deployment(prefix: &str, deploy_extra: &[&str], kube_extra: &str, extra: &str) -> Deployment {
     let s = KubeApiServer::shared().unwrap_or_else(|e| panic!("kube-apiserver: {e}"));
     let t = &s.tokens().clone();
     let dir = tempfile::tempdir().unwrap();
@@ -159,11 +308,17 @@ fn deployment(prefix: &str) -> Deployment {
     let port = free_port();
     let ca = d.join("ca.pem");
     std::fs::write(&ca, s.ca_pem()).unwrap();
-    let deploy = deploy_args(s, &ns, port, &ca);
+    let mut deploy = deploy_args(s, &ns, port, &ca);
+    deploy.extend(deploy_extra.iter().map(|a| (*a).to_owned()));
     let (code, out, err) = seb_with(&deploy, &["--apply"]);
     assert_eq!(code, 0, "{out}{err}");
     write_broker_files(s, t, d, &ca);
-    let cfg = broker_toml(port, "sqlite:seb.db", &ns, &admission_config(d, POLICY, ""));
+    let cfg = broker_toml(
+        port,
+        "sqlite:seb.db",
+        &ns,
+        &format!("{kube_extra}{}{extra}", admission_config(d, POLICY, "")),
+    );
     std::fs::write(d.join("seb.toml"), cfg).unwrap();
     let agent_key = d.join("agent.seed");
     std::fs::set_permissions(&agent_key, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -176,10 +331,32 @@ fn an_agent_drives_seb_through_mcp_with_the_python_sdk() {
     python_mcp();
     let s = KubeApiServer::shared().unwrap_or_else(|e| panic!("kube-apiserver: {e}"));
     let _iso = KubeApiServer::isolated();
-    let dep = deployment("mcp");
+    let t = s.tokens().clone();
+    // The AWS target on moto next to the Kubernetes one; `admin` is an emergency user SEB's
+    // webhook exempts (an administrator who can still write directly: out-of-band drift).
+    let aws_dir = tempfile::tempdir().unwrap();
+    let aws = aws_on_moto(aws_dir.path());
+    let dep = deployment(
+        "mcp",
+        &["--exempt-user", "admin"],
+        "exempt_usernames = [\"admin\"]\n",
+        &aws.toml,
+    );
     let (d, srv, ns, deps, ca) = (dep.dir.path(), &dep.srv, &dep.ns, &dep.deps, &dep.ca);
     let token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     let (mut http_child, http_url) = serve_http(d, &srv.url, ca, &token);
+    let https_clients = [
+        ("ide-host", format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())),
+        (
+            "agent-framework",
+            format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()),
+        ),
+    ];
+    let clients: Vec<(&str, &str)> = https_clients.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let (mut https_child, https_url, https_ca) = serve_https(d, &srv.url, ca, &clients);
+    let admin_token_file = d.join("kube-admin.token");
+    std::fs::write(&admin_token_file, &t.admin).unwrap();
+    std::fs::set_permissions(&admin_token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let scenario = json!({
         "seb": SEB,
         "http_url": http_url,
@@ -195,7 +372,13 @@ fn an_agent_drives_seb_through_mcp_with_the_python_sdk() {
         "approver_key": d.join("alice.seed"),
         "admin_key": d.join("ops.seed"),
         "out": d.join("transcript.json"),
-        "steps": ["tools_and_bad_inputs", "policy_apply", "human_path", "benchmark", "http_transport", "drift", "revoked", "unreachable"],
+        "kube": {"url": s.url(), "ca": ca, "admin_token_file": admin_token_file},
+        "aws": {"account": seb_testinfra::moto::ACCOUNT, "region": seb_testinfra::moto::REGION, "bucket": aws.bucket},
+        "https": {"url": https_url, "ca": https_ca, "token": https_clients[0].1,
+                  "clients": https_clients.iter().cloned().collect::<std::collections::BTreeMap<_, _>>()},
+        "steps": ["tools_and_bad_inputs", "policy_apply", "human_path", "benchmark", "http_transport",
+                  "https_transport", "output_schemas", "drift", "drift_out_of_band", "kill_during_wait",
+                  "aws_apply", "revoked", "unreachable"],
     });
     std::fs::write(d.join("scenario.json"), scenario.to_string()).unwrap();
     let (_, before) = kube("GET", &format!("{deps}/web"), &dep.admin, None);
@@ -230,24 +413,52 @@ fn an_agent_drives_seb_through_mcp_with_the_python_sdk() {
     let unchanged = &step("ledger_unchanged")[0];
     assert_eq!(unchanged["before"], unchanged["after"]);
     // Every applied change is on the API server: 3 by policy, 6 after approval, 3 by the
-    // change that made `mcp-drift-a` stale, 4 re-proposed; the revoked agent's 4 never ran.
+    // change that made `mcp-drift-a` stale, 4 re-proposed, 1 by the administrator out of
+    // band, 2 re-proposed from it, 5 approved after `seb mcp` was killed and restarted; the
+    // revoked agent's 4 never ran.
     let (_, web) = kube("GET", &format!("{deps}/web"), &dep.admin, None);
-    assert_eq!(web["spec"]["replicas"], 4, "{web}");
-    let readmit = transcript
+    assert_eq!(web["spec"]["replicas"], 5, "{web}");
+    let readmits: Vec<&Value> = transcript
         .iter()
-        .find(|s| s["step"] == "execute" && s["structured"]["decision"] == "readmit")
-        .expect("a readmit");
-    assert_eq!(readmit["structured"]["failed_check"], "drift", "{readmit}");
+        .filter(|s| s["step"] == "execute" && s["structured"]["decision"] == "readmit")
+        .collect();
+    assert_eq!(readmits.len(), 2, "a competing certified change and an out-of-band write");
+    for r in &readmits {
+        assert_eq!(r["structured"]["failed_check"], "drift", "{r}");
+    }
+    assert_eq!(step("drift_out_of_band")[0]["fresh_replicas"], 1);
     assert!(!step("progress")[0]["notifications"].as_array().unwrap().is_empty());
+    assert_eq!(step("seb_mcp_killed").len(), 1);
+    // The certified S3 PutObject is in the bucket.
+    let moto = seb_testinfra::moto::MotoServer::shared().unwrap();
+    let got =
+        moto.call("s3", "get_object", json!({"Bucket": aws.bucket, "Key": "flags.json"})).unwrap();
+    assert_eq!(got["Body"], "{\"sale\":true}", "{got}");
+    // HTTPS off loopback: each client's session, and the refusals.
+    let sessions: Vec<&str> =
+        step("https_session").iter().map(|s| s["client"].as_str().unwrap()).collect();
+    assert_eq!(sessions, ["agent-framework", "ide-host"]);
+    assert_eq!(step("https_statuses")[0]["no token"], 401);
+    // Each tool's successful results were validated against its outputSchema by the SDK.
+    assert_eq!(step("output_schemas_validated")[0]["tools"].as_object().unwrap().len(), 6);
 
     // No key material or token in anything the session printed (tool results, seb mcp's
     // stderr, which the SDK forwards).
-    assert_no_secrets("python stdout", &stdout);
-    assert_no_secrets("python stderr + seb mcp logs", &stderr);
-    assert_no_secrets("transcript", &serde_json::to_string(&transcript).unwrap());
+    let mut secrets: Vec<&str> = aws.secrets.iter().map(String::as_str).collect();
+    secrets.extend([t.admin.as_str(), t.broker.as_str(), t.agent.as_str()]);
+    secrets.extend(https_clients.iter().map(|(_, t)| t.as_str()));
+    assert_none_of("python stdout", &stdout, &secrets);
+    assert_none_of("python stderr + seb mcp logs", &stderr, &secrets);
+    assert_none_of("transcript", &serde_json::to_string(&transcript).unwrap(), &secrets);
+    assert_none_of("seb serve's log", &srv.log(), &secrets[..2]);
     assert!(stderr.contains("proposal submitted"), "seb mcp logged to stderr: {stderr}");
     let _ = http_child.kill();
     let _ = http_child.wait();
+    let _ = https_child.kill();
+    let _ = https_child.wait();
+    let https_log = std::fs::read_to_string(d.join("mcp-https.log")).unwrap();
+    assert_none_of("seb mcp --listen (TLS) logs", &https_log, &secrets);
+    assert!(https_log.contains("bearer token refused"), "{https_log}");
     let http_log = std::fs::read_to_string(d.join("mcp-http.log")).unwrap();
     assert_no_secrets("seb mcp --listen logs", &http_log);
     assert!(
@@ -294,7 +505,7 @@ const TS_SDK: &str = "@modelcontextprotocol/sdk@1.32.2";
 #[test]
 fn the_typescript_sdk_drives_seb_mcp_over_stdio() {
     let _iso = KubeApiServer::isolated();
-    let dep = deployment("mcpts");
+    let dep = deployment("mcpts", &[], "", "");
     let d = dep.dir.path();
     let node = d.join("node");
     std::fs::create_dir_all(&node).unwrap();

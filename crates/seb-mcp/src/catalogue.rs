@@ -71,7 +71,7 @@ pub fn target_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
 }
 
 /// One operation as `list_operations` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct OperationInfo {
     pub op: String,
     pub description: String,
@@ -88,7 +88,7 @@ pub struct OperationInfo {
 }
 
 /// One platform's operations.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct PlatformInfo {
     pub platform: PlatformName,
     pub target_shape: Value,

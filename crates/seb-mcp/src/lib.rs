@@ -23,6 +23,7 @@
 pub mod catalogue;
 pub mod client;
 pub mod http;
+pub mod results;
 pub mod server;
 
 use std::path::{Path, PathBuf};
@@ -40,7 +41,7 @@ use crate::server::SebMcp;
 #[derive(Debug, Clone, Default, Args)]
 pub struct McpArgs {
     /// A TOML file with any of: agent, agent_key, admission, broker, ca, client_cert,
-    /// client_key (relative paths are relative to the file).
+    /// client_key, console_url (relative paths are relative to the file).
     #[arg(long, env = "SEB_MCP_CONFIG")]
     pub config: Option<PathBuf>,
     /// The agent's registered name.
@@ -64,9 +65,9 @@ pub struct McpArgs {
     /// The client certificate's PEM private key.
     #[arg(long, env = "SEB_CLIENT_KEY", requires = "client_cert")]
     pub client_key: Option<PathBuf>,
-    /// Serve streamable HTTP on this address (endpoint `/mcp`) instead of stdio. Loopback
-    /// unless TLS and client tokens are given.
-    #[arg(long)]
+    /// Serve streamable HTTP on this address (endpoint `/mcp`) instead of stdio: `PORT`
+    /// (loopback, 127.0.0.1) or `ADDRESS:PORT`; off loopback only with TLS and client tokens.
+    #[arg(long, value_parser = parse_listen)]
     pub listen: Option<std::net::SocketAddr>,
     /// PEM certificate for `--listen` over TLS.
     #[arg(long, requires = "tls_key")]
@@ -83,6 +84,18 @@ pub struct McpArgs {
     /// A host name clients use to reach `--listen` (beyond its address and loopback).
     #[arg(long)]
     pub allowed_host: Vec<String>,
+    /// The approver console's base URL (admission's `[admission] public_url`): pending
+    /// proposals point approvers at `<console-url>/console/proposals/<id>`.
+    #[arg(long, env = "SEB_CONSOLE_URL")]
+    pub console_url: Option<String>,
+}
+
+/// `--listen`: a bare port means loopback.
+pub fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse().map_err(|_| format!("`{s}` is neither a port nor an ADDRESS:PORT"))
 }
 
 /// The `--config` file.
@@ -96,6 +109,7 @@ pub struct McpConfig {
     pub ca: Option<PathBuf>,
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
+    pub console_url: Option<String>,
 }
 
 /// Everything `seb mcp` needs, resolved.
@@ -106,6 +120,8 @@ pub struct Resolved {
     pub admission: String,
     pub broker: String,
     pub tls: TlsFiles,
+    /// The approver console's base URL, when the deployment has one.
+    pub console_url: Option<String>,
 }
 
 /// Merge flags over the config file; every setting but TLS is required.
@@ -133,6 +149,15 @@ pub fn resolve(a: &McpArgs) -> Result<Resolved> {
     if tls.client_cert.is_some() != tls.client_key.is_some() {
         bail!("client_cert and client_key go together");
     }
+    let console_url = a.console_url.clone().or(file.console_url).filter(|s| !s.is_empty());
+    if let Some(u) = &console_url {
+        let ok = reqwest::Url::parse(u).is_ok_and(|p| {
+            matches!(p.scheme(), "https" | "http") && p.query().is_none() && p.fragment().is_none()
+        });
+        if !ok {
+            bail!("console_url `{u}` is not an http(s) base URL");
+        }
+    }
     Ok(Resolved {
         agent: need(a.agent.clone().or(file.agent), "agent")?,
         agent_key: a
@@ -143,6 +168,7 @@ pub fn resolve(a: &McpArgs) -> Result<Resolved> {
         admission: need(a.admission.clone().or(file.admission), "admission")?,
         broker: need(a.broker.clone().or(file.broker), "broker")?,
         tls,
+        console_url,
     })
 }
 
@@ -151,7 +177,8 @@ pub fn build(r: &Resolved) -> Result<SebMcp> {
     let key = seb_store::keyfile::read_signing_key(&r.agent_key)
         .context("refusing to start: the agent key file cannot be used")?;
     let http = http_client(&r.tls, Duration::from_secs(30))?;
-    Ok(SebMcp::new(AgentClient::new(http, &r.admission, &r.broker, &r.agent, key)))
+    Ok(SebMcp::new(AgentClient::new(http, &r.admission, &r.broker, &r.agent, key))
+        .with_console_url(r.console_url.as_deref()))
 }
 
 /// `seb mcp`: serve MCP on stdin/stdout until the host closes it (the caller sends logs to

@@ -30,6 +30,11 @@ use tracing::{info, warn};
 
 use crate::catalogue::{PlatformName, catalogue, target_schema, validate};
 use crate::client::{AgentClient, Reply, now_ms};
+use crate::results::{
+    ApplyResult, ExecuteOut, ExecutionRefusal, ExecutionResult, HistoryResult, LedgerRecord, Next,
+    Object, ObserveResult, OperationsResult, Out, ProposalResult, ProposalState, WaitingFor,
+    output_schema,
+};
 
 /// Largest tool arguments accepted (serialised JSON), bytes.
 pub const MAX_ARGUMENT_BYTES: usize = 64 * 1024;
@@ -221,6 +226,17 @@ impl Fail {
         }
     }
 
+    /// Admission or the broker answered with something this server cannot read.
+    fn unexpected(what: &str, e: &serde_json::Error) -> Self {
+        Self {
+            summary: format!(
+                "{what} answered with an unexpected shape ({e}). Nothing was retried; ask an operator."
+            ),
+            detail: json!({"error": "unexpected_response", "message": format!("{what}: {e}"),
+                "next": "stop and ask an operator: the SEB services and this server disagree on a format"}),
+        }
+    }
+
     fn admission(r: &Reply) -> Self {
         let code = r.body.get("error").and_then(Value::as_str).unwrap_or("error").to_owned();
         let detail = r.body.get("detail").and_then(Value::as_str).unwrap_or("").to_owned();
@@ -248,8 +264,9 @@ impl Fail {
     }
 }
 
-fn success(summary: String, value: Value) -> CallToolResult {
-    let mut r = CallToolResult::structured(value);
+fn success(summary: String, value: &impl serde::Serialize) -> CallToolResult {
+    // The result types serialise infallibly (strings, numbers, maps with string keys).
+    let mut r = CallToolResult::structured(serde_json::to_value(value).unwrap_or_default());
     r.content.insert(0, ContentBlock::text(summary));
     r
 }
@@ -274,6 +291,8 @@ fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
 #[derive(Clone)]
 pub struct SebMcp {
     client: Arc<AgentClient>,
+    /// The approver console's base URL (admission's `[admission] public_url`), when any.
+    console_url: Option<Arc<str>>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -287,7 +306,13 @@ impl std::fmt::Debug for SebMcp {
 impl SebMcp {
     /// A server for `client`'s agent.
     pub fn new(client: AgentClient) -> Self {
-        Self { client: Arc::new(client), tool_router: Self::tool_router() }
+        Self { client: Arc::new(client), console_url: None, tool_router: Self::tool_router() }
+    }
+
+    /// Point pending proposals at the approver console under `base` (`<base>/console/proposals/<id>`).
+    pub fn with_console_url(mut self, base: Option<&str>) -> Self {
+        self.console_url = base.map(|b| Arc::from(b.trim_end_matches('/')));
+        self
     }
 
     /// Every tool (names, schemas, annotations).
@@ -297,6 +322,7 @@ impl SebMcp {
 
     #[tool(
         description = "List the platforms and operations SEB can change, each with its target shape, params schema, constraint locations, precondition, and the risk levels and certification paths this deployment applies. Read this before proposing.",
+        output_schema = output_schema::<OperationsResult>(),
         annotations(
             read_only_hint = true,
             destructive_hint = false,
@@ -312,10 +338,14 @@ impl SebMcp {
             .into_iter()
             .filter(|p| a.platform.is_none_or(|want| want == p.platform))
             .collect();
+        let unavailable = |why: String| Object::from_iter([("unavailable".into(), json!(why))]);
         let levels = match self.client.admission_get("/paths", &[]).await {
-            Ok(r) if r.ok() => r.body,
-            Ok(r) => json!({"unavailable": Fail::admission(&r).summary}),
-            Err(e) => json!({"unavailable": Fail::unreachable(&e).summary}),
+            Ok(r) if r.ok() => match r.body {
+                Value::Object(o) => o,
+                other => unavailable(format!("admission answered {other}")),
+            },
+            Ok(r) => unavailable(Fail::admission(&r).summary),
+            Err(e) => unavailable(Fail::unreachable(&e).summary),
         };
         let n: usize = platforms.iter().map(|p| p.operations.len()).sum();
         let summary = format!(
@@ -331,11 +361,12 @@ impl SebMcp {
                 .collect::<Vec<_>>()
                 .join("; ")
         );
-        Ok(success(summary, json!({"platforms": platforms, "levels": levels})))
+        Ok(success(summary, &OperationsResult { platforms, levels }))
     }
 
     #[tool(
         description = "Read the live object a change would act on, exactly as admission would record it as evidence (its projection and digest), plus the risk level the change would get. Read-only: nothing is proposed or recorded.",
+        output_schema = output_schema::<Out<ObserveResult>>(),
         annotations(
             read_only_hint = true,
             destructive_hint = false,
@@ -352,6 +383,7 @@ impl SebMcp {
 
     #[tool(
         description = "Submit a signed proposal to admission. Returns the proposal id, the contract, the risk level with the score's reasons, the certification path, and the status: certified (call execute), pending (who must approve and how; call proposal_status later), denied (why) or advisory (L0: no certificate).",
+        output_schema = output_schema::<Out<ProposalResult>>(),
         annotations(
             read_only_hint = false,
             destructive_hint = false,
@@ -363,11 +395,15 @@ impl SebMcp {
         &self,
         Parameters(a): Parameters<ProposeArgs>,
     ) -> Result<CallToolResult, McpError> {
-        done(self.propose_inner(a).await.map(|v| self.proposal_result(&v)))
+        done(match self.propose_inner(a).await {
+            Ok(v) => self.proposal_result(&v),
+            Err(f) => Err(f),
+        })
     }
 
     #[tool(
         description = "The current state of one of this agent's proposals. With wait_s, waits while it is pending (at most 300 s; progress notifications are sent when the client asked for them). Resumable at any time by id.",
+        output_schema = output_schema::<Out<ProposalResult>>(),
         annotations(
             read_only_hint = true,
             destructive_hint = false,
@@ -389,7 +425,7 @@ impl SebMcp {
                     return Err(Fail::input(format!("wait_s must be at most {MAX_WAIT_S}")));
                 }
                 let v = self.wait(id, wait, &meta, &peer).await?;
-                Ok(self.proposal_result(&v))
+                self.proposal_result(&v)
             }
             .await,
         )
@@ -397,6 +433,7 @@ impl SebMcp {
 
     #[tool(
         description = "Execute a certified proposal: presents its certificate to the broker with a fresh proof. Returns the outcome, ledger record ids and timings; a refusal says what failed and what to do next (readmit: re-propose from the fresh observation included; fail_closed: stop and ask a human; replay: the certificate was already used). Never retried automatically.",
+        output_schema = output_schema::<ExecuteOut>(),
         annotations(
             read_only_hint = false,
             destructive_hint = true,
@@ -419,6 +456,7 @@ impl SebMcp {
 
     #[tool(
         description = "Propose, wait up to wait_s (default 30, at most 300) for certification, then execute. A proposal still pending after the wait is returned as pending with its id and who must approve: resume with proposal_status and execute.",
+        output_schema = output_schema::<ApplyResult>(),
         annotations(
             read_only_hint = false,
             destructive_hint = true,
@@ -447,7 +485,7 @@ impl SebMcp {
                     v
                 };
                 if s(&v, "/status") != "certified" {
-                    return Ok(self.proposal_result(&v));
+                    return self.proposal_result(&v);
                 }
                 self.execute_inner(&id).await
             }
@@ -457,6 +495,7 @@ impl SebMcp {
 
     #[tool(
         description = "This agent's recent proposals (newest first) and the broker's ledger records of their executions, with record ids and, on request, Merkle inclusion proofs.",
+        output_schema = output_schema::<Out<HistoryResult>>(),
         annotations(
             read_only_hint = true,
             destructive_hint = false,
@@ -512,15 +551,17 @@ impl SebMcp {
         let (target, params) =
             validate(a.platform, &a.op, &a.target, &params, &[]).map_err(Fail::input)?;
         let v = self.observe_remote(a.platform, &a.op, &target, &params).await?;
+        let o: ObserveResult = serde_json::from_value(v)
+            .map_err(|e| Fail::unexpected("admission's observation", &e))?;
         let summary = format!(
             "{} {} observed: evidence {} (level L{} if proposed); projection {}",
             a.platform.as_str(),
             a.op,
-            s(&v, "/digest"),
-            v.get("risk_level").and_then(Value::as_u64).unwrap_or(0),
-            clip(&v.get("projection").map(Value::to_string).unwrap_or_default(), 400),
+            o.digest,
+            o.risk_level,
+            clip(&serde_json::to_string(&o.projection).unwrap_or_default(), 400),
         );
-        Ok(success(summary, v))
+        Ok(success(summary, &o))
     }
 
     /// Validate locally, sign and submit; the admission view.
@@ -611,83 +652,102 @@ impl SebMcp {
     }
 
     /// The structured result of a proposal view (certified, pending, denied, advisory).
-    fn proposal_result(&self, v: &Value) -> CallToolResult {
-        let id = s(v, "/proposal_id");
-        let status = s(v, "/status");
-        let level = v.pointer("/score/level").and_then(Value::as_u64);
-        let mut out = json!({
-            "proposal_id": id,
-            "status": status,
-            "contract": v.get("contract"),
-            "contract_digest": v.get("contract_digest"),
-            "level": level.map(|l| format!("L{l}")),
-            "score_reasons": v.pointer("/score/reasons"),
-            "policy": v.get("policy"),
-            "path": v.get("requirement"),
-            "approvals": v.get("approvals"),
-            "evidence": v.get("evidence"),
-            "deadline_ms": v.get("deadline_ms"),
-            "reason": v.get("reason"),
-            "cid": v.get("cid"),
-            "cert_path": v.get("cert_path"),
-            "validity": v.get("validity"),
-            "record_id": v.get("record_id"),
-        });
-        let lvl = level.map(|l| format!("L{l}")).unwrap_or_else(|| "-".into());
-        let (summary, next) = match status {
-            "certified" => (
+    fn proposal_result(&self, v: &Value) -> Result<CallToolResult, Fail> {
+        let obj = |k: &str| v.get(k).and_then(Value::as_object).cloned();
+        let st = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        let id = s(v, "/proposal_id").to_owned();
+        let status: ProposalState =
+            serde_json::from_value(v.get("status").cloned().unwrap_or_default())
+                .map_err(|e| Fail::unexpected("admission's proposal status", &e))?;
+        let level = v.pointer("/score/level").and_then(Value::as_u64).map(|l| format!("L{l}"));
+        let lvl = level.clone().unwrap_or_else(|| "-".into());
+        let mut out = ProposalResult {
+            proposal_id: id.clone(),
+            status,
+            contract: obj("contract"),
+            contract_digest: st("contract_digest"),
+            level,
+            score_reasons: v
+                .pointer("/score/reasons")
+                .and_then(|r| serde_json::from_value(r.clone()).ok()),
+            policy: obj("policy"),
+            path: obj("requirement"),
+            approvals: v
+                .get("approvals")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|x| x.as_object().cloned()).collect())
+                .unwrap_or_default(),
+            evidence: obj("evidence"),
+            deadline_ms: v.get("deadline_ms").and_then(Value::as_u64),
+            reason: st("reason"),
+            cid: st("cid"),
+            cert_path: st("cert_path"),
+            validity: obj("validity"),
+            record_id: st("record_id"),
+            waiting_for: None,
+            next: Next::Stop,
+        };
+        let summary = match status {
+            ProposalState::Certified => {
+                out.next = Next::Execute;
                 format!(
                     "proposal {id} is certified ({lvl}, path {}): call execute with this proposal_id before the certificate expires",
                     s(v, "/cert_path")
-                ),
-                json!("execute"),
-            ),
-            "pending" => {
+                )
+            }
+            ProposalState::Pending => {
                 let (validators, humans) = missing(v);
                 let cmd = format!(
                     "seb approve {id} --admission {} --approver <NAME> --key <APPROVER KEY FILE>",
                     self.client.admission_url()
                 );
-                if let Some(o) = out.as_object_mut() {
-                    o.insert(
-                        "waiting_for".into(),
-                        json!({"humans": humans, "validators": validators,
-                               "where": "an approver registered with admission signs an approval with the command line in approve_with",
-                               "approve_with": cmd}),
-                    );
-                }
-                (
-                    format!(
-                        "proposal {id} is pending ({lvl}, path {}): it needs {humans} human and {validators} validator approval(s); an approver runs `{cmd}`. Call proposal_status with wait_s to wait (resumable by id), then execute.",
-                        s(v, "/requirement/path")
+                let console =
+                    self.console_url.as_ref().map(|b| format!("{b}/console/proposals/{id}"));
+                let (where_, how) = match &console {
+                    Some(u) => (
+                        "an approver opens console_url and approves with their passkey (or runs the command line in approve_with)".to_owned(),
+                        format!("an approver approves it at {u} (or runs `{cmd}`)"),
                     ),
-                    json!("proposal_status"),
+                    None => (
+                        "an approver registered with admission signs an approval with the command line in approve_with".to_owned(),
+                        format!("an approver runs `{cmd}`"),
+                    ),
+                };
+                out.waiting_for = Some(WaitingFor {
+                    humans,
+                    validators,
+                    where_,
+                    console_url: console,
+                    approve_with: cmd,
+                });
+                out.next = Next::ProposalStatus;
+                format!(
+                    "proposal {id} is pending ({lvl}, path {}): it needs {humans} human and {validators} validator approval(s); {how}. Call proposal_status with wait_s to wait (resumable by id), then execute.",
+                    s(v, "/requirement/path")
                 )
             }
-            "denied" | "expired" => (
-                format!(
-                    "proposal {id} was {status} ({lvl}): {}. Do not retry the same change; change the proposal or ask a human.",
-                    s(v, "/reason")
-                ),
-                json!("stop"),
+            ProposalState::Denied | ProposalState::Expired => format!(
+                "proposal {id} was {} ({lvl}): {}. Do not retry the same change; change the proposal or ask a human.",
+                status.as_str(),
+                s(v, "/reason")
             ),
-            "advisory" => (
+            ProposalState::Evaluating | ProposalState::Issuing => {
+                out.next = Next::ProposalStatus;
                 format!(
-                    "proposal {id} is advisory ({lvl}): {}. No certificate is issued.",
-                    s(v, "/reason")
-                ),
-                json!("stop"),
+                    "proposal {id} is {} ({lvl}): admission is still working on it. Call proposal_status with wait_s to wait (resumable by id).",
+                    status.as_str()
+                )
+            }
+            ProposalState::Advisory => format!(
+                "proposal {id} is advisory ({lvl}): {}. No certificate is issued.",
+                s(v, "/reason")
             ),
-            other => (format!("proposal {id} is {other}"), json!("proposal_status")),
         };
-        if let Some(o) = out.as_object_mut() {
-            o.insert("next".into(), next);
-        }
-        if status == "denied" || status == "expired" {
-            refusal(summary, out)
+        Ok(if matches!(status, ProposalState::Denied | ProposalState::Expired) {
+            refusal(summary, serde_json::to_value(&out).unwrap_or_default())
         } else {
-            success(summary, out)
-        }
+            success(summary, &out)
+        })
     }
 
     async fn execute_inner(&self, id: &str) -> Result<CallToolResult, Fail> {
@@ -703,7 +763,9 @@ impl SebMcp {
                         "Propose again if the change is still wanted."
                     }
                 ),
-                detail: json!({"error": "not_certified", "status": s(&v, "/status"), "sent": false}),
+                detail: json!({"error": "not_certified", "proposal_status": s(&v, "/status"), "sent": false,
+                    "message": format!("proposal {id} is {}", s(&v, "/status")),
+                    "next": if s(&v, "/status") == "pending" { "wait with proposal_status, then execute" } else { "propose again if the change is still wanted" }}),
             });
         }
         let r = self
@@ -722,28 +784,37 @@ impl SebMcp {
             let b = &r.body;
             let status = s(b, "/outcome/status").to_owned();
             info!(proposal_id = %id, cid = %cid, outcome = %status, "executed");
-            let out = json!({
-                "proposal_id": id,
-                "cid": cid,
-                "decision": b.get("decision"),
-                "outcome": status,
-                "admit_record_id": b.get("admit_record_id"),
-                "admit_index": b.get("admit_index"),
-                "outcome_record_id": b.pointer("/outcome/id"),
-                "outcome_index": b.get("outcome_index"),
-                "error": b.pointer("/outcome/error"),
-                "unpinned": b.get("unpinned"),
-                "timings_us": b.get("timings_us"),
-            });
+            let out = ExecutionResult {
+                proposal_id: id.to_owned(),
+                cid: cid.clone(),
+                decision: s(b, "/decision").to_owned(),
+                outcome: status.clone(),
+                admit_record_id: b
+                    .get("admit_record_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                admit_index: b.get("admit_index").and_then(Value::as_u64),
+                outcome_record_id: b
+                    .pointer("/outcome/id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                outcome_index: b.get("outcome_index").and_then(Value::as_u64),
+                outcome_state: b.get("outcome_state").and_then(Value::as_str).map(str::to_owned),
+                error: b.pointer("/outcome/error").filter(|e| !e.is_null()).cloned(),
+                unpinned: b.get("unpinned").and_then(Value::as_bool),
+                timings_us: b
+                    .get("timings_us")
+                    .and_then(|t| serde_json::from_value(t.clone()).ok()),
+            };
             let summary = format!(
                 "proposal {id} executed: outcome {status} (admit record {}, outcome record {})",
                 s(b, "/admit_record_id"),
                 s(b, "/outcome/id")
             );
             return Ok(if status == "applied" {
-                success(summary, out)
+                success(summary, &out)
             } else {
-                refusal(summary, out)
+                refusal(summary, serde_json::to_value(&out).unwrap_or_default())
             });
         }
         // A refusal: say what failed and what to do; never retry.
@@ -752,18 +823,20 @@ impl SebMcp {
         let decision = s(b, "/decision").to_owned();
         let reason = s(b, "/detail").to_owned();
         warn!(proposal_id = %id, cid = %cid, failed_check = %check, decision = %decision, "execution refused");
-        let mut out = json!({
-            "proposal_id": id,
-            "cid": cid,
-            "status": r.status,
-            "failed_check": check,
-            "decision": decision,
-            "reason": reason,
-            "record_id": b.get("record_id"),
-        });
         let next = refusal_next(&decision, &check);
+        let mut out = ExecutionRefusal {
+            proposal_id: id.to_owned(),
+            cid: cid.clone(),
+            status: r.status,
+            failed_check: check.clone(),
+            decision: decision.clone(),
+            reason: reason.clone(),
+            record_id: b.get("record_id").and_then(Value::as_str).map(str::to_owned),
+            fresh_observation: None,
+            next: next.to_owned(),
+        };
         if decision == "readmit" {
-            let fresh = match v.get("contract") {
+            out.fresh_observation = Some(match v.get("contract") {
                 Some(c) => match serde_json::from_value::<PlatformName>(
                     c.get("platform").cloned().unwrap_or_default(),
                 ) {
@@ -779,14 +852,9 @@ impl SebMcp {
                     Err(_) => json!({"unavailable": "unknown platform"}),
                 },
                 None => json!({"unavailable": "the proposal has no contract"}),
-            };
-            if let Some(o) = out.as_object_mut() {
-                o.insert("fresh_observation".into(), fresh);
-            }
+            });
         }
-        if let Some(o) = out.as_object_mut() {
-            o.insert("next".into(), json!(next));
-        }
+        let out = serde_json::to_value(&out).unwrap_or_default();
         Ok(refusal(
             format!(
                 "execution of proposal {id} refused: decision {decision}, failed_check {check}: {reason}. Next: {next}."
@@ -832,9 +900,16 @@ impl SebMcp {
             proposals.len(),
             records.len()
         );
+        let proposals = proposals
+            .into_iter()
+            .filter_map(|p| match p {
+                Value::Object(o) => Some(o),
+                _ => None,
+            })
+            .collect();
         Ok(success(
             summary,
-            json!({"agent": agent, "proposals": proposals, "executions": records, "ledger_size": size}),
+            &HistoryResult { agent, proposals, executions: records, ledger_size: size },
         ))
     }
 
@@ -844,7 +919,7 @@ impl SebMcp {
         &self,
         cids: &[String],
         proofs: bool,
-    ) -> Result<(Vec<Value>, u64), Fail> {
+    ) -> Result<(Vec<LedgerRecord>, u64), Fail> {
         let size = self.ledger_size().await?;
         if cids.is_empty() || size == 0 {
             return Ok((Vec::new(), size));
@@ -873,25 +948,24 @@ impl SebMcp {
                 continue;
             }
             let index = first + i as u64;
-            let mut item = json!({
-                "index": index,
-                "type": payload_type,
-                "id": payload.get("id"),
-                "cid": cid,
-                "decision": payload.get("decision"),
-                "failed_check": payload.get("failed_check"),
-                "status": payload.get("status"),
-                "reason": payload.get("reason"),
-            });
+            let mut item = LedgerRecord {
+                index,
+                type_: payload_type,
+                id: payload.get("id").and_then(Value::as_str).map(str::to_owned),
+                cid: cid.to_owned(),
+                decision: payload.get("decision").cloned(),
+                failed_check: payload.get("failed_check").cloned(),
+                status: payload.get("status").cloned(),
+                reason: payload.get("reason").cloned(),
+                inclusion_proof: None,
+            };
             if proofs {
                 let p = self
                     .client
                     .broker_get(&format!("/v1/ledger/proofs/inclusion?index={index}&size={size}"))
                     .await
                     .map_err(|e| Fail::unreachable(&e))?;
-                if let Some(o) = item.as_object_mut() {
-                    o.insert("inclusion_proof".into(), p.body);
-                }
+                item.inclusion_proof = Some(p.body);
             }
             out.push(item);
         }
@@ -1135,6 +1209,27 @@ mod tests {
         // Nobody connected to admission or the broker.
         let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
         assert!(accepted.is_err(), "a bad input reached the network");
+    }
+
+    #[test]
+    fn every_failure_is_a_tool_error_as_the_output_schemas_declare() {
+        let e = anyhow::anyhow!("boom");
+        let bad_json = serde_json::from_str::<Value>("{").unwrap_err();
+        for f in [
+            Fail::input("x"),
+            Fail::unreachable(&e),
+            Fail::clock(&e),
+            Fail::unexpected("admission", &bad_json),
+            Fail::admission(&Reply {
+                status: 409,
+                body: json!({"error": "conflict", "detail": "taken"}),
+            }),
+            Fail::admission(&Reply { status: 502, body: json!("not json") }),
+        ] {
+            let parsed: Result<crate::results::ToolError, _> =
+                serde_json::from_value(f.detail.clone());
+            assert!(parsed.is_ok(), "{}: {parsed:?}", f.detail);
+        }
     }
 
     #[test]

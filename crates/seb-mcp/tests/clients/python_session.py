@@ -11,6 +11,8 @@ API server and the ledger. Everything printed is scanned for key material by the
 
 import asyncio
 import json
+import os
+import signal
 import ssl
 import subprocess
 import sys
@@ -213,6 +215,194 @@ async def drift():
         check(not r["is_error"] and r["structured"]["outcome"] == "applied", "drift", "re-proposed and applied", r)
 
 
+def kube_patch(replicas):
+    """An administrator's direct write to the API server (out of band: no proposal, no
+    certificate; the deployment exempts this emergency user from SEB's webhook)."""
+    k = CFG["kube"]
+    ctx = ssl.create_default_context(cafile=k["ca"])
+    token = open(k["admin_token_file"]).read().strip()
+    req = urllib.request.Request(
+        f"{k['url']}/apis/apps/v1/namespaces/{CFG['ns']}/deployments/web",
+        data=json.dumps({"spec": {"replicas": replicas}}).encode(), method="PATCH",
+        headers={"content-type": "application/merge-patch+json", "authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, context=ctx) as r:
+        return r.status, json.loads(r.read())["spec"]["replicas"]
+
+
+async def drift_out_of_band():
+    """Drift injected out of band: a certified change, then an administrator edits the object
+    directly on the API server; execute → readmit (drift) with a fresh observation showing
+    the administrator's value; re-proposed from it → applied."""
+    async with Client(server()) as c:
+        r = await call(c, "propose", {"platform": "kubernetes", "op": "scale", "target": target(),
+                                      "params": {"replicas": 2}, "proposal_id": "mcp-oob-a"})
+        check(r["structured"]["status"] == "certified", "drift_oob", "certified", r)
+        status, replicas = kube_patch(1)
+        log("kube_admin_patch", status=status, replicas=replicas)
+        check(status == 200 and replicas == 1, "drift_oob", "the administrator's direct write", (status, replicas))
+        r = await call(c, "execute", {"proposal_id": "mcp-oob-a"})
+        st = r["structured"]
+        check(r["is_error"] and st["decision"] == "readmit" and st["failed_check"] == "drift"
+              and "propose again" in st["next"], "drift_oob", "readmit/drift with the next step", r)
+        fresh = st["fresh_observation"]["projection"][""]["spec"]["replicas"]
+        check(fresh == 1, "drift_oob", "the fresh observation shows the administrator's value", st["fresh_observation"])
+        r = await call(c, "apply", {"platform": "kubernetes", "op": "scale", "target": target(),
+                                    "params": {"replicas": 2}, "proposal_id": "mcp-oob-a2",
+                                    "rationale": "re-proposed from the current state (1 replica)"})
+        check(not r["is_error"] and r["structured"]["outcome"] == "applied", "drift_oob", "re-proposed and applied", r)
+        log("drift_out_of_band", fresh_replicas=fresh, reapplied=r["structured"]["proposal_id"])
+
+
+def seb_mcp_children():
+    """Pids of the `seb mcp` processes this Python process started (the SDK's stdio child)."""
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = open(f"/proc/{pid}/stat").read()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and len(cmd) > 1 and cmd[1] == b"mcp":
+            out.append(int(pid))
+    return out
+
+
+async def kill_during_wait():
+    """`seb mcp` killed (SIGKILL) while `proposal_status` waits on a human-path proposal;
+    a new `seb mcp` resumes it by id: pending, then certified once approved, then executed."""
+    pid = "mcp-kill-wait"
+    killed = []
+    try:
+        async with Client(server()) as c:
+            r = await call(c, "propose", {"platform": "kubernetes", "op": "scale", "target": target(),
+                                          "params": {"replicas": 5}, "rationale": "kill test", "proposal_id": pid})
+            check(r["structured"]["status"] == "pending", "kill", "pending", r)
+            waiting = asyncio.ensure_future(c.call_tool("proposal_status", {"proposal_id": pid, "wait_s": 120}))
+            await asyncio.sleep(1.5)
+            check(not waiting.done(), "kill", "proposal_status is waiting", None)
+            children = seb_mcp_children()
+            check(len(children) == 1, "kill", "one seb mcp child", children)
+            os.kill(children[0], signal.SIGKILL)
+            killed.append(children[0])
+            try:
+                res = await asyncio.wait_for(waiting, 20)
+                log("kill_wait_answer", is_error=bool(getattr(res, "is_error", False)))
+            except BaseException as e:  # the transport closed under the pending request
+                log("kill_wait_error", error=type(e).__name__)
+    except BaseException as e:  # leaving the session of a dead server may raise too
+        if isinstance(e, (SystemExit, KeyboardInterrupt)):
+            raise
+        log("kill_session_closed", error=type(e).__name__)
+    check(len(killed) == 1, "kill", "seb mcp was killed during the wait", killed)
+    gone = not os.path.exists(f"/proc/{killed[0]}") or open(f"/proc/{killed[0]}/stat").read().split()[2] == "Z"
+    check(gone, "kill", "the killed seb mcp is gone", killed)
+    log("seb_mcp_killed", pid=killed[0])
+    # A new seb mcp resumes the proposal by id.
+    async with Client(server()) as c:
+        r = await call(c, "proposal_status", {"proposal_id": pid})
+        check(not r["is_error"] and r["structured"]["status"] == "pending", "kill", "resumed by id: pending", r)
+        approver = approve_later(pid, 1)
+        r = await call(c, "proposal_status", {"proposal_id": pid, "wait_s": 60})
+        approver.join()
+        check(r["structured"]["status"] == "certified", "kill", "certified after the restart", r)
+        r = await call(c, "execute", {"proposal_id": pid})
+        check(not r["is_error"] and r["structured"]["outcome"] == "applied", "kill", "executed", r)
+
+
+async def aws_apply():
+    """A certified AWS operation through MCP against moto: s3:PutObject by the policy path."""
+    a = CFG["aws"]
+    tgt = {"account": a["account"], "region": a["region"], "service": "s3",
+           "arn": f"arn:aws:s3:::{a['bucket']}/flags.json"}
+    async with Client(server()) as c:
+        ops = await call(c, "list_operations", {"platform": "aws"})
+        check(any(o["op"] == "s3:PutObject" for o in ops["structured"]["platforms"][0]["operations"]),
+              "aws", "s3:PutObject listed", ops)
+        r = await call(c, "observe", {"platform": "aws", "op": "s3:PutObject", "target": tgt,
+                                      "params": {"body": "{\"sale\":true}"}})
+        check(not r["is_error"], "aws", "observe", r)
+        r = await call(c, "apply", {"platform": "aws", "op": "s3:PutObject", "target": tgt,
+                                    "params": {"body": "{\"sale\":true}"}, "proposal_id": "mcp-aws-put",
+                                    "rationale": "turn the sale flag on"})
+        check(not r["is_error"] and r["structured"]["outcome"] == "applied", "aws", "applied", r)
+        r = await call(c, "execute", {"proposal_id": "mcp-aws-put"})
+        check(r["is_error"] and r["structured"]["failed_check"] == "replay", "aws", "replay refused", r)
+        r = await call(c, "propose", {"platform": "aws", "op": "s3:PutObject", "target": {**tgt, "arn": "arn:aws:s3:::*"},
+                                      "params": {"body": "x"}})
+        check(r["is_error"] and r["structured"]["error"] == "invalid_input", "aws", "wildcard ARN refused locally", r)
+
+
+async def https_transport():
+    """Streamable HTTP off loopback: TLS (the test CA) and a bearer token per client."""
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+    h = CFG["https"]
+    ctx = ssl.create_default_context(cafile=h["ca"])
+    statuses = {
+        "no token": raw_post({}, url=h["url"], ctx=ctx),
+        "wrong token": raw_post({"Authorization": "Bearer " + "y" * 40}, url=h["url"], ctx=ctx),
+        "other client's token on a foreign origin": raw_post({"Authorization": f"Bearer {h['token']}", "Origin": "https://evil.example"}, url=h["url"], ctx=ctx),
+        "token": raw_post({"Authorization": f"Bearer {h['token']}"}, url=h["url"], ctx=ctx),
+    }
+    log("https_statuses", url=h["url"], **statuses)
+    check(statuses["no token"] == 401 and statuses["wrong token"] == 401, "https", "401 without a valid token", statuses)
+    check(statuses["other client's token on a foreign origin"] == 403, "https", "403 for a foreign Origin", statuses)
+    check(statuses["token"] == 200, "https", "200 with a token", statuses)
+    # Without trusting the test CA the TLS handshake fails.
+    try:
+        raw_post({"Authorization": f"Bearer {h['token']}"}, url=h["url"], ctx=ssl.create_default_context())
+        check(False, "https", "an untrusted certificate was accepted")
+    except urllib.error.URLError as e:
+        log("https_untrusted", error=str(e.reason)[:200])
+    for client, token in h["clients"].items():
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, verify=ctx) as hc:
+            async with Client(streamable_http_client(h["url"], http_client=hc)) as c:
+                tools = (await c.list_tools()).tools
+                check(len(tools) == 7 and all(t.output_schema for t in tools), "https", "tools with output schemas", tools)
+                r = await call(c, "proposal_status", {"proposal_id": "mcp-scale-6"})
+                check(not r["is_error"] and r["structured"]["status"] == "certified", "https", f"{client}: proposal over HTTPS", r)
+                log("https_session", client=client, url=h["url"])
+
+
+async def output_schemas():
+    """Every tool declares an outputSchema; the SDK validates each successful structured
+    result against it (a mismatch raises), and the schema is checked here once more."""
+    import jsonschema
+    async with Client(server()) as c:
+        tools = {t.name: t for t in (await c.list_tools()).tools}
+        for name, t in tools.items():
+            check(t.output_schema is not None and t.output_schema.get("type") == "object",
+                  "output_schemas", f"{name} has an object outputSchema", t.output_schema)
+        seen = {}
+        for name, args in [
+            ("list_operations", {}),
+            ("observe", {"platform": "kubernetes", "op": "scale", "target": target(), "params": {"replicas": 3}}),
+            ("proposal_status", {"proposal_id": "mcp-scale-6"}),
+            ("history", {"limit": 5, "proofs": True}),
+            ("propose", {"platform": "kubernetes", "op": "scale", "target": target(), "params": {"replicas": 7},
+                         "proposal_id": "mcp-schema-pending"}),
+            ("apply", {"platform": "kubernetes", "op": "scale", "target": target(), "params": {"replicas": 7},
+                       "proposal_id": "mcp-schema-apply", "wait_s": 1}),
+        ]:
+            r = await c.call_tool(name, args)  # the SDK validates structured_content here
+            check(not r.is_error, "output_schemas", f"{name} succeeded", r)
+            jsonschema.validate(r.structured_content, tools[name].output_schema)
+            seen[name] = sorted(r.structured_content)[:6]
+        # Failures carry structured content the schemas declare too (some SDKs validate it).
+        for name, args in [
+            ("execute", {"proposal_id": "mcp-scale-6"}),  # replay: a broker refusal
+            ("execute", {"proposal_id": "mcp-schema-pending"}),  # not certified: nothing sent
+            ("propose", {"platform": "kubernetes", "op": "scale", "target": target(), "params": {"replicas": -1}}),
+            ("proposal_status", {"proposal_id": "no-such-proposal"}),  # admission: not found
+            ("apply", {"platform": "kubernetes", "op": "explode", "target": target(), "params": {}}),
+        ]:
+            r = await c.call_tool(name, args)
+            check(r.is_error and r.structured_content, "output_schemas", f"{name}: a structured failure", r)
+            jsonschema.validate(r.structured_content, tools[name].output_schema)
+        log("output_schemas_validated", tools=seen)
+
+
 async def revoked():
     async with Client(server()) as c:
         r = await call(c, "propose", {"platform": "kubernetes", "op": "scale", "target": target(),
@@ -265,16 +455,16 @@ async def benchmark():
           f"admission read p50 {fig['http_us_p50']} us)", flush=True)
 
 
-def raw_post(headers):
+def raw_post(headers, url=None, ctx=None):
     """One JSON-RPC initialize POST to the HTTP transport: the status."""
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
                        "params": {"protocolVersion": "2025-11-25", "capabilities": {},
                                   "clientInfo": {"name": "raw", "version": "0"}}}).encode()
-    req = urllib.request.Request(CFG["http_url"], data=body, method="POST",
+    req = urllib.request.Request(url or CFG["http_url"], data=body, method="POST",
                                  headers={"content-type": "application/json",
                                           "accept": "application/json, text/event-stream", **headers})
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
             return r.status
     except urllib.error.HTTPError as e:
         return e.code
