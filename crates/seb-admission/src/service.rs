@@ -50,6 +50,9 @@ use crate::records::{
 };
 use crate::scoring::{Score, ScoringConfig};
 
+// NET EFFECT (spec 5.2): the hooks of `evaluate` and `issue_taken` live in their own module.
+mod net_effect_hooks;
+
 /// The profile (pure rules) and the read-only observer of one platform.
 #[derive(Clone)]
 pub struct PlatformAdapter {
@@ -186,6 +189,8 @@ pub struct ProposalView {
     pub break_glass: Option<BreakGlassStatus>,
     /// Id of the ledger record of the final decision.
     pub record_id: Option<String>,
+    /// Net-effect scoring (spec 5.2): related changes, the score alone and net.
+    pub net_effect: Option<crate::net_effect::NetEffectView>,
 }
 
 /// A short form for lists.
@@ -263,6 +268,7 @@ pub struct Admission {
     path_rules: PathRules,
     escalation: Escalation,
     scoring: ScoringConfig,
+    net_effect: crate::net_effect::NetEffectSettings,
     policy: RwLock<Option<ActivePolicy>>,
     history: Mutex<Vec<PolicyVersion>>,
     platforms: Platforms,
@@ -349,6 +355,11 @@ impl Admission {
             path_rules: reg.path_rules,
             escalation: cfg.escalation,
             scoring: cfg.scoring.clone(),
+            net_effect: crate::net_effect::NetEffectSettings {
+                mode: cfg.net_effect,
+                window_ms: cfg.net_effect_window_s.saturating_mul(1000),
+                scope: cfg.net_effect_scope,
+            },
             policy: RwLock::new(None),
             history: Mutex::new(Vec::new()),
             platforms,
@@ -505,6 +516,7 @@ impl Admission {
                         certificate_digest: None,
                         break_glass: None,
                         record_id: None,
+                        net_effect: None,
                     },
                     subject_key,
                     attestations: Vec::new(),
@@ -529,6 +541,7 @@ impl Admission {
                     e.view.score = Some(ev.score);
                     e.view.policy = Some(ev.policy);
                     e.view.requirement = ev.requirement;
+                    e.view.net_effect = ev.net_effect;
                     e.issuing = false;
                     ev.next
                 };
@@ -584,8 +597,9 @@ impl Admission {
                 return Err(format!("constraint path `{}` is not in params", short(&c.path)));
             }
         }
-        let score = self.scoring.score(&adapter.profile.consequence(&p.op, &target, &params));
-        let contract = Contract {
+        let factors = adapter.profile.consequence(&p.op, &target, &params);
+        let score = self.scoring.score(&factors);
+        let mut contract = Contract {
             platform: p.platform,
             op: p.op.clone(),
             target: target.clone(),
@@ -593,24 +607,34 @@ impl Admission {
             constraints: p.constraints.clone(),
             risk_level: score.level,
         };
-        let contract_digest = contract.digest().map_err(|e| format!("contract: {e}"))?;
+        let mut contract_digest = contract.digest().map_err(|e| format!("contract: {e}"))?;
         adapter.target.check_scope(&contract).map_err(|e| format!("scope: {e}"))?;
         let (evidence, observed) = self.observe(adapter, &contract, now).await?;
         let inapplicable = adapter.profile.applicable(&contract.op, &observed).err();
         let (engine, policy_epoch) = self.active_policy().map_err(|e| e.to_string())?;
         let paths: Vec<String> = p.constraints.iter().map(|c| c.path.clone()).collect();
-        let outcome = engine
-            .evaluate(&PolicyInput {
-                agent: &p.agent,
-                platform: p.platform,
-                op: &p.op,
-                target: &target,
-                params: &params,
-                constraint_paths: &paths,
-                level: score.level,
-                score: &score,
-            })
-            .map_err(|e| format!("policy: {e}"))?;
+        // NET EFFECT (spec 5.2): the policy is evaluated on the proposal alone and on the net
+        // effect of its window; the stronger side decides (enforce) or is shown (shadow).
+        let ne = self
+            .net_effect_assess(
+                adapter,
+                &engine,
+                policy_epoch,
+                p,
+                &target,
+                &params,
+                &paths,
+                &evidence,
+                &factors,
+                &score,
+                now,
+            )
+            .await?;
+        let (score, outcome) = (ne.score, ne.outcome);
+        if score.level != contract.risk_level {
+            contract.risk_level = score.level;
+            contract_digest = contract.digest().map_err(|e| format!("contract: {e}"))?;
+        }
         let requirement =
             required(score.level, &self.path_rules, &self.escalation, &outcome.escalations);
         let next = if let Some(why) = inapplicable {
@@ -639,6 +663,7 @@ impl Admission {
             policy: PolicyView { outcome, policy_epoch, policy_digest: engine.digest() },
             requirement,
             next,
+            net_effect: Some(ne.view),
         })
     }
 
@@ -1234,6 +1259,8 @@ impl Admission {
                     constraint_paths: &paths,
                     level: score.level,
                     score: &score,
+                    // The net-effect facts are re-evaluated by `net_effect_account` below.
+                    extra: None,
                 })
                 .map_err(|e| Refusal::Deny(format!("policy: {e}")))?;
             let permitted = outcome.permitted;
@@ -1287,6 +1314,10 @@ impl Admission {
             not_before: now_s,
             not_after: now_s.saturating_add(self.settings.validity_s),
         };
+        // NET EFFECT (spec 5.2): log this change in its scope's window, serially, before the
+        // certificate exists; a window that changed since scoring is scored again.
+        let (contract, requirement) =
+            self.net_effect_account(id, proposal, contract, requirement, &cid, now).await?;
         let contract_digest = contract.digest().map_err(|e| Refusal::Deny(e.to_string()))?;
         let payload = CertificatePayload {
             version: 1,
@@ -1802,6 +1833,7 @@ struct Evaluated {
     policy: PolicyView,
     requirement: Option<Requirement>,
     next: Next,
+    net_effect: Option<crate::net_effect::NetEffectView>,
 }
 
 /// Drop the oldest decided proposals (a tenth of the cap).

@@ -78,6 +78,7 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::{AsyncMessage, Config, Row};
 
 mod ledger;
+mod net_effect;
 pub mod schema;
 pub mod tls;
 pub mod writer;

@@ -31,6 +31,13 @@ use seb_ledger::merkle::{MemoryTree, empty_root, leaf_hash, verify_consistency, 
 
 use crate::{Epochs, Reservation, ReserveResult, Revocation, Store, StoreError, StoredCheckpoint};
 
+mod net_effect;
+pub use net_effect::{
+    net_effect_append_conflicts_when_the_window_changed,
+    net_effect_concurrent_appends_have_one_winner,
+    net_effect_window_lists_changes_per_agent_and_scope,
+};
+
 /// A store under test plus whatever must outlive it (a temporary directory, a database
 /// container handle, ...). The store is dropped before the guard.
 pub struct Fixture {
@@ -101,6 +108,9 @@ case_list!(
     ledger_reads_refuse_out_of_range,
     checkpoints_round_trip,
     append_is_all_or_nothing_per_call,
+    net_effect_window_lists_changes_per_agent_and_scope,
+    net_effect_append_conflicts_when_the_window_changed,
+    net_effect_concurrent_appends_have_one_winner,
 );
 
 /// Run every case in [`CASES`], each on a fresh store from `factory`.
@@ -146,6 +156,9 @@ macro_rules! conformance_tests {
             ledger_reads_refuse_out_of_range,
             checkpoints_round_trip,
             append_is_all_or_nothing_per_call,
+            net_effect_window_lists_changes_per_agent_and_scope,
+            net_effect_append_conflicts_when_the_window_changed,
+            net_effect_concurrent_appends_have_one_winner,
         );
     };
 }

@@ -42,6 +42,7 @@
 //! anyway, the writer notices at its next batch (the ledger size under the write lock no
 //! longer matches its frontier) and re-reads the frontier before appending.
 
+mod net_effect;
 mod ops;
 mod schema;
 mod writer;
