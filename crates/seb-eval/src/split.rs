@@ -26,7 +26,7 @@ use seb_admission::clock::ManualClock;
 use seb_admission::paths::Requirement;
 use seb_admission::service::{ProposalStatus, ProposalView};
 use seb_admission::{Admission, AdmissionConfig, Platforms};
-use seb_aws::target::AwsPlatform;
+use seb_aws::AwsPlatform;
 use seb_core::json;
 use seb_core::keys::SigningKey;
 use seb_core::pipeline::{Observation, ScopeCheck};
@@ -130,7 +130,11 @@ impl Target for Live {
     fn mint<'a>(&'a self, _e: &'a Execution) -> TargetFuture<'a, Identity> {
         Box::pin(async { Err(TargetError::refused("observe-only")) })
     }
-    fn mutate<'a>(&'a self, _e: &'a Execution, _i: &'a Identity) -> TargetFuture<'a, MutationResult> {
+    fn mutate<'a>(
+        &'a self,
+        _e: &'a Execution,
+        _i: &'a Identity,
+    ) -> TargetFuture<'a, MutationResult> {
         Box::pin(async { Err(TargetError::refused("observe-only")) })
     }
     fn retire<'a>(&'a self, _e: &'a Execution, _i: Identity) -> TargetFuture<'a, ()> {
@@ -182,9 +186,8 @@ async fn world(mode: &str) -> Result<World> {
     platforms.insert_parts(Arc::new(KubeProfile), kube.clone());
     platforms.insert_parts(Arc::new(AwsPlatform), aws.clone());
     let clock = Arc::new(ManualClock::new(NOW_MS));
-    let admission = Admission::open(&cfg, store, platforms, clock.clone())
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
+    let admission =
+        Admission::open(&cfg, store, platforms, clock.clone()).await.map_err(|e| anyhow!("{e}"))?;
     Ok(World { admission, kube, aws, clock, _dir: dir })
 }
 
@@ -218,7 +221,8 @@ fn parts(rng: &mut Rng, total: i64, max: i64) -> Vec<i64> {
     let mut out = Vec::new();
     let mut left = total;
     while left > 0 {
-        let p = (1 + i64::try_from(rng.below(u64::try_from(max).unwrap_or(1))).unwrap_or(0)).min(left);
+        let p =
+            (1 + i64::try_from(rng.below(u64::try_from(max).unwrap_or(1))).unwrap_or(0)).min(left);
         out.push(p);
         left -= p;
     }
@@ -267,7 +271,11 @@ fn generate(op: usize, rng: &mut Rng, i: usize) -> Case {
             let mut steps = Vec::new();
             for p in parts(rng, total, 4) {
                 cur += p;
-                steps.push(Step { op: kind_op.into(), params: params(cur), after: deployment(cur) });
+                steps.push(Step {
+                    op: kind_op.into(),
+                    params: params(cur),
+                    after: deployment(cur),
+                });
             }
             Case {
                 platform: Platform::Kubernetes,
@@ -298,13 +306,21 @@ fn generate(op: usize, rng: &mut Rng, i: usize) -> Case {
                         have.push(r.clone());
                     }
                 }
-                steps.push(Step { op: "merge_patch".into(), params: json!({"spec": {"ingress": have}}), after: obj(&have) });
+                steps.push(Step {
+                    op: "merge_patch".into(),
+                    params: json!({"spec": {"ingress": have}}),
+                    after: obj(&have),
+                });
             }
             Case {
                 platform: Platform::Kubernetes,
                 target: kube_target("NetworkPolicy", "networking.k8s.io/v1", &name),
                 initial: obj(&[]),
-                single: Step { op: "merge_patch".into(), params: json!({"spec": {"ingress": rules}}), after: obj(&rules) },
+                single: Step {
+                    op: "merge_patch".into(),
+                    params: json!({"spec": {"ingress": rules}}),
+                    after: obj(&rules),
+                },
                 variant: format!("{n} ingress rules in {} steps", steps.len()),
                 steps,
             }
@@ -315,7 +331,9 @@ fn generate(op: usize, rng: &mut Rng, i: usize) -> Case {
             let target = sg_target(i, salt);
             let obj = |r: &[Value]| json!({"ingress": r});
             let op_name = "ec2:AuthorizeSecurityGroupIngress";
-            let (single_rules, pieces, variant): (Vec<Value>, Vec<Vec<Value>>, String) = match rng.below(3) {
+            let (single_rules, pieces, variant): (Vec<Value>, Vec<Vec<Value>>, String) = match rng
+                .below(3)
+            {
                 0 => {
                     let m = 1 + rng.below(3); // 2, 4 or 8 pieces
                     let port = i64::try_from(1 + rng.below(65000)).unwrap_or(443);
@@ -333,7 +351,11 @@ fn generate(op: usize, rng: &mut Rng, i: usize) -> Case {
                     let pieces = (0..n)
                         .map(|k| {
                             let k = i64::try_from(k).unwrap_or(0);
-                            let to = if k == i64::try_from(n).unwrap_or(2) - 1 { 65535 } else { (k + 1) * width - 1 };
+                            let to = if k == i64::try_from(n).unwrap_or(2) - 1 {
+                                65535
+                            } else {
+                                (k + 1) * width - 1
+                            };
                             vec![rule(&cidr, k * width, to)]
                         })
                         .collect();
@@ -342,7 +364,13 @@ fn generate(op: usize, rng: &mut Rng, i: usize) -> Case {
                 _ => {
                     let n = 4 + rng.below(9);
                     let all: Vec<Value> = (0..n)
-                        .map(|k| rule(&format!("10.{}.{}.{}/32", salt % 250, k, k), 8000 + i64::try_from(k).unwrap_or(0), 8000 + i64::try_from(k).unwrap_or(0)))
+                        .map(|k| {
+                            rule(
+                                &format!("10.{}.{}.{}/32", salt % 250, k, k),
+                                8000 + i64::try_from(k).unwrap_or(0),
+                                8000 + i64::try_from(k).unwrap_or(0),
+                            )
+                        })
                         .collect();
                     let mut pieces = Vec::new();
                     let mut at = 0usize;
@@ -358,13 +386,21 @@ fn generate(op: usize, rng: &mut Rng, i: usize) -> Case {
             let mut steps = Vec::new();
             for p in &pieces {
                 have.extend(p.iter().cloned());
-                steps.push(Step { op: op_name.into(), params: json!({"rules": p}), after: obj(&have) });
+                steps.push(Step {
+                    op: op_name.into(),
+                    params: json!({"rules": p}),
+                    after: obj(&have),
+                });
             }
             Case {
                 platform: Platform::Aws,
                 target,
                 initial: obj(&[]),
-                single: Step { op: op_name.into(), params: json!({"rules": single_rules}), after: obj(&single_rules) },
+                single: Step {
+                    op: op_name.into(),
+                    params: json!({"rules": single_rules}),
+                    after: obj(&single_rules),
+                },
                 variant: format!("{variant} in {} steps", steps.len()),
                 steps,
             }
@@ -373,8 +409,11 @@ fn generate(op: usize, rng: &mut Rng, i: usize) -> Case {
         _ => {
             let update = op == 6;
             let (field, bound) = if update { ("max_size", 8) } else { ("desired_capacity", 4) };
-            let op_name =
-                if update { "autoscaling:UpdateAutoScalingGroup" } else { "autoscaling:SetDesiredCapacity" };
+            let op_name = if update {
+                "autoscaling:UpdateAutoScalingGroup"
+            } else {
+                "autoscaling:SetDesiredCapacity"
+            };
             let start = i64::try_from(rng.below(10)).unwrap_or(0) + 1;
             let total = bound + 1 + i64::try_from(rng.below(36)).unwrap_or(0);
             let obj = |v: i64| {
@@ -388,13 +427,21 @@ fn generate(op: usize, rng: &mut Rng, i: usize) -> Case {
             let mut steps = Vec::new();
             for p in parts(rng, total, bound) {
                 cur += p;
-                steps.push(Step { op: op_name.into(), params: json!({field: cur}), after: obj(cur) });
+                steps.push(Step {
+                    op: op_name.into(),
+                    params: json!({field: cur}),
+                    after: obj(cur),
+                });
             }
             Case {
                 platform: Platform::Aws,
                 target: asg_target(i, salt),
                 initial: obj(start),
-                single: Step { op: op_name.into(), params: json!({field: start + total}), after: obj(start + total) },
+                single: Step {
+                    op: op_name.into(),
+                    params: json!({field: start + total}),
+                    after: obj(start + total),
+                },
                 variant: format!("{field} +{total} in {} steps", steps.len()),
                 steps,
             }
@@ -407,7 +454,13 @@ impl World {
         if p == Platform::Aws { &self.aws } else { &self.kube }
     }
 
-    async fn submit(&self, id: &str, platform: Platform, target: &Value, s: &Step) -> Result<ProposalView> {
+    async fn submit(
+        &self,
+        id: &str,
+        platform: Platform,
+        target: &Value,
+        s: &Step,
+    ) -> Result<ProposalView> {
         let p = Proposal {
             proposal_id: id.into(),
             agent: "agent".into(),
@@ -417,7 +470,8 @@ impl World {
             params: s.params.clone(),
             constraints: vec![],
             rationale: "eval".into(),
-            at_ms: seb_admission::clock::Clock::now_ms(self.clock.as_ref()).map_err(|e| anyhow!("{e}"))?,
+            at_ms: seb_admission::clock::Clock::now_ms(self.clock.as_ref())
+                .map_err(|e| anyhow!("{e}"))?,
         };
         let env = seb_admission::client::sign_proposal(&p, &key(2)).map_err(|e| anyhow!("{e}"))?;
         self.clock.advance(10);
@@ -429,18 +483,24 @@ impl World {
 
     async fn approve(&self, v: &ProposalView) -> Result<ProposalView> {
         let mut last = v.clone();
-        for (name, k) in [("validator-0", key(10)), ("validator-1", key(11)), ("human-0", key(20))] {
+        for (name, k) in [("validator-0", key(10)), ("validator-1", key(11)), ("human-0", key(20))]
+        {
             if last.status != ProposalStatus::Pending {
                 break;
             }
             let a = Approval {
                 proposal_id: v.proposal_id.clone(),
                 contract_digest: last.contract_digest.ok_or_else(|| anyhow!("no contract"))?,
-                evidence_digest: last.evidence.as_ref().ok_or_else(|| anyhow!("no evidence"))?.digest,
+                evidence_digest: last
+                    .evidence
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("no evidence"))?
+                    .digest,
                 decision: ApprovalDecision::Approve,
                 approver: name.into(),
                 comment: String::new(),
-                at_ms: seb_admission::clock::Clock::now_ms(self.clock.as_ref()).map_err(|e| anyhow!("{e}"))?,
+                at_ms: seb_admission::clock::Clock::now_ms(self.clock.as_ref())
+                    .map_err(|e| anyhow!("{e}"))?,
             };
             let env = seb_admission::client::sign_approval(&a, &k).map_err(|e| anyhow!("{e}"))?;
             last = self
@@ -457,11 +517,18 @@ fn at_least(a: Requirement, b: Requirement) -> bool {
     a.path >= b.path && a.validators >= b.validators && a.humans >= b.humans
 }
 
-/// Run `n` sequences of op `op` (index into [`OPS`]).
+/// Run `n` sequences of op `op` (index into [`OPS`]) against net-effect `enforce`.
 pub async fn run_op(op: usize, n: usize, seed: u64) -> Result<AttackClass> {
+    run_op_with(op, n, seed, "enforce").await
+}
+
+/// [`run_op`] with the split sequences submitted under net-effect `mode` (`shadow` shows
+/// the escapes the class detects when nothing enforces: the class is not vacuous).
+pub async fn run_op_with(op: usize, n: usize, seed: u64, mode: &str) -> Result<AttackClass> {
     let name = OPS.get(op).ok_or_else(|| anyhow!("no split op {op}"))?;
     let enforce = world("enforce").await?;
     let shadow = world("shadow").await?;
+    let splits = world(mode).await?;
     let mut rng = Rng::new(seed);
     let mut out = AttackClass {
         class: format!("split proposal: {name}"),
@@ -477,16 +544,18 @@ pub async fn run_op(op: usize, n: usize, seed: u64) -> Result<AttackClass> {
         singles.extend(c.steps.iter().cloned());
         let mut single_req = None;
         for (k, s) in singles.iter().enumerate() {
-            let fresh = json!({"k": k});
             let target = fresh_target(&c.target, &format!("{i}-{k}"));
-            let _ = fresh;
             for w in [&enforce, &shadow] {
                 w.live(c.platform).put(&target, c.initial.clone());
             }
             let e = enforce.submit(&format!("single-{op}-{i}-{k}"), c.platform, &target, s).await?;
             let sh = shadow.submit(&format!("single-{op}-{i}-{k}"), c.platform, &target, s).await?;
             let (Some(re), Some(rs)) = (e.requirement, sh.requirement) else {
-                bail!("case {i}: a single change was not evaluated: {:?} / {:?}", e.reason, sh.reason);
+                bail!(
+                    "case {i}: a single change was not evaluated: {:?} / {:?}",
+                    e.reason,
+                    sh.reason
+                );
             };
             fe.singles += 1;
             if !at_least(rs, re) {
@@ -501,17 +570,18 @@ pub async fn run_op(op: usize, n: usize, seed: u64) -> Result<AttackClass> {
             bail!("case {i} ({}): the single change is not escalated: generator bug", c.variant);
         }
         // The split sequence on its own object.
-        let live = enforce.live(c.platform);
+        let live = splits.live(c.platform);
         live.put(&c.target, c.initial.clone());
         let mut caught = None;
         for (k, s) in c.steps.iter().enumerate() {
-            let v = enforce.submit(&format!("split-{op}-{i}-{k}"), c.platform, &c.target, s).await?;
-            let req = v.requirement.ok_or_else(|| anyhow!("step {k} not evaluated: {:?}", v.reason))?;
+            let v = splits.submit(&format!("split-{op}-{i}-{k}"), c.platform, &c.target, s).await?;
+            let req =
+                v.requirement.ok_or_else(|| anyhow!("step {k} not evaluated: {:?}", v.reason))?;
             if at_least(req, single_req) {
                 caught = Some(format!("caught at step {} of {}", k + 1, c.steps.len()));
                 break;
             }
-            let v = if v.status == ProposalStatus::Pending { enforce.approve(&v).await? } else { v };
+            let v = if v.status == ProposalStatus::Pending { splits.approve(&v).await? } else { v };
             if v.status != ProposalStatus::Certified {
                 caught = Some(format!("step {} denied: {:?}", k + 1, v.reason));
                 break;
@@ -519,17 +589,26 @@ pub async fn run_op(op: usize, n: usize, seed: u64) -> Result<AttackClass> {
             live.put(&c.target, s.after.clone());
         }
         out.cases += 1;
-        *out.variants.entry(c.variant.split(" in ").next().unwrap_or("").to_owned()).or_default() += 1;
+        *out.variants
+            .entry(c.variant.split(" in ").next().unwrap_or("").to_owned())
+            .or_default() += 1;
         match caught {
             Some(how) => {
                 out.rejected += 1;
-                let key = if how.starts_with("caught") { "net effect: single change's path" } else { "denied" };
+                let key = if how.starts_with("caught") {
+                    "net effect: single change's path"
+                } else {
+                    "denied"
+                };
                 *out.failed_checks.entry(key.into()).or_default() += 1;
             }
             None => {
                 out.escaped += 1;
                 if out.escapes.len() < 20 {
-                    out.escapes.push(format!("case {i} ({}): every step certified below {:?}", c.variant, single_req));
+                    out.escapes.push(format!(
+                        "case {i} ({}): every step certified below {:?}",
+                        c.variant, single_req
+                    ));
                 }
             }
         }
@@ -541,7 +620,8 @@ pub async fn run_op(op: usize, n: usize, seed: u64) -> Result<AttackClass> {
     enforce.live(c.platform).put(&target, c.initial.clone());
     let first = c.steps.first().ok_or_else(|| anyhow!("empty split"))?;
     let v = enforce.submit(&format!("baseline-{op}"), c.platform, &target, first).await?;
-    out.baseline_admitted = v.status == ProposalStatus::Certified || v.status == ProposalStatus::Pending;
+    out.baseline_admitted =
+        v.status == ProposalStatus::Certified || v.status == ProposalStatus::Pending;
     fe.rate = if fe.singles == 0 { 0.0 } else { fe.escalated as f64 / fe.singles as f64 };
     out.false_escalation = Some(fe);
     Ok(out)

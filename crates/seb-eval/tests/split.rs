@@ -17,3 +17,17 @@ async fn no_split_sequence_escapes_and_no_single_change_is_falsely_escalated() {
         assert_eq!(fe.escalated, 0, "{op}: single-step changes escalated by net effect");
     }
 }
+
+/// Without enforcement (`shadow`: the proposal alone decides) the same generator's
+/// sequences escape: the class detects what it claims to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_enforcement_the_split_sequences_escape() {
+    for (i, op) in seb_eval::split::OPS.iter().enumerate() {
+        let a = seb_eval::split::run_op_with(i, 10, 0x5eb + i as u64, "shadow").await.unwrap();
+        assert!(
+            a.escaped > 0,
+            "{op}: shadow mode must let split sequences through: {:?}",
+            a.failed_checks
+        );
+    }
+}
