@@ -115,6 +115,19 @@ pub struct AdmissionConfig {
     /// Consequence scoring.
     #[serde(default)]
     pub scoring: ScoringConfig,
+    /// Net-effect scoring (spec 5.2): `enforce` (default) or `shadow`.
+    #[serde(default)]
+    pub net_effect: crate::net_effect::NetEffectMode,
+    /// The net-effect window in seconds (default 3600).
+    #[serde(default = "default_net_effect_window")]
+    pub net_effect_window_s: u64,
+    /// The net-effect scope: `object` (default), `namespace`, `account_service`.
+    #[serde(default)]
+    pub net_effect_scope: seb_target::NetScope,
+}
+
+fn default_net_effect_window() -> u64 {
+    crate::net_effect::DEFAULT_WINDOW_S
 }
 
 /// One `[[admission.agents]]` entry.
@@ -350,6 +363,14 @@ impl AdmissionConfig {
         }
         if self.body_limit < 1024 || self.body_limit > 16 * 1024 * 1024 {
             return Err(invalid("body_limit must be within 1 KiB..16 MiB"));
+        }
+        if self.net_effect_window_s == 0
+            || self.net_effect_window_s > crate::net_effect::MAX_WINDOW_S
+        {
+            return Err(invalid(format!(
+                "net_effect_window_s must be within 1..={}",
+                crate::net_effect::MAX_WINDOW_S
+            )));
         }
         self.scoring.validate()?;
         self.escalation.validate()?;

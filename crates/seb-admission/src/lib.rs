@@ -15,6 +15,7 @@
 //! - [`scoring`]: the documented consequence score and its mapping to a risk level.
 //! - [`policy`]: Cedar policies (who may propose what, and path escalation).
 //! - [`paths`]: what each level requires, escalation only.
+//! - [`net_effect`]: net-effect scoring of split proposals (spec 5.2).
 //! - [`records`]: the signed admission records and epoch statements written to the ledger.
 //! - [`service`]: [`service::Admission`], the state machine of proposals.
 //! - [`http`]: the `/v1/admission/...` API as an axum router.
@@ -38,6 +39,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod net_effect;
 pub mod paths;
 pub mod policy;
 pub mod records;

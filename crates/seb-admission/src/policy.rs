@@ -77,6 +77,9 @@ pub struct PolicyInput<'a> {
     pub constraint_paths: &'a [String],
     pub level: RiskLevel,
     pub score: &'a Score,
+    /// Further context entries (net effect, spec 5.2: `evidence`, `change`, `cumulative`),
+    /// already in Cedar's JSON form ([`cedar_json`]); they never replace the entries above.
+    pub extra: Option<&'a Value>,
 }
 
 fn uid(ty: &str, id: &str) -> Result<EntityUid, AdmissionError> {
@@ -163,6 +166,16 @@ impl PolicyEngine {
 
     /// The context record of a proposal (also what `docs/admission.md` documents).
     pub fn context_json(input: &PolicyInput<'_>) -> Value {
+        let mut v = Self::base_context(input);
+        if let (Some(Value::Object(extra)), Value::Object(m)) = (input.extra, &mut v) {
+            for (k, x) in extra {
+                m.entry(k.clone()).or_insert_with(|| x.clone());
+            }
+        }
+        v
+    }
+
+    fn base_context(input: &PolicyInput<'_>) -> Value {
         let f = &input.score.factors;
         json!({
             "platform": input.platform.to_string(),
@@ -294,6 +307,7 @@ mod tests {
             constraint_paths: &[],
             level: s.level,
             score: &s,
+            extra: None,
         })
         .unwrap()
     }

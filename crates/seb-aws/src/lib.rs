@@ -24,6 +24,7 @@
 
 pub mod arn;
 pub mod deploy;
+pub mod net_effect;
 pub mod profiles;
 pub mod session;
 mod svc;

@@ -742,8 +742,75 @@ pub fn check_evidence(contract: &Contract, evidence: &Evidence) -> Result<(), St
     }
 }
 
-fn cidr_size(cidr: &str) -> Option<(bool, u8)> {
-    parse_cidr(cidr).map(|(ip, len)| (ip.is_ipv4(), len))
+/// Merge `[start, end]` ranges and return the number of values they cover (saturating).
+fn covered(mut ranges: Vec<(u128, u128)>) -> u128 {
+    ranges.sort_unstable();
+    let mut total: u128 = 0;
+    let mut cur: Option<(u128, u128)> = None;
+    for (s, e) in ranges {
+        cur = match cur {
+            Some((cs, ce)) if s <= ce.saturating_add(1) => Some((cs, ce.max(e))),
+            Some((cs, ce)) => {
+                total = total.saturating_add(ce - cs).saturating_add(1);
+                Some((s, e))
+            }
+            None => Some((s, e)),
+        };
+    }
+    if let Some((cs, ce)) = cur {
+        total = total.saturating_add(ce - cs).saturating_add(1);
+    }
+    total
+}
+
+/// The prefix length of a single CIDR as wide as the address space the rules cover together
+/// (IPv6 lengths divided by 4, as for one rule); 32 when there is none.
+fn covered_prefix(rules: &[Value]) -> u32 {
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    for (ip, len) in
+        rules.iter().filter_map(|x| x.get("cidr").and_then(Value::as_str).and_then(parse_cidr))
+    {
+        match ip {
+            std::net::IpAddr::V4(a) => {
+                let host = 32 - u32::from(len);
+                let base = u128::from(u32::from(a)) >> host << host;
+                v4.push((base, base + ((1u128 << host) - 1)));
+            }
+            std::net::IpAddr::V6(a) => {
+                let host = 128 - u32::from(len);
+                let size_minus_1 = if host == 128 { u128::MAX } else { (1u128 << host) - 1 };
+                let base = if host == 128 { 0 } else { u128::from(a) >> host << host };
+                v6.push((base, base.saturating_add(size_minus_1)));
+            }
+        }
+    }
+    // floor(log2(n)) for n >= 1.
+    let log2 = |n: u128| 127 - n.leading_zeros();
+    let mut widest = 32;
+    if !v4.is_empty() {
+        widest = widest.min(32u32.saturating_sub(log2(covered(v4).max(1))));
+    }
+    if !v6.is_empty() {
+        let n = covered(v6).max(1);
+        let len = if n == u128::MAX { 0 } else { 128u32.saturating_sub(log2(n)) };
+        widest = widest.min(len / 4);
+    }
+    widest
+}
+
+/// Whether the rules of `protocol` together open every port 0..=65535.
+fn covers_all_ports(rules: &[Value], protocol: &str) -> bool {
+    let ranges: Vec<(u128, u128)> = rules
+        .iter()
+        .filter(|x| x.get("protocol").and_then(Value::as_str) == Some(protocol))
+        .filter_map(|x| {
+            let f = u128::try_from(x.get("from_port")?.as_i64()?).ok()?;
+            let t = u128::try_from(x.get("to_port")?.as_i64()?).ok()?;
+            (f <= t).then_some((f, t.min(65535)))
+        })
+        .collect();
+    let min = ranges.iter().map(|r| r.0).min();
+    min == Some(0) && covered(ranges) >= 65536
 }
 
 /// The consequence factors of spec section 5 for AWS (documented in docs/aws.md).
@@ -760,17 +827,12 @@ pub fn consequence(op: Op, params: &Value) -> seb_target::ConsequenceFactors {
         Op::Ec2AuthorizeSecurityGroupIngress | Op::Ec2RevokeSecurityGroupIngress => {
             let authorize = op == Op::Ec2AuthorizeSecurityGroupIngress;
             let rules = params.get("rules").and_then(Value::as_array).cloned().unwrap_or_default();
-            let widest = rules
-                .iter()
-                .filter_map(|x| x.get("cidr").and_then(Value::as_str).and_then(cidr_size))
-                .map(|(v4, len)| if v4 { u32::from(len) } else { u32::from(len) / 4 })
-                .min()
-                .unwrap_or(32);
-            let all_ports = rules.iter().any(|x| {
-                x.get("protocol").and_then(Value::as_str) == Some("-1")
-                    || (x.get("from_port").and_then(Value::as_i64) == Some(0)
-                        && x.get("to_port").and_then(Value::as_i64) == Some(65535))
-            });
+            // Coverage of all the rules together, so splitting a range over several rules
+            // (or several proposals, scored as their union: spec 5.2) does not narrow it.
+            let widest = covered_prefix(&rules);
+            let all_ports =
+                rules.iter().any(|x| x.get("protocol").and_then(Value::as_str) == Some("-1"))
+                    || ["tcp", "udp"].iter().any(|p| covers_all_ports(&rules, p));
             data = 0.2;
             irrev = 0.1;
             if authorize {

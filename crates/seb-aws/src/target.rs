@@ -711,6 +711,28 @@ impl PlatformProfile for AwsPlatform {
         }
     }
 
+    fn change(
+        &self,
+        op: &str,
+        target: &Value,
+        params: &Value,
+        evidence: &std::collections::BTreeMap<String, Value>,
+    ) -> seb_target::Change {
+        crate::net_effect::change(op, target, params, evidence)
+    }
+
+    fn net_consequence(
+        &self,
+        target: &Value,
+        net: &seb_target::Change,
+    ) -> Option<ConsequenceFactors> {
+        crate::net_effect::net_consequence(target, net)
+    }
+
+    fn scope_key(&self, target: &Value, scope: seb_target::NetScope) -> String {
+        crate::net_effect::scope_key(target, scope)
+    }
+
     fn sensitive(&self, op: &str, _target: &Value) -> seb_target::Sensitive {
         profiles::profile(op).map(|p| profiles::sensitive(p.op)).unwrap_or_default()
     }

@@ -23,6 +23,10 @@ struct RacingStore {
     raced: AtomicBool,
 }
 
+impl seb_store::NetEffectLog for RacingStore {
+    seb_store::forward_net_effect_log!(inner);
+}
+
 impl Store for RacingStore {
     seb_store::forward_store!(inner: backend, epochs, epoch_check, bump_policy_epoch, revoke,
         revocations, is_reserved, reserve, mark_dispatched, complete, pending, append,

@@ -31,6 +31,10 @@ fn down<T>() -> Result<T, StoreError> {
     Err(StoreError::unavailable("test: the database is down"))
 }
 
+impl seb_store::NetEffectLog for Flaky {
+    seb_store::forward_net_effect_log!(inner);
+}
+
 impl Store for Flaky {
     seb_store::forward_store!(inner: backend, epochs, bump_policy_epoch, revoke, revocations,
         reserve, mark_dispatched, pending, ledger_size, entries, root, inclusion_proof,

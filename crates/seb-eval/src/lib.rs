@@ -24,6 +24,7 @@ pub mod report;
 pub mod results;
 pub mod revocation;
 pub mod rng;
+pub mod split;
 pub mod stats;
 pub mod svg;
 pub mod wrappers;
@@ -262,6 +263,20 @@ pub async fn run_all(plan: &Plan, out: &Path) -> Result<Results> {
         let res =
             attacks::run_class(*class, plan.attack_cases, plan.seed ^ (0x7700 + i as u64)).await;
         if let Some(a) = note_err(errors, &format!("attack class {}", class.name()), res) {
+            if a.escaped > 0 {
+                eprintln!(
+                    "seb-eval: ESCAPE in attack class `{}`: {} of {} cases: {:?}",
+                    a.class, a.escaped, a.cases, a.escapes
+                );
+            }
+            r.attacks.push(a);
+        }
+    }
+
+    // Split proposals (spec 5.2): through the real admission service.
+    for (i, op) in split::OPS.iter().enumerate() {
+        let res = split::run_op(i, plan.attack_cases, plan.seed ^ (0x7800 + i as u64)).await;
+        if let Some(a) = note_err(errors, &format!("split proposal {op}"), res) {
             if a.escaped > 0 {
                 eprintln!(
                     "seb-eval: ESCAPE in attack class `{}`: {} of {} cases: {:?}",

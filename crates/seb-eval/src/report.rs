@@ -363,6 +363,28 @@ pub fn markdown(r: &Results) -> String {
         }
     }
     let _ = writeln!(m_, "\nPaper: 9 classes × 1,000 cases, 100 % rejected, 0 escapes.\n");
+    let split: Vec<_> = r.attacks.iter().filter(|a| a.false_escalation.is_some()).collect();
+    if !split.is_empty() {
+        let _ = writeln!(
+            m_,
+            "Split proposals (spec 5.2): escapes must be 0; single-step changes must not be escalated by net-effect scoring.\n"
+        );
+        let _ = writeln!(
+            m_,
+            "| class | sequences | **escaped** | single-step changes | falsely escalated | rate |"
+        );
+        let _ = writeln!(m_, "|---|---|---|---|---|---|");
+        for a in split {
+            if let Some(fe) = &a.false_escalation {
+                let _ = writeln!(
+                    m_,
+                    "| {} | {} | **{}** | {} | {} | {:.4} |",
+                    a.class, a.cases, a.escaped, fe.singles, fe.escalated, fe.rate
+                );
+            }
+        }
+        let _ = writeln!(m_);
+    }
 
     let _ = writeln!(m_, "## 7. Crash injection\n");
     let _ = writeln!(

@@ -142,6 +142,20 @@ pub struct AttackClass {
     /// A legitimate case built the same way was admitted (the rejections are not vacuous).
     pub baseline_admitted: bool,
     pub escapes: Vec<String>,
+    /// Split-proposal classes: how often a single-step change got a stronger requirement
+    /// with net-effect scoring than alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub false_escalation: Option<FalseEscalation>,
+}
+
+/// False escalations of single-step changes (spec 5.2).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FalseEscalation {
+    /// Single-step changes submitted (each with an empty window).
+    pub singles: usize,
+    /// Of them, those whose requirement under `enforce` was stronger than under `shadow`.
+    pub escalated: usize,
+    pub rate: f64,
 }
 
 /// Crash injection at one step.

@@ -128,6 +128,10 @@ impl NoReservation {
     }
 }
 
+impl seb_store::NetEffectLog for NoReservation {
+    seb_store::forward_net_effect_log!(inner);
+}
+
 impl Store for NoReservation {
     forward_epochs_and_ledger!();
     seb_store::forward_store!(inner: epoch_check);
@@ -194,6 +198,10 @@ impl Partitioned {
     pub fn new(inner: Arc<dyn Store>) -> Self {
         Self { inner }
     }
+}
+
+impl seb_store::NetEffectLog for Partitioned {
+    seb_store::forward_net_effect_log!(inner);
 }
 
 impl Store for Partitioned {

@@ -25,6 +25,7 @@
 
 pub mod deploy;
 pub mod model;
+pub mod net_effect;
 pub mod profile;
 pub mod projection;
 pub mod rbac;

@@ -161,7 +161,17 @@ const BUILTIN: [&str; 14] = [
 #[derive(Debug, Clone, Default)]
 pub struct KubeProfile;
 
+/// Whether `kind` is a workload controller.
+pub fn is_workload(kind: &str) -> bool {
+    WORKLOADS.contains(&kind)
+}
+
 impl KubeProfile {
+    /// The consequence rules of one op (also used to score a net change).
+    pub fn factors_of(op: Op, target: &TargetRef, params: &Value) -> ConsequenceFactors {
+        Self::factors(op, target, params)
+    }
+
     fn factors(op: Op, target: &TargetRef, params: &Value) -> ConsequenceFactors {
         let kind = target.kind.as_str();
         let mut f = ConsequenceFactors {
@@ -417,6 +427,29 @@ impl PlatformProfile for KubeProfile {
             Ok(_) if secret => Sensitive { params: &["/data", "/stringData"], evidence: EVIDENCE },
             _ => Sensitive::NONE,
         }
+    }
+
+    /// The net-effect model of [`crate::net_effect`].
+    fn change(
+        &self,
+        op: &str,
+        target: &Value,
+        params: &Value,
+        evidence: &std::collections::BTreeMap<String, Value>,
+    ) -> seb_target::Change {
+        crate::net_effect::change(op, target, params, evidence)
+    }
+
+    fn net_consequence(
+        &self,
+        target: &Value,
+        net: &seb_target::Change,
+    ) -> Option<ConsequenceFactors> {
+        crate::net_effect::net_consequence(target, net)
+    }
+
+    fn scope_key(&self, target: &Value, scope: seb_target::NetScope) -> String {
+        crate::net_effect::scope_key(target, scope)
     }
 
     /// `create` needs the object absent; `apply` creates or updates; every other op needs

@@ -79,6 +79,7 @@ use tokio_postgres::{AsyncMessage, Config, Row};
 
 mod admission;
 mod ledger;
+mod net_effect;
 pub mod schema;
 pub mod tls;
 pub mod writer;

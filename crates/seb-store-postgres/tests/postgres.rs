@@ -97,6 +97,28 @@ impl Replicas {
     }
 }
 
+impl seb_store::NetEffectLog for Replicas {
+    fn net_effect_window<'a>(
+        &'a self,
+        agent: &'a str,
+        scope_key: &'a str,
+        since_ms: u64,
+    ) -> StoreFuture<'a, Vec<seb_store::CertifiedChange>> {
+        self.one().net_effect_window(agent, scope_key, since_ms)
+    }
+    fn net_effect_append(
+        &self,
+        change: seb_store::CertifiedChange,
+        since_ms: u64,
+        seen_seq: Option<u64>,
+    ) -> StoreFuture<'_, seb_store::NetEffectAppend> {
+        self.one().net_effect_append(change, since_ms, seen_seq)
+    }
+    fn net_effect_prune(&self, before_ms: u64) -> StoreFuture<'_, u64> {
+        self.one().net_effect_prune(before_ms)
+    }
+}
+
 impl Store for Replicas {
     fn backend(&self) -> &'static str {
         "postgres x3"

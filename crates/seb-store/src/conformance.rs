@@ -35,6 +35,13 @@ use crate::admission::{
 };
 use crate::{Epochs, Reservation, ReserveResult, Revocation, Store, StoreError, StoredCheckpoint};
 
+mod net_effect;
+pub use net_effect::{
+    net_effect_append_conflicts_when_the_window_changed,
+    net_effect_concurrent_appends_have_one_winner,
+    net_effect_window_lists_changes_per_agent_and_scope,
+};
+
 /// A store under test plus whatever must outlive it (a temporary directory, a database
 /// container handle, ...). The store is dropped before the guard.
 pub struct Fixture {
@@ -113,6 +120,9 @@ case_list!(
     admission_overdue_lists_deadlines_and_claims,
     admission_admin_request_once,
     admission_policy_epoch_follows_digest,
+    net_effect_window_lists_changes_per_agent_and_scope,
+    net_effect_append_conflicts_when_the_window_changed,
+    net_effect_concurrent_appends_have_one_winner,
 );
 
 /// Run every case in [`CASES`], each on a fresh store from `factory`.
@@ -166,6 +176,9 @@ macro_rules! conformance_tests {
             admission_overdue_lists_deadlines_and_claims,
             admission_admin_request_once,
             admission_policy_epoch_follows_digest,
+            net_effect_window_lists_changes_per_agent_and_scope,
+            net_effect_append_conflicts_when_the_window_changed,
+            net_effect_concurrent_appends_have_one_winner,
         );
     };
 }

@@ -48,7 +48,10 @@ pub use seb_ledger::merkle::Hash;
 pub mod admission;
 pub mod clock;
 pub mod keyfile;
+pub mod net_effect;
 pub mod sqlite;
+
+pub use net_effect::{CertifiedChange, NetEffectAppend, NetEffectLog};
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -303,7 +306,7 @@ pub struct StoredCheckpoint {
 
 /// The storage seam. All methods are cancel-safe in the sense that a dropped future never
 /// leaves a half-written transaction.
-pub trait Store: Send + Sync + 'static {
+pub trait Store: NetEffectLog + Send + Sync + 'static {
     /// A short name for logs and metrics (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;
 

@@ -43,6 +43,7 @@
 //! longer matches its frontier) and re-reads the frontier before appending.
 
 mod admission;
+mod net_effect;
 mod ops;
 mod schema;
 mod writer;

@@ -24,10 +24,12 @@ use seb_core::types::{Contract, Platform, RiskLevel};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub mod net_effect;
 pub mod sensitive;
 #[cfg(feature = "test-double")]
 pub mod test_double;
 
+pub use net_effect::{Change, FieldChange, NetScope};
 pub use sensitive::Sensitive;
 
 /// A boxed future returned by [`Target`] methods.
@@ -273,6 +275,57 @@ pub trait PlatformProfile: Send + Sync {
     fn applicable(&self, op: &str, observed: &Observation) -> Result<(), String> {
         let _ = (op, observed);
         Ok(())
+    }
+    /// What `op` changes (spec 5.2): each projected field numeric or additive, before (from
+    /// `evidence`, the admitted projection) → after, and whether it deletes or creates.
+    /// Default: no projected field (the change still counts in the window).
+    fn change(
+        &self,
+        op: &str,
+        target: &Value,
+        params: &Value,
+        evidence: &BTreeMap<String, Value>,
+    ) -> Change {
+        let _ = (op, params, evidence);
+        Change::of(net_effect::object_key(target))
+    }
+    /// The consequence of a net change (several changes folded by [`net_effect::net`]) on
+    /// `target` (the newest change's target), scored by the same rules as one operation.
+    /// Admission takes the field-wise maximum with the newest proposal's own factors.
+    /// Default: `None` (nothing beyond the proposal's own factors).
+    fn net_consequence(&self, target: &Value, net: &Change) -> Option<ConsequenceFactors> {
+        let _ = (target, net);
+        None
+    }
+    /// The accounting scope key of `target` at the configured width. Default: the object
+    /// whatever the width.
+    fn scope_key(&self, target: &Value, scope: NetScope) -> String {
+        let _ = scope;
+        format!("{}|object|{}", self.platform(), net_effect::object_key(target))
+    }
+}
+
+impl ConsequenceFactors {
+    /// The field-wise maximum (reasons of both).
+    #[must_use]
+    pub fn max(mut self, other: &ConsequenceFactors) -> Self {
+        let up = |a: &mut f64, b: f64| {
+            // A non-finite factor is fail-safe 1 in scoring; keep it visible here.
+            if !b.is_finite() || b > *a {
+                *a = b;
+            }
+        };
+        up(&mut self.blast_radius, other.blast_radius);
+        up(&mut self.privilege_expansion, other.privilege_expansion);
+        up(&mut self.data_sensitivity, other.data_sensitivity);
+        up(&mut self.irreversibility, other.irreversibility);
+        up(&mut self.uncertainty, other.uncertainty);
+        for r in &other.reasons {
+            if !self.reasons.contains(r) {
+                self.reasons.push(r.clone());
+            }
+        }
+        self
     }
 }
 

@@ -430,4 +430,47 @@ impl PlatformProfile for TestTarget {
         }
         Ok(())
     }
+
+    /// Projected field `value`: numeric when the value is an integer, additive when it is
+    /// an array; `delete` deletes (the value goes to absent).
+    fn change(
+        &self,
+        op: &str,
+        target: &Value,
+        params: &Value,
+        evidence: &BTreeMap<String, Value>,
+    ) -> crate::Change {
+        let mut c = crate::Change::of(crate::net_effect::object_key(target));
+        let before = evidence.get("").filter(|v| !v.is_null());
+        match op {
+            "delete" => {
+                c.deletes = 1;
+                if let Some(b) = before.and_then(Value::as_i64) {
+                    c.fields.insert("value".into(), crate::FieldChange::numeric(Some(b), None));
+                }
+            }
+            _ => {
+                if before.is_none() {
+                    c.creates = 1;
+                }
+                match params.get("value") {
+                    Some(Value::Number(n)) if n.is_i64() => {
+                        let b = before.and_then(Value::as_i64);
+                        c.fields.insert("value".into(), crate::FieldChange::numeric(b, n.as_i64()));
+                    }
+                    Some(Value::Array(after)) => {
+                        let b = before.and_then(Value::as_array).cloned().unwrap_or_default();
+                        c.fields.insert("value".into(), crate::FieldChange::additive(&b, after));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        c
+    }
+
+    /// A window holding a delete scores as a delete.
+    fn net_consequence(&self, target: &Value, net: &crate::Change) -> Option<ConsequenceFactors> {
+        (net.deletes > 0).then(|| self.consequence("delete", target, &json!({})))
+    }
 }

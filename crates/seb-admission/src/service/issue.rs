@@ -28,6 +28,12 @@ pub(super) enum Refusal {
     Deny(String),
     /// A reloaded policy raised the requirement beyond the approvals: back to pending.
     Wait(Requirement, PolicyView),
+    /// Net-effect accounting assessed it again (the window changed since evaluation) and
+    /// the requirement now exceeds the approvals: back to pending under that assessment.
+    Reassessed(Box<super::state::Evaluation>, Requirement),
+    /// Net-effect accounting assessed it again and its approvals still meet the
+    /// requirement: issue again under the new evaluation (bounded by [`RETRIES`]).
+    Retry(Box<super::state::Evaluation>, Requirement),
 }
 
 /// Fault injection for crash tests: abort the process at a named step (feature
@@ -100,47 +106,73 @@ impl Admission {
 
     /// Issue a proposal in `issuing` (this replica holds the claim it just made or took over).
     pub(super) async fn issue_claimed(&self, id: &str) -> Result<(), AdmissionError> {
-        let l = self.load(id).await?;
-        let Stage::Issuing(issuing) = l.body.stage.clone() else { return Ok(()) };
-        let now = self.now()?;
-        match self.try_issue(&l, &issuing, now).await {
-            Ok((envelope, payload, epochs)) => {
-                // Signed, not yet committed: a crash here must leave nothing issued.
-                crash_point("admission_issue_signed");
-                self.commit_issue(&l, issuing, envelope, payload, epochs, now).await
-            }
-            Err(Refusal::Deny(reason)) => {
-                let epochs = self.store.epochs().await.ok();
-                let (v, h) = l.approvers();
-                let record = self.record(
-                    &l.body.received,
-                    Some(&issuing.evaluation),
-                    Some(issuing.requirement),
-                    v.into_iter().chain(h).collect(),
-                    AdmissionDecision::Deny,
-                    &reason,
-                    now,
-                    epochs,
-                );
-                let next = super::state::Body {
-                    stage: Stage::Denied(issuing.deny(reason.clone())),
-                    ..l.body.clone()
-                };
-                if let Cas::Done { .. } = self.save(&l, next, Some(&record)).await? {
-                    warn!(proposal_id = %id, agent = %record.agent, reason = %reason, "proposal denied at issuance");
+        for _ in 0..RETRIES {
+            let l = self.load(id).await?;
+            let Stage::Issuing(issuing) = l.body.stage.clone() else { return Ok(()) };
+            let now = self.now()?;
+            match self.try_issue(&l, &issuing, now).await {
+                Ok((envelope, payload, epochs)) => {
+                    // Signed, not yet committed: a crash here must leave nothing issued.
+                    crash_point("admission_issue_signed");
+                    return self.commit_issue(&l, issuing, envelope, payload, epochs, now).await;
                 }
-                Ok(())
-            }
-            Err(Refusal::Wait(requirement, policy)) => {
-                let next = super::state::Body {
-                    stage: Stage::Pending(issuing.wait(requirement, policy)),
-                    ..l.body.clone()
-                };
-                self.save(&l, next, None).await?;
-                info!(proposal_id = %id, "the policy in force raised the requirement: waits for approvals");
-                Ok(())
+                Err(Refusal::Retry(evaluation, requirement)) => {
+                    // The net effect was assessed again and still allows issuance: keep the
+                    // new evaluation (what approvers and the record see) and issue under it.
+                    let stage = Stage::Issuing(super::state::Issuing {
+                        evaluation: *evaluation,
+                        requirement,
+                        deadline_ms: issuing.deadline_ms,
+                    });
+                    let next = super::state::Body { stage, ..l.body.clone() };
+                    if let Cas::Stale = self.save(&l, next, None).await? {
+                        return Ok(());
+                    }
+                }
+                Err(Refusal::Deny(reason)) => {
+                    let epochs = self.store.epochs().await.ok();
+                    let (v, h) = l.approvers();
+                    let record = self.record(
+                        &l.body.received,
+                        Some(&issuing.evaluation),
+                        Some(issuing.requirement),
+                        v.into_iter().chain(h).collect(),
+                        AdmissionDecision::Deny,
+                        &reason,
+                        now,
+                        epochs,
+                    );
+                    let next = super::state::Body {
+                        stage: Stage::Denied(issuing.deny(reason.clone())),
+                        ..l.body.clone()
+                    };
+                    if let Cas::Done { .. } = self.save(&l, next, Some(&record)).await? {
+                        warn!(proposal_id = %id, agent = %record.agent, reason = %reason, "proposal denied at issuance");
+                    }
+                    return Ok(());
+                }
+                Err(Refusal::Reassessed(evaluation, requirement)) => {
+                    let next = super::state::Body {
+                        stage: Stage::Pending(issuing.reassessed(*evaluation, requirement)),
+                        ..l.body.clone()
+                    };
+                    self.save(&l, next, None).await?;
+                    info!(proposal_id = %id, path = %requirement.path, "net effect: the window's changes raised the requirement; proposal waits for approvals");
+                    return Ok(());
+                }
+                Err(Refusal::Wait(requirement, policy)) => {
+                    let next = super::state::Body {
+                        stage: Stage::Pending(issuing.wait(requirement, policy)),
+                        ..l.body.clone()
+                    };
+                    self.save(&l, next, None).await?;
+                    info!(proposal_id = %id, "the policy in force raised the requirement: waits for approvals");
+                    return Ok(());
+                }
             }
         }
+        warn!(proposal_id = %id, "net effect: the window kept changing during issuance; the claim is left to a later take-over");
+        Ok(())
     }
 
     /// Everything that may have changed since evaluation, then the signed certificate.
@@ -186,6 +218,8 @@ impl Admission {
                     constraint_paths: &paths,
                     level: ev.score.level,
                     score: &ev.score,
+                    // The net-effect facts are evaluated again by `net_effect_account` below.
+                    extra: None,
                 })
                 .map_err(|e| Refusal::Deny(format!("policy: {e}")))?;
             let Some(now_required) =
@@ -227,6 +261,10 @@ impl Admission {
         getrandom::fill(&mut cid_bytes)
             .map_err(|e| Refusal::Deny(format!("random source: {e}")))?;
         let cid = uuid::Builder::from_random_bytes(cid_bytes).into_uuid().to_string();
+        // Net-effect accounting (spec 5.2): log this change in its scope's window, serially
+        // across replicas, before the certificate exists; a window that changed since the
+        // evaluation is assessed again (which may deny, or send it back to wait).
+        self.net_effect_account(l, issuing, &cid, requirement, now).await?;
         let now_s = now / 1000;
         let validity = Validity {
             not_before: now_s,

@@ -50,6 +50,8 @@ mod admin;
 mod approve;
 mod break_glass;
 mod issue;
+// Net-effect scoring (spec 5.2): the assessment at evaluation and the accounting at issuance.
+mod net_effect_hooks;
 mod reads;
 pub mod state;
 mod submit;
@@ -213,6 +215,8 @@ pub struct ProposalView {
     pub break_glass: Option<BreakGlassStatus>,
     /// Id of the ledger record of the final decision.
     pub record_id: Option<String>,
+    /// Net-effect scoring (spec 5.2): related changes, the score alone and net.
+    pub net_effect: Option<crate::net_effect::NetEffectView>,
 }
 
 /// A short form for lists.
@@ -276,6 +280,7 @@ pub struct Admission {
     path_rules: PathRules,
     escalation: Escalation,
     scoring: ScoringConfig,
+    net_effect: crate::net_effect::NetEffectSettings,
     policy: RwLock<Option<ActivePolicy>>,
     platforms: Platforms,
     store: Arc<dyn Store>,
@@ -413,6 +418,11 @@ impl Admission {
             path_rules: reg.path_rules,
             escalation: cfg.escalation,
             scoring: cfg.scoring.clone(),
+            net_effect: crate::net_effect::NetEffectSettings {
+                mode: cfg.net_effect,
+                window_ms: cfg.net_effect_window_s.saturating_mul(1000),
+                scope: cfg.net_effect_scope,
+            },
             policy: RwLock::new(None),
             platforms,
             store,

@@ -169,6 +169,7 @@ impl Admission {
             certificate_digest: certified.map(|c| c.certificate_digest),
             break_glass: self.bg_status(l),
             record_id: l.body.record_id.clone(),
+            net_effect: ev.and_then(|e| e.net_effect.clone()),
         };
         self.redact(&mut v);
         v

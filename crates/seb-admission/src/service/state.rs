@@ -50,6 +50,9 @@ pub struct Evaluation {
     pub policy: PolicyView,
     /// What the level and the policy require (`None`: the path rules never certify it).
     pub requirement: Option<Requirement>,
+    /// Net-effect scoring (spec 5.2): the window, both scores and which side decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_effect: Option<crate::net_effect::NetEffectView>,
 }
 
 /// Being compiled, observed and scored by the replica that holds its claim.
@@ -212,6 +215,13 @@ impl Issuing {
     /// Refused at issuance.
     pub fn deny(self, reason: String) -> Denied {
         Denied { evaluation: Some(self.evaluation), reason }
+    }
+
+    /// Net-effect accounting found the window changed since evaluation and assessed the
+    /// proposal again (spec 5.2): its requirement now exceeds the approvals, wait again
+    /// under the new assessment (the contract is unchanged: approvals stay bound to it).
+    pub fn reassessed(self, evaluation: Evaluation, requirement: Requirement) -> Pending {
+        Pending { evaluation, requirement, deadline_ms: self.deadline_ms }
     }
 
     /// A reloaded policy raised the requirement beyond the approvals: wait again.

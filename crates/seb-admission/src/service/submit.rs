@@ -21,7 +21,6 @@ use super::state::{AfterEvaluation, Body, Evaluating, Evaluation, Received, Stag
 use super::{Admission, Loaded, PlatformAdapter, PolicyView, ProposalView, proposal_id_ok, short};
 use crate::error::AdmissionError;
 use crate::paths::required;
-use crate::policy::PolicyInput;
 use crate::records::AdmissionDecision;
 
 /// What evaluation found and where it leads; `inapplicable`: the denial is because the op
@@ -209,34 +208,46 @@ impl Admission {
             }
         }
         // Scoring stage: the proposal alone (net-effect scoring may raise it, never lower it).
-        let score = self.scoring.score(&adapter.profile.consequence(&p.op, &target, &params));
-        let contract = Contract {
+        let factors = adapter.profile.consequence(&p.op, &target, &params);
+        let alone = self.scoring.score(&factors);
+        let mut contract = Contract {
             platform: p.platform,
             op: p.op.clone(),
             target: target.clone(),
             params: params.clone(),
             constraints: p.constraints.clone(),
-            risk_level: score.level,
+            risk_level: alone.level,
         };
-        let contract_digest = contract.digest().map_err(|e| format!("contract: {e}"))?;
+        let mut contract_digest = contract.digest().map_err(|e| format!("contract: {e}"))?;
         adapter.target.check_scope(&contract).map_err(|e| format!("scope: {e}"))?;
         let (evidence, observed) = self.observe(adapter, &contract, now).await?;
         let inapplicable = adapter.profile.applicable(&contract.op, &observed).err();
         let (engine, policy_epoch) =
             self.policy_in_force().await.map_err(|e| format!("policy: {e}"))?;
         let paths: Vec<String> = p.constraints.iter().map(|c| c.path.clone()).collect();
-        let outcome = engine
-            .evaluate(&PolicyInput {
-                agent: &p.agent,
-                platform: p.platform,
-                op: &p.op,
-                target: &target,
-                params: &params,
-                constraint_paths: &paths,
-                level: score.level,
-                score: &score,
-            })
-            .map_err(|e| format!("policy: {e}"))?;
+        // Net-effect scoring (spec 5.2): the policy is evaluated on the proposal alone and on
+        // the net effect of its window; the stronger side decides (enforce) or is shown
+        // (shadow). It may raise the level, never lower it.
+        let ne = self
+            .net_effect_assess(
+                adapter,
+                &engine,
+                policy_epoch,
+                p,
+                &target,
+                &params,
+                &paths,
+                &evidence,
+                &factors,
+                &alone,
+                now,
+            )
+            .await?;
+        let (score, outcome) = (ne.score, ne.outcome);
+        if score.level != contract.risk_level {
+            contract.risk_level = score.level;
+            contract_digest = contract.digest().map_err(|e| format!("contract: {e}"))?;
+        }
         let requirement =
             required(score.level, &self.path_rules, &self.escalation, &outcome.escalations);
         let verdict = if let Some(why) = &inapplicable {
@@ -265,6 +276,7 @@ impl Admission {
                 score,
                 policy: PolicyView { outcome, policy_epoch, policy_digest: engine.digest() },
                 requirement,
+                net_effect: Some(ne.view),
             },
             verdict,
             inapplicable: inapplicable.is_some(),

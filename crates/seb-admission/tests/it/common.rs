@@ -74,7 +74,7 @@ pub struct Env {
     pub _dir: tempfile::TempDir,
 }
 
-fn write_key(dir: &Path, name: &str, k: &SigningKey) {
+pub fn write_key(dir: &Path, name: &str, k: &SigningKey) {
     std::fs::write(
         dir.join(name),
         base64::engine::general_purpose::STANDARD.encode(k.seed().as_ref()),

@@ -8,5 +8,6 @@ mod common;
 mod edges;
 mod flows;
 mod http;
+mod net_effect;
 mod policy;
 mod revocation;

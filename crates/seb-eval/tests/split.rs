@@ -1,0 +1,33 @@
+//! The split-proposal attack class (spec 5.2) at a reduced size: for every op with a
+//! numeric or additive parameter, no split sequence escapes, the class is not vacuous (a
+//! lone small step is certified), and no single-step change is escalated by net-effect
+//! scoring. `scripts/eval.sh` runs it with 1,000 sequences per op.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_split_sequence_escapes_and_no_single_change_is_falsely_escalated() {
+    for (i, op) in seb_eval::split::OPS.iter().enumerate() {
+        let a = seb_eval::split::run_op(i, 40, 0x5eb + i as u64).await.unwrap();
+        assert_eq!(a.cases, 40, "{op}");
+        assert_eq!(a.escaped, 0, "{op}: {:?}", a.escapes);
+        assert_eq!(a.rejected, 40, "{op}: {:?}", a.failed_checks);
+        assert!(a.baseline_admitted, "{op}: a lone small step must go through");
+        let fe = a.false_escalation.unwrap();
+        assert!(fe.singles > 40, "{op}");
+        assert_eq!(fe.escalated, 0, "{op}: single-step changes escalated by net effect");
+    }
+}
+
+/// Without enforcement (`shadow`: the proposal alone decides) the same generator's
+/// sequences escape: the class detects what it claims to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_enforcement_the_split_sequences_escape() {
+    for (i, op) in seb_eval::split::OPS.iter().enumerate() {
+        let a = seb_eval::split::run_op_with(i, 10, 0x5eb + i as u64, "shadow").await.unwrap();
+        assert!(
+            a.escaped > 0,
+            "{op}: shadow mode must let split sequences through: {:?}",
+            a.failed_checks
+        );
+    }
+}
