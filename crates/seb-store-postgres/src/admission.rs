@@ -364,6 +364,22 @@ impl AdmissionState for PostgresStore {
         })
     }
 
+    fn notification_once<'a>(&'a self, key: &'a str, at_ms: u64) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let at = to_sql_int(at_ms, "at_ms")?;
+            let client = self.client().await?;
+            let n = client
+                .execute(
+                    "INSERT INTO admission_notifications (key, at_ms) VALUES ($1, $2) \
+                     ON CONFLICT (key) DO NOTHING",
+                    &[&key, &at],
+                )
+                .await
+                .map_err(pg_err)?;
+            Ok(n == 1)
+        })
+    }
+
     fn load_policy(&self, load: PolicyLoad) -> StoreFuture<'_, (Epochs, bool)> {
         Box::pin(async move {
             let at = to_sql_int(load.at_ms, "at_ms")?;

@@ -125,6 +125,7 @@ CREATE TRIGGER reservations_no_truncate BEFORE TRUNCATE ON reservations
 /// - `admission_approvals`: (proposal, approver) primary key: one decision each.
 /// - `admission_signatures`: (proposal, draft cid, operator): one signature each.
 /// - `admission_admin_requests`: admin request ids inside the freshness window.
+/// - `admission_notifications`: notification keys claimed (sent once across replicas).
 /// - `admission_policies`: every policy version; the last one is in force.
 const MIGRATION_2: &str = "
 CREATE TABLE admission_proposals (
@@ -167,6 +168,11 @@ CREATE TRIGGER admission_signatures_append_only BEFORE UPDATE OR DELETE ON admis
 CREATE TABLE admission_admin_requests (
     request_id text PRIMARY KEY,
     at_ms      bigint NOT NULL
+);
+
+CREATE TABLE admission_notifications (
+    key   text PRIMARY KEY,
+    at_ms bigint NOT NULL
 );
 
 CREATE TABLE admission_policies (

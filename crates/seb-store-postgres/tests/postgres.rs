@@ -249,6 +249,9 @@ impl AdmissionState for Replicas {
     ) -> StoreFuture<'a, bool> {
         self.one().admin_request_once(id, at_ms, forget_before_ms)
     }
+    fn notification_once<'a>(&'a self, key: &'a str, at_ms: u64) -> StoreFuture<'a, bool> {
+        self.one().notification_once(key, at_ms)
+    }
     fn load_policy(&self, load: PolicyLoad) -> StoreFuture<'_, (Epochs, bool)> {
         self.one().load_policy(load)
     }

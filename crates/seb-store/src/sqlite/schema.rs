@@ -87,6 +87,7 @@ CREATE TABLE checkpoints (
 /// - `admission_approvals`: (proposal, approver) is the primary key: one decision each.
 /// - `admission_signatures`: (proposal, draft cid, operator): one signature each.
 /// - `admission_admin_requests`: admin request ids inside the freshness window.
+/// - `admission_notifications`: notification keys claimed (sent once across replicas).
 /// - `admission_policies`: every policy version; the last one is in force.
 const MIGRATION_2: &str = "
 CREATE TABLE admission_proposals (
@@ -123,6 +124,11 @@ CREATE TABLE admission_signatures (
 CREATE TABLE admission_admin_requests (
     request_id TEXT NOT NULL PRIMARY KEY,
     at_ms      INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE admission_notifications (
+    key   TEXT NOT NULL PRIMARY KEY,
+    at_ms INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
 
 CREATE TABLE admission_policies (
