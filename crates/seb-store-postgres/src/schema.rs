@@ -117,7 +117,8 @@ CREATE TRIGGER reservations_no_truncate BEFORE TRUNCATE ON reservations
 ";
 
 /// Admission's durable state (SEB-SPEC 5.3, [`seb_store::admission`]), shared by every
-/// replica. Every admission write transaction locks `ledger_head` first (as every ledger
+/// replica. Proposals are never deleted (the seen-proposal set), approvals, signatures and
+/// policy versions are append-only (triggers refuse UPDATE, DELETE, TRUNCATE). Every admission write transaction locks `ledger_head` first (as every ledger
 /// append does), so admission changes and their ledger records have one order.
 ///
 /// - `admission_proposals`: one row per proposal id ever received (never deleted: the
@@ -141,6 +142,8 @@ CREATE TABLE admission_proposals (
 CREATE INDEX admission_proposals_status ON admission_proposals (status, received_at_ms);
 CREATE TRIGGER admission_proposals_no_delete BEFORE DELETE ON admission_proposals
     FOR EACH ROW EXECUTE FUNCTION seb_append_only();
+CREATE TRIGGER admission_proposals_no_truncate BEFORE TRUNCATE ON admission_proposals
+    FOR EACH STATEMENT EXECUTE FUNCTION seb_append_only();
 
 CREATE TABLE admission_approvals (
     proposal_id text NOT NULL REFERENCES admission_proposals (proposal_id),
@@ -152,6 +155,8 @@ CREATE TABLE admission_approvals (
 );
 CREATE TRIGGER admission_approvals_append_only BEFORE UPDATE OR DELETE ON admission_approvals
     FOR EACH ROW EXECUTE FUNCTION seb_append_only();
+CREATE TRIGGER admission_approvals_no_truncate BEFORE TRUNCATE ON admission_approvals
+    FOR EACH STATEMENT EXECUTE FUNCTION seb_append_only();
 
 CREATE TABLE admission_signatures (
     proposal_id text NOT NULL REFERENCES admission_proposals (proposal_id),
@@ -164,6 +169,8 @@ CREATE TABLE admission_signatures (
 );
 CREATE TRIGGER admission_signatures_append_only BEFORE UPDATE OR DELETE ON admission_signatures
     FOR EACH ROW EXECUTE FUNCTION seb_append_only();
+CREATE TRIGGER admission_signatures_no_truncate BEFORE TRUNCATE ON admission_signatures
+    FOR EACH STATEMENT EXECUTE FUNCTION seb_append_only();
 
 CREATE TABLE admission_admin_requests (
     request_id text PRIMARY KEY,
@@ -184,6 +191,8 @@ CREATE TABLE admission_policies (
 );
 CREATE TRIGGER admission_policies_append_only BEFORE UPDATE OR DELETE ON admission_policies
     FOR EACH ROW EXECUTE FUNCTION seb_append_only();
+CREATE TRIGGER admission_policies_no_truncate BEFORE TRUNCATE ON admission_policies
+    FOR EACH STATEMENT EXECUTE FUNCTION seb_append_only();
 ";
 
 /// Bring the schema to [`SCHEMA_VERSION`]; refuse a newer one.
