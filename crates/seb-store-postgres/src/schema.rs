@@ -11,11 +11,11 @@ use crate::{LEASE_CLASS, pg_err};
 use seb_store::StoreError;
 
 /// The schema version this build writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// Migration `n` (1-based) brings a database from version `n - 1` to `n`. Append only: a
 /// released migration is never edited.
-const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
+const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3];
 
 /// Everything of schema version 1.
 ///
@@ -118,7 +118,8 @@ CREATE TRIGGER reservations_no_truncate BEFORE TRUNCATE ON reservations
 
 /// Admission's durable state (SEB-SPEC 5.3, [`seb_store::admission`]), shared by every
 /// replica. Proposals are never deleted (the seen-proposal set), approvals, signatures and
-/// policy versions are append-only (triggers refuse UPDATE, DELETE, TRUNCATE). Every admission write transaction locks `ledger_head` first (as every ledger
+/// policy versions are append-only (triggers refuse UPDATE and DELETE; TRUNCATE from
+/// migration 3). Every admission write transaction locks `ledger_head` first (as every ledger
 /// append does), so admission changes and their ledger records have one order.
 ///
 /// - `admission_proposals`: one row per proposal id ever received (never deleted: the
@@ -126,7 +127,6 @@ CREATE TRIGGER reservations_no_truncate BEFORE TRUNCATE ON reservations
 /// - `admission_approvals`: (proposal, approver) primary key: one decision each.
 /// - `admission_signatures`: (proposal, draft cid, operator): one signature each.
 /// - `admission_admin_requests`: admin request ids inside the freshness window.
-/// - `admission_notifications`: notification keys claimed (sent once across replicas).
 /// - `admission_policies`: every policy version; the last one is in force.
 const MIGRATION_2: &str = "
 CREATE TABLE admission_proposals (
@@ -142,8 +142,6 @@ CREATE TABLE admission_proposals (
 CREATE INDEX admission_proposals_status ON admission_proposals (status, received_at_ms);
 CREATE TRIGGER admission_proposals_no_delete BEFORE DELETE ON admission_proposals
     FOR EACH ROW EXECUTE FUNCTION seb_append_only();
-CREATE TRIGGER admission_proposals_no_truncate BEFORE TRUNCATE ON admission_proposals
-    FOR EACH STATEMENT EXECUTE FUNCTION seb_append_only();
 
 CREATE TABLE admission_approvals (
     proposal_id text NOT NULL REFERENCES admission_proposals (proposal_id),
@@ -155,8 +153,6 @@ CREATE TABLE admission_approvals (
 );
 CREATE TRIGGER admission_approvals_append_only BEFORE UPDATE OR DELETE ON admission_approvals
     FOR EACH ROW EXECUTE FUNCTION seb_append_only();
-CREATE TRIGGER admission_approvals_no_truncate BEFORE TRUNCATE ON admission_approvals
-    FOR EACH STATEMENT EXECUTE FUNCTION seb_append_only();
 
 CREATE TABLE admission_signatures (
     proposal_id text NOT NULL REFERENCES admission_proposals (proposal_id),
@@ -169,17 +165,10 @@ CREATE TABLE admission_signatures (
 );
 CREATE TRIGGER admission_signatures_append_only BEFORE UPDATE OR DELETE ON admission_signatures
     FOR EACH ROW EXECUTE FUNCTION seb_append_only();
-CREATE TRIGGER admission_signatures_no_truncate BEFORE TRUNCATE ON admission_signatures
-    FOR EACH STATEMENT EXECUTE FUNCTION seb_append_only();
 
 CREATE TABLE admission_admin_requests (
     request_id text PRIMARY KEY,
     at_ms      bigint NOT NULL
-);
-
-CREATE TABLE admission_notifications (
-    key   text PRIMARY KEY,
-    at_ms bigint NOT NULL
 );
 
 CREATE TABLE admission_policies (
@@ -191,6 +180,22 @@ CREATE TABLE admission_policies (
 );
 CREATE TRIGGER admission_policies_append_only BEFORE UPDATE OR DELETE ON admission_policies
     FOR EACH ROW EXECUTE FUNCTION seb_append_only();
+";
+
+/// Admission notifications and the rest of admission's append-only guard:
+/// `admission_notifications` holds the notification keys claimed (sent once across
+/// replicas); TRUNCATE of the admission tables is refused like UPDATE and DELETE.
+const MIGRATION_3: &str = "
+CREATE TABLE admission_notifications (
+    key   text PRIMARY KEY,
+    at_ms bigint NOT NULL
+);
+CREATE TRIGGER admission_proposals_no_truncate BEFORE TRUNCATE ON admission_proposals
+    FOR EACH STATEMENT EXECUTE FUNCTION seb_append_only();
+CREATE TRIGGER admission_approvals_no_truncate BEFORE TRUNCATE ON admission_approvals
+    FOR EACH STATEMENT EXECUTE FUNCTION seb_append_only();
+CREATE TRIGGER admission_signatures_no_truncate BEFORE TRUNCATE ON admission_signatures
+    FOR EACH STATEMENT EXECUTE FUNCTION seb_append_only();
 CREATE TRIGGER admission_policies_no_truncate BEFORE TRUNCATE ON admission_policies
     FOR EACH STATEMENT EXECUTE FUNCTION seb_append_only();
 ";

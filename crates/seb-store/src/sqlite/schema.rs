@@ -10,11 +10,11 @@ use super::{SqliteOptions, Synchronous};
 use crate::StoreError;
 
 /// The schema version this build writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Migration `n` (1-based) brings a database from version `n - 1` to `n`. Append only: a
 /// released migration is never edited.
-const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
+const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3];
 
 /// Everything of schema version 1.
 ///
@@ -87,7 +87,6 @@ CREATE TABLE checkpoints (
 /// - `admission_approvals`: (proposal, approver) is the primary key: one decision each.
 /// - `admission_signatures`: (proposal, draft cid, operator): one signature each.
 /// - `admission_admin_requests`: admin request ids inside the freshness window.
-/// - `admission_notifications`: notification keys claimed (sent once across replicas).
 /// - `admission_policies`: every policy version; the last one is in force.
 const MIGRATION_2: &str = "
 CREATE TABLE admission_proposals (
@@ -126,11 +125,6 @@ CREATE TABLE admission_admin_requests (
     at_ms      INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
 
-CREATE TABLE admission_notifications (
-    key   TEXT NOT NULL PRIMARY KEY,
-    at_ms INTEGER NOT NULL
-) STRICT, WITHOUT ROWID;
-
 CREATE TABLE admission_policies (
     policy_epoch INTEGER NOT NULL PRIMARY KEY CHECK (policy_epoch >= 0),
     digest       TEXT NOT NULL,
@@ -138,6 +132,15 @@ CREATE TABLE admission_policies (
     loaded_at_ms INTEGER NOT NULL CHECK (loaded_at_ms >= 0),
     loaded_by    TEXT NOT NULL
 ) STRICT;
+";
+
+/// Admission notifications (SEB-SPEC 5.3): `admission_notifications` holds the notification
+/// keys claimed, so a notification is sent once across replicas and restarts.
+const MIGRATION_3: &str = "
+CREATE TABLE admission_notifications (
+    key   TEXT NOT NULL PRIMARY KEY,
+    at_ms INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
 ";
 
 impl Synchronous {
