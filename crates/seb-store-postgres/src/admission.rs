@@ -82,16 +82,12 @@ async fn complete(tx: &impl GenericClient, row: &Row) -> Result<StoredProposal, 
 
 /// Status of a proposal, row-locked (after the head lock) for the rest of the transaction.
 async fn locked_status(tx: &impl GenericClient, id: &str) -> Result<Option<String>, StoreError> {
-    Ok(tx
-        .query_opt(
-            "SELECT status FROM admission_proposals WHERE proposal_id = $1 FOR UPDATE",
-            &[&id],
-        )
+    tx.query_opt("SELECT status FROM admission_proposals WHERE proposal_id = $1 FOR UPDATE", &[&id])
         .await
         .map_err(pg_err)?
         .map(|r| r.try_get::<_, String>(0))
         .transpose()
-        .map_err(pg_err)?)
+        .map_err(pg_err)
 }
 
 async fn bump(tx: &impl GenericClient, id: &str) -> Result<u64, StoreError> {
@@ -364,6 +360,22 @@ impl AdmissionState for PostgresStore {
                 .await
                 .map_err(pg_err)?;
             tx.commit().await.map_err(pg_err)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn notification_once<'a>(&'a self, key: &'a str, at_ms: u64) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let at = to_sql_int(at_ms, "at_ms")?;
+            let client = self.client().await?;
+            let n = client
+                .execute(
+                    "INSERT INTO admission_notifications (key, at_ms) VALUES ($1, $2) \
+                     ON CONFLICT (key) DO NOTHING",
+                    &[&key, &at],
+                )
+                .await
+                .map_err(pg_err)?;
             Ok(n == 1)
         })
     }

@@ -11,11 +11,11 @@ use crate::{LEASE_CLASS, pg_err};
 use seb_store::StoreError;
 
 /// The schema version this build writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// Migration `n` (1-based) brings a database from version `n - 1` to `n`. Append only: a
 /// released migration is never edited.
-const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, crate::net_effect::MIGRATION];
+const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3, crate::net_effect::MIGRATION];
 
 /// Everything of schema version 1.
 ///
@@ -117,7 +117,9 @@ CREATE TRIGGER reservations_no_truncate BEFORE TRUNCATE ON reservations
 ";
 
 /// Admission's durable state (SEB-SPEC 5.3, [`seb_store::admission`]), shared by every
-/// replica. Every admission write transaction locks `ledger_head` first (as every ledger
+/// replica. Proposals are never deleted (the seen-proposal set), approvals, signatures and
+/// policy versions are append-only (triggers refuse UPDATE and DELETE; TRUNCATE from
+/// migration 3). Every admission write transaction locks `ledger_head` first (as every ledger
 /// append does), so admission changes and their ledger records have one order.
 ///
 /// - `admission_proposals`: one row per proposal id ever received (never deleted: the
@@ -178,6 +180,24 @@ CREATE TABLE admission_policies (
 );
 CREATE TRIGGER admission_policies_append_only BEFORE UPDATE OR DELETE ON admission_policies
     FOR EACH ROW EXECUTE FUNCTION seb_append_only();
+";
+
+/// Admission notifications and the rest of admission's append-only guard:
+/// `admission_notifications` holds the notification keys claimed (sent once across
+/// replicas); TRUNCATE of the admission tables is refused like UPDATE and DELETE.
+const MIGRATION_3: &str = "
+CREATE TABLE admission_notifications (
+    key   text PRIMARY KEY,
+    at_ms bigint NOT NULL
+);
+CREATE TRIGGER admission_proposals_no_truncate BEFORE TRUNCATE ON admission_proposals
+    FOR EACH STATEMENT EXECUTE FUNCTION seb_append_only();
+CREATE TRIGGER admission_approvals_no_truncate BEFORE TRUNCATE ON admission_approvals
+    FOR EACH STATEMENT EXECUTE FUNCTION seb_append_only();
+CREATE TRIGGER admission_signatures_no_truncate BEFORE TRUNCATE ON admission_signatures
+    FOR EACH STATEMENT EXECUTE FUNCTION seb_append_only();
+CREATE TRIGGER admission_policies_no_truncate BEFORE TRUNCATE ON admission_policies
+    FOR EACH STATEMENT EXECUTE FUNCTION seb_append_only();
 ";
 
 /// Bring the schema to [`SCHEMA_VERSION`]; refuse a newer one.

@@ -271,6 +271,9 @@ impl AdmissionState for Replicas {
     ) -> StoreFuture<'a, bool> {
         self.one().admin_request_once(id, at_ms, forget_before_ms)
     }
+    fn notification_once<'a>(&'a self, key: &'a str, at_ms: u64) -> StoreFuture<'a, bool> {
+        self.one().notification_once(key, at_ms)
+    }
     fn load_policy(&self, load: PolicyLoad) -> StoreFuture<'_, (Epochs, bool)> {
         self.one().load_policy(load)
     }
@@ -543,6 +546,57 @@ async fn ledger_tables_refuse_updates_and_deletes() {
     }
     assert_eq!(s.ledger_size().await.unwrap(), 1);
     assert!(s.is_reserved("cid", "n").await.unwrap());
+}
+
+/// Admission's approvals, break-glass signatures and policy versions cannot be relabelled or
+/// deleted, and proposals (the seen-proposal set) cannot be deleted, even by a client that
+/// bypasses the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_tables_refuse_relabels_and_deletes() {
+    let url = pg().fresh_database().unwrap();
+    let db = url.rsplit('/').next().unwrap().to_owned();
+    let s = connect(&url).await;
+    let p = NewProposal {
+        proposal_id: "p".into(),
+        agent: "agent".into(),
+        status: "pending".into(),
+        received_at_ms: 1,
+        deadline_ms: None,
+        claim_until_ms: None,
+        body: b"{}".to_vec(),
+    };
+    assert!(s.insert_proposal(p).await.unwrap());
+    let a = StoredApproval { approver: "alice".into(), body: b"a".to_vec(), at_ms: 2 };
+    s.add_approval("p".into(), "pending".into(), a, None).await.unwrap();
+    let sig =
+        StoredSignature { cid: "c".into(), operator: "op".into(), body: b"s".to_vec(), at_ms: 3 };
+    s.add_signature("p".into(), "pending".into(), sig, None).await.unwrap();
+    let load = PolicyLoad {
+        digest: "d".into(),
+        text: "t".into(),
+        at_ms: 4,
+        loaded_by: "startup".into(),
+        record: None,
+    };
+    s.load_policy(load).await.unwrap();
+    for sql in [
+        "UPDATE admission_approvals SET approver = 'mallory'",
+        "DELETE FROM admission_approvals",
+        "TRUNCATE admission_approvals",
+        "UPDATE admission_signatures SET operator = 'mallory'",
+        "DELETE FROM admission_signatures",
+        "DELETE FROM admission_proposals",
+        "TRUNCATE admission_proposals CASCADE",
+        "UPDATE admission_policies SET text = ''",
+        "DELETE FROM admission_policies",
+    ] {
+        let err = pg().psql(&db, sql).expect_err(sql).to_string();
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+    let stored = s.proposal("p").await.unwrap().unwrap();
+    assert_eq!(stored.approvals.len(), 1);
+    assert_eq!(stored.approvals[0].approver, "alice");
+    assert_eq!(stored.signatures.len(), 1);
 }
 
 /// TLS with the server's CA works (the session is encrypted); a wrong CA is refused; and

@@ -22,6 +22,8 @@
 //!   signatures, one per (proposal, draft cid, operator).
 //! - **Admin requests once.** [`AdmissionState::admin_request_once`] inserts the request id
 //!   under a primary key shared by every replica.
+//! - **Notifications once.** [`AdmissionState::notification_once`] claims a notification key
+//!   under a primary key shared by every replica.
 //! - **Policy epoch follows the digest.** [`AdmissionState::load_policy`] bumps
 //!   `policy_epoch` (and appends the epoch record) only when the digest differs from the
 //!   policy in force.
@@ -230,6 +232,11 @@ pub trait AdmissionState: Send + Sync {
         at_ms: u64,
         forget_before_ms: u64,
     ) -> StoreFuture<'a, bool>;
+    /// Claim the sending of one notification (`key`, e.g. `<proposal_id>:pending`): `true`
+    /// for exactly one caller across replicas and restarts, `false` for every later one, so
+    /// a notification is sent once even with several replicas. (A notifier that fails after
+    /// claiming may retry under a new key, e.g. with an attempt number.)
+    fn notification_once<'a>(&'a self, key: &'a str, at_ms: u64) -> StoreFuture<'a, bool>;
     /// Make `load` the policy in force. When its digest is the one in force already, nothing
     /// changes (`false`); otherwise `policy_epoch` is bumped, `load.record` appended and the
     /// version stored, in one transaction (`true`). Returns the epochs after it.

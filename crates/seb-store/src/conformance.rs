@@ -119,6 +119,7 @@ case_list!(
     admission_signature_once_per_operator,
     admission_overdue_lists_deadlines_and_claims,
     admission_admin_request_once,
+    admission_notification_once,
     admission_policy_epoch_follows_digest,
     net_effect_window_lists_changes_per_agent_and_scope,
     net_effect_append_conflicts_when_the_window_changed,
@@ -175,6 +176,7 @@ macro_rules! conformance_tests {
             admission_signature_once_per_operator,
             admission_overdue_lists_deadlines_and_claims,
             admission_admin_request_once,
+            admission_notification_once,
             admission_policy_epoch_follows_digest,
             net_effect_window_lists_changes_per_agent_and_scope,
             net_effect_append_conflicts_when_the_window_changed,
@@ -1060,6 +1062,23 @@ pub async fn admission_admin_request_once(store: Arc<dyn Store>) {
     assert!(!a.admin_request_once("r1", 1_000, 0).await.unwrap(), "a replayed admin request");
     assert!(a.admin_request_once("r2", 5_000, 2_000).await.unwrap());
     assert!(a.admin_request_once("r1", 5_000, 2_000).await.unwrap(), "r1 was not forgotten");
+}
+
+/// A notification key is claimed by exactly one of many concurrent callers, once.
+pub async fn admission_notification_once(store: Arc<dyn Store>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move { adm(store.as_ref()).notification_once("p:pending", 5).await });
+    }
+    let mut won = 0;
+    while let Some(r) = tasks.join_next().await {
+        won += usize::from(r.expect("task panicked").expect("notification_once failed"));
+    }
+    assert_eq!(won, 1, "{won} callers claimed one notification");
+    let a = adm(store.as_ref());
+    assert!(!a.notification_once("p:pending", 9).await.unwrap());
+    assert!(a.notification_once("p:certified", 9).await.unwrap(), "another key is its own");
 }
 
 /// The policy epoch moves only when the digest in force changes; each change appends its

@@ -279,6 +279,19 @@ fn admin_once(
     Ok(n == 1)
 }
 
+fn notification_once(ctx: &mut WriteCtx<'_>, key: &str, at_ms: u64) -> Result<bool, StoreError> {
+    let n = ctx
+        .conn
+        .prepare_cached(
+            "INSERT INTO admission_notifications (key, at_ms) VALUES (?1, ?2) \
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .db()?
+        .execute(params![key, to_sql_int(at_ms, "at_ms")?])
+        .db()?;
+    Ok(n == 1)
+}
+
 fn policies(conn: &Connection) -> Result<Vec<StoredPolicy>, StoreError> {
     conn.prepare_cached(
         "SELECT policy_epoch, digest, text, loaded_at_ms, loaded_by FROM admission_policies \
@@ -399,6 +412,11 @@ impl AdmissionState for SqliteStore {
     ) -> StoreFuture<'a, bool> {
         let id = request_id.to_owned();
         self.write(move |ctx| admin_once(ctx, &id, at_ms, forget_before_ms))
+    }
+
+    fn notification_once<'a>(&'a self, key: &'a str, at_ms: u64) -> StoreFuture<'a, bool> {
+        let key = key.to_owned();
+        self.write(move |ctx| notification_once(ctx, &key, at_ms))
     }
 
     fn load_policy(&self, load: PolicyLoad) -> StoreFuture<'_, (Epochs, bool)> {

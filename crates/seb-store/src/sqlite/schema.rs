@@ -10,11 +10,11 @@ use super::{SqliteOptions, Synchronous};
 use crate::StoreError;
 
 /// The schema version this build writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Migration `n` (1-based) brings a database from version `n - 1` to `n`. Append only: a
 /// released migration is never edited.
-const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, super::net_effect::MIGRATION];
+const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3, super::net_effect::MIGRATION];
 
 /// Everything of schema version 1.
 ///
@@ -132,6 +132,15 @@ CREATE TABLE admission_policies (
     loaded_at_ms INTEGER NOT NULL CHECK (loaded_at_ms >= 0),
     loaded_by    TEXT NOT NULL
 ) STRICT;
+";
+
+/// Admission notifications (SEB-SPEC 5.3): `admission_notifications` holds the notification
+/// keys claimed, so a notification is sent once across replicas and restarts.
+const MIGRATION_3: &str = "
+CREATE TABLE admission_notifications (
+    key   TEXT NOT NULL PRIMARY KEY,
+    at_ms INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
 ";
 
 impl Synchronous {
