@@ -335,8 +335,9 @@ impl SebMcp {
         Parameters(a): Parameters<ListOperationsArgs>,
     ) -> Result<CallToolResult, McpError> {
         let platforms: Vec<_> = catalogue()
-            .into_iter()
+            .iter()
             .filter(|p| a.platform.is_none_or(|want| want == p.platform))
+            .cloned()
             .collect();
         let unavailable = |why: String| Object::from_iter([("unavailable".into(), json!(why))]);
         let levels = match self.client.admission_get("/paths", &[]).await {
@@ -1129,7 +1130,7 @@ impl ServerHandler for SebMcp {
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let found = catalogue()
-            .into_iter()
+            .iter()
             .find(|p| format!("{RESOURCE_PREFIX}{}", p.platform.as_str()) == request.uri);
         match found {
             Some(p) => {
