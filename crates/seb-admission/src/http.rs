@@ -185,7 +185,7 @@ async fn list(
 ) -> Response {
     let c = who!(a, m, u, h);
     a.expire().await;
-    let r = a.list_as(&c, q.status.as_deref(), q.agent.as_deref());
+    let r = a.list_as(&c, q.status.as_deref(), q.agent.as_deref()).await;
     reply(StatusCode::OK, logged(&c, "list", r).map(|p| json!({ "proposals": p })))
 }
 
@@ -198,7 +198,7 @@ async fn show(
 ) -> Response {
     let c = who!(a, m, u, h);
     a.expire().await;
-    reply(StatusCode::OK, logged(&c, "show", a.view_as(&c, &id)))
+    reply(StatusCode::OK, logged(&c, "show", a.view_as(&c, &id).await))
 }
 
 async fn approve(State(a): St, Path(id): Path<String>, body: Body) -> Response {
@@ -217,7 +217,7 @@ async fn certificate(
     Path(id): Path<String>,
 ) -> Response {
     let c = who!(a, m, u, h);
-    reply(StatusCode::OK, logged(&c, "certificate", a.certificate_as(&c, &id)))
+    reply(StatusCode::OK, logged(&c, "certificate", a.certificate_as(&c, &id).await))
 }
 
 async fn bg_show(
@@ -228,7 +228,7 @@ async fn bg_show(
     Path(id): Path<String>,
 ) -> Response {
     let c = who!(a, m, u, h);
-    reply(StatusCode::OK, logged(&c, "break-glass", a.break_glass_show_as(&c, &id)))
+    reply(StatusCode::OK, logged(&c, "break-glass", a.break_glass_show_as(&c, &id).await))
 }
 
 async fn bg_create(
@@ -264,7 +264,10 @@ async fn revoke(State(a): St, headers: HeaderMap, body: Body) -> Response {
 
 async fn policy(State(a): St, m: Method, u: OriginalUri, h: HeaderMap) -> Response {
     let c = who!(a, m, u, h);
-    let r = c.require(c.reads_policy(), "GET /v1/admission/policy").and_then(|()| a.policy());
+    let r = match c.require(c.reads_policy(), "GET /v1/admission/policy") {
+        Ok(()) => a.policy().await,
+        Err(e) => Err(e),
+    };
     reply(
         StatusCode::OK,
         logged(&c, "policy", r).map(|(text, epoch, digest, history)| {

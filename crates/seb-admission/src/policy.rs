@@ -54,7 +54,7 @@ pub struct PolicyEngine {
 }
 
 /// What the policy decided for one proposal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct PolicyOutcome {
     /// Whether `propose` was allowed.
     pub permitted: bool,

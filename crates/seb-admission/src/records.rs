@@ -7,6 +7,12 @@
 //!   can never be mistaken for, or collide with, the broker's `admit` of the same
 //!   certificate; `certificate_digest` is the digest the broker's decision records carry for
 //!   that certificate, which links the two.
+//! - **Approvals received**: `decision = "approval"`, one per stored approval, in the same
+//!   store transaction as the approval itself; an issue record lists the digests of the
+//!   approvals its certificate carries (`attestation_digests`), and `seb ledger verify`
+//!   checks that each was recorded before it.
+//! - **Enrolment** (`enrol`) and **removal** (`remove_approver`) of approvers use the same
+//!   record with `approvers: [name]` (spec 5.1).
 //! - **Epoch changes** (policy load, revocation): a signed [`EpochStatement`], payloadType
 //!   `epoch`, appended in the same store transaction as the change.
 //!
@@ -24,12 +30,24 @@ use crate::scoring::FactorsMilli;
 /// The `stage` of every admission record.
 pub const STAGE: &str = "admission";
 
-/// Issue or deny.
+/// What an admission record records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AdmissionDecision {
+    /// A certificate was issued (`cid`, `certificate_digest`, validity; `attestation_digests`
+    /// names each approval it carries, each recorded earlier by an `approval` record).
     Issue,
+    /// A proposal was denied, expired or is advisory (`reason`).
     Deny,
+    /// An approval (or a denial by an approver) was received and stored: `approvers` is
+    /// `[name]`, `attestation_digest` the digest of the approval envelope, `reason` its
+    /// decision and comment.
+    Approval,
+    /// An approver was enrolled: `approvers` is `[name]`, `reason` describes the entry
+    /// (`proposal_id` and `agent` are empty). For the enrolment flow (spec 5.1).
+    Enrol,
+    /// An approver was removed: `approvers` is `[name]`, `reason` who removed it.
+    RemoveApprover,
 }
 
 /// An issuance or denial record.
@@ -65,6 +83,12 @@ pub struct AdmissionRecord {
     pub issuer_kid: KeyId,
     pub at_ms: u64,
     pub break_glass: bool,
+    /// `approval` records: the digest of the approval envelope received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation_digest: Option<Digest>,
+    /// `issue` records: the digests of the approval envelopes the certificate carries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attestation_digests: Vec<Digest>,
 }
 
 /// A record signed and encoded for the ledger.
@@ -81,6 +105,49 @@ fn entry(envelope: Envelope) -> Result<SignedEntry, JsonError> {
 }
 
 impl AdmissionRecord {
+    /// A record of an approver enrolment ([`AdmissionDecision::Enrol`]) or removal
+    /// ([`AdmissionDecision::RemoveApprover`]): `approvers` is `[approver]`, `reason`
+    /// describes the entry (its role and credential kid) or who removed it; no proposal.
+    #[allow(clippy::too_many_arguments)]
+    pub fn approver_change(
+        decision: AdmissionDecision,
+        approver: &str,
+        reason: &str,
+        issuer_kid: KeyId,
+        at_ms: u64,
+        policy_epoch: u64,
+        revocation_epoch: u64,
+        policy_digest: Digest,
+    ) -> Self {
+        Self {
+            id: new_id(),
+            stage: STAGE.into(),
+            decision,
+            proposal_id: String::new(),
+            agent: String::new(),
+            cid: None,
+            certificate_digest: None,
+            contract_digest: None,
+            evidence_digest: None,
+            risk_level: None,
+            score_milli: None,
+            factors: None,
+            cert_path: None,
+            approvers: vec![approver.to_owned()],
+            policy_epoch,
+            revocation_epoch,
+            policy_digest,
+            not_before: None,
+            not_after: None,
+            reason: reason.chars().take(1024).collect(),
+            issuer_kid,
+            at_ms,
+            break_glass: false,
+            attestation_digest: None,
+            attestation_digests: Vec::new(),
+        }
+    }
+
     /// Sign with the admission key.
     pub fn sign(&self, key: &SigningKey) -> Result<SignedEntry, JsonError> {
         entry(Envelope::sign(PayloadType::Admission, self, key)?)

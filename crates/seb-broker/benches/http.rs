@@ -4,77 +4,26 @@
 //! (`SEB_BENCH_SCALE=0.1` for a quick run).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+#[path = "support/floor.rs"]
+#[allow(dead_code)]
+mod floor;
+#[path = "support/presentation.rs"]
+mod presentation;
+use presentation::presentation;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use seb_broker::clock::SystemClock;
 use seb_broker::engine::{Broker, EngineSettings, TrustRoots};
 use seb_broker::http::{AppState, router};
 use seb_broker::records::RecordSigner;
-use seb_core::certificate::encode_nonce;
-use seb_core::digest::Digest;
-use seb_core::json;
 use seb_core::keys::SigningKey;
-use seb_core::pipeline::sign_request;
-use seb_core::types::*;
 use seb_store::sqlite::SqliteStore;
 use seb_target::test_double::TestTarget;
 use serde_json::{Value, json};
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
-
-fn presentation(i: usize, issuer: &SigningKey, agent: &SigningKey) -> Vec<u8> {
-    let name = format!("obj-{i}");
-    let contract = Contract {
-        platform: Platform::Test,
-        op: "set".into(),
-        target: json!({"name": name}),
-        params: json!({"value": {"v": 1}}),
-        constraints: vec![],
-        risk_level: RiskLevel::L1,
-    };
-    let projection: BTreeMap<String, Value> = [("/v".to_owned(), json!(0))].into();
-    let now = now_ms();
-    let mut seed = [0u8; 24];
-    seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
-    let cert = CertificatePayload {
-        version: 1,
-        cid: uuid::Uuid::new_v4().to_string(),
-        nonce: encode_nonce(&seed),
-        issuer: Issuer { name: "bench".into(), kid: issuer.kid() },
-        subject: Subject { agent: "agent".into(), public_key: agent.public_key() },
-        contract_digest: contract.digest().unwrap(),
-        contract,
-        evidence: Evidence {
-            digest: Digest::of_json(&projection).unwrap(),
-            projection,
-            observed_at_ms: now,
-            tolerance: BTreeMap::new(),
-        },
-        validity: Validity { not_before: now / 1000 - 5, not_after: now / 1000 + 295 },
-        policy_epoch: 0,
-        revocation_epoch: 0,
-        cert_path: CertPath::Policy,
-        attestations: vec![],
-        issued_at_ms: now,
-    };
-    let request = ExecRequest {
-        cid: cert.cid.clone(),
-        nonce: cert.nonce.clone(),
-        op: "set".into(),
-        target: cert.contract.target.clone(),
-        params: cert.contract.params.clone(),
-        caller: "agent".into(),
-        t_exec_ms: now,
-    };
-    let proof = sign_request(&request, agent).unwrap();
-    json::canonical(&Presentation { certificate: cert.sign(issuer).unwrap(), request, proof })
-        .unwrap()
-}
 
 fn pct(v: &mut [u64], p: f64) -> u64 {
     if v.is_empty() {
@@ -118,14 +67,15 @@ async fn main() {
         std::future::pending(),
     ));
 
+    println!("SEB broker over HTTP: test double (in memory) + SQLite (WAL, synchronous=FULL)");
+    let fl = floor::Floor::measure(dir.path());
+    fl.print();
     println!(
-        "SEB broker over HTTP: test double (in memory) + SQLite (WAL, synchronous=FULL), 2 cores"
-    );
-    println!(
-        "{:>7} {:>7} {:>10} | {:>26} | {:>26} | {:>26}",
+        "{:>7} {:>7} {:>10} {:>8} | {:>26} | {:>26} | {:>26}",
         "clients",
         "n",
         "exec/s",
+        "% floor",
         "client latency p50/p95/p99 ms",
         "broker overhead p50/p95/p99",
         "reserve p50/p95/p99"
@@ -193,10 +143,11 @@ async fn main() {
         }
         let ms = |v: u64| v as f64 / 1000.0;
         println!(
-            "{:>7} {:>7} {:>10.0} | {:>8.2} {:>8.2} {:>8.2} | {:>8.2} {:>8.2} {:>8.2} | {:>8.2} {:>8.2} {:>8.2}",
+            "{:>7} {:>7} {:>10.0} {:>7.1}% | {:>8.2} {:>8.2} {:>8.2} | {:>8.2} {:>8.2} {:>8.2} | {:>8.2} {:>8.2} {:>8.2}",
             clients,
             n,
             n as f64 / wall.as_secs_f64(),
+            fl.throughput_pct(n as f64 / wall.as_secs_f64()),
             ms(pct(&mut lat, 0.5)),
             ms(pct(&mut lat, 0.95)),
             ms(pct(&mut lat, 0.99)),
@@ -219,6 +170,22 @@ async fn main() {
         );
     }
     println!(
+        "\npeak RSS of the process (broker and its 64 clients together): {} MB",
+        peak_rss_kb() / 1024
+    );
+    println!(
         "\npaper (PostgreSQL, EKS): nonce reservation 3.20 ms p50, ledger write 3.50 ms p50, 820 req/s"
     );
+}
+
+/// Peak resident set size of this process (`VmHWM`), KiB; 0 where /proc is absent.
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }

@@ -293,7 +293,11 @@ pub async fn propose(mut a: ProposeArgs) -> Result<ExitCode> {
         eprintln!("proposal {id}: {}", s(&v, "/status"));
     }
     let deadline = Instant::now() + Duration::from_secs(a.timeout_s);
-    while a.wait && s(&v, "/status") == "pending" && Instant::now() < deadline {
+    // `evaluating` and `issuing` are transient (another replica may be finishing them).
+    while a.wait
+        && matches!(s(&v, "/status"), "pending" | "evaluating" | "issuing")
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let (st, nv) = a.ep.get(&format!("/proposals/{id}")).await?;
         if !(200..300).contains(&st) {
@@ -322,7 +326,7 @@ pub async fn propose(mut a: ProposeArgs) -> Result<ExitCode> {
     }
     Ok(match state.as_str() {
         "certified" => ExitCode::SUCCESS,
-        "pending" => ExitCode::from(3),
+        "pending" | "evaluating" | "issuing" => ExitCode::from(3),
         _ => ExitCode::from(2),
     })
 }
@@ -420,7 +424,7 @@ pub struct ProposalsArgs {
     pub ep: Endpoint,
     /// Show one proposal in full instead of listing.
     pub id: Option<String>,
-    /// Only this status (pending, certified, denied, advisory).
+    /// Only this status (evaluating, pending, issuing, certified, denied, expired, advisory).
     #[arg(long)]
     pub status: Option<String>,
     /// Only this agent.

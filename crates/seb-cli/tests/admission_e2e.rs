@@ -230,22 +230,29 @@ fn propose_approve_execute_then_a_revocation_stops_the_next_one() {
     assert_eq!(st["revoked_cids"], json!([cid]));
     assert!(st["ttl_ms"].as_u64().unwrap() > 0);
 
-    // A policy load bumps the epoch.
-    let (code, out, err) = seb(&[
-        "policy",
-        "load",
-        d.join("admission.cedar").to_str().unwrap(),
-        "--admission",
-        &s.url,
-        "--admin",
-        "ops",
-        "--admin-key",
-        ops.to_str().unwrap(),
-        "--json",
-    ]);
-    assert_eq!(code, 0, "{out}{err}");
+    // Loading the policy in force again changes nothing; a changed policy bumps the epoch.
+    let load = |file: &Path| {
+        let (code, out, err) = seb(&[
+            "policy",
+            "load",
+            file.to_str().unwrap(),
+            "--admission",
+            &s.url,
+            "--admin",
+            "ops",
+            "--admin-key",
+            ops.to_str().unwrap(),
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{out}{err}");
+        serde_json::from_str::<Value>(&out).unwrap()["policy_epoch"].as_u64().unwrap()
+    };
     let before = payload["policy_epoch"].as_u64().unwrap();
-    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["policy_epoch"], before + 1);
+    assert_eq!(load(&d.join("admission.cedar")), before, "the same policy bumped the epoch");
+    let changed = d.join("changed.cedar");
+    let text = std::fs::read_to_string(d.join("admission.cedar")).unwrap();
+    std::fs::write(&changed, format!("{text}// reviewed\n")).unwrap();
+    assert_eq!(load(&changed), before + 1);
 
     // The shared ledger holds admission's issuance records next to the broker's; an auditor
     // verifies it offline with both keys, and each key only for its own role.

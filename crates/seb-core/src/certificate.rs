@@ -94,6 +94,18 @@ impl UnverifiedCertificate {
         trust: &CertificateTrust<'_>,
     ) -> Result<VerifiedCertificate, CertificateError> {
         let envelope_digest = self.envelope.digest().map_err(CertificateError::Payload)?;
+        self.verify_digested(trust, envelope_digest)
+    }
+
+    /// [`Self::verify`] for a caller that already computed `self.envelope().digest()` (the
+    /// pipeline needs it for the records before verifying): the envelope is canonicalised and
+    /// hashed once per presentation. Crate-private, so no outside caller can pass a digest
+    /// that is not the envelope's.
+    pub(crate) fn verify_digested(
+        self,
+        trust: &CertificateTrust<'_>,
+        envelope_digest: Digest,
+    ) -> Result<VerifiedCertificate, CertificateError> {
         // Break-glass certificates are signed only by operator keys, regular ones only by an
         // issuer; try the issuer root first, then the break-glass root.
         let (verified, break_glass) =

@@ -61,9 +61,10 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, JsonError> {
     serde_json::from_value(value).map_err(|e| JsonError::Shape(e.to_string()))
 }
 
-/// RFC 8785 canonical bytes of any serialisable value.
+/// RFC 8785 canonical bytes of any serialisable value, written directly by
+/// [`crate::jcs`] (no intermediate tree, no generic canonicaliser).
 pub fn canonical<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, JsonError> {
-    serde_jcs::to_vec(value).map_err(|e| JsonError::Canonical(e.to_string()))
+    crate::jcs::to_vec(value).map_err(|e| JsonError::Canonical(e.to_string()))
 }
 
 /// Serialise to a [`Value`]; fails only for maps with non-string keys or non-finite floats.

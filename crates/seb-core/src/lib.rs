@@ -20,6 +20,7 @@ pub mod constraints;
 pub mod digest;
 pub mod drift;
 pub mod envelope;
+mod jcs;
 pub mod json;
 pub mod keys;
 pub mod pipeline;

@@ -260,22 +260,27 @@ pub fn authenticate(
     presented.cid = Some(p.request.cid.clone());
     presented.nonce = Some(p.request.nonce.clone());
     presented.caller = Some(p.request.caller.clone());
-    presented.certificate_digest = p.certificate.digest().ok();
+    // Computed once: the records name it, and the certificate check binds to it.
+    let certificate_digest = p.certificate.digest();
+    presented.certificate_digest = certificate_digest.as_ref().ok().copied();
     let request_bytes = json::canonical(&p.request).map_err(|e| {
         Rejection::new(FailedCheck::Parse, Decision::Reject, e.to_string(), &presented)
     })?;
     presented.request_digest = Some(Digest::of_bytes(&request_bytes));
 
     // 2. signature (then the payload parse, which fails as `parse`)
-    let cert = UnverifiedCertificate::new(p.certificate).verify(&policy.trust).map_err(|e| {
-        let (check, decision) = match &e {
-            CertificateError::Payload(_) | CertificateError::Field { .. } => {
-                (FailedCheck::Parse, Decision::Reject)
-            }
-            _ => (FailedCheck::Signature, Decision::FailClosed),
-        };
-        Rejection::new(check, decision, e.to_string(), &presented)
-    })?;
+    let cert = certificate_digest
+        .map_err(CertificateError::Payload)
+        .and_then(|d| UnverifiedCertificate::new(p.certificate).verify_digested(&policy.trust, d))
+        .map_err(|e| {
+            let (check, decision) = match &e {
+                CertificateError::Payload(_) | CertificateError::Field { .. } => {
+                    (FailedCheck::Parse, Decision::Reject)
+                }
+                _ => (FailedCheck::Signature, Decision::FailClosed),
+            };
+            Rejection::new(check, decision, e.to_string(), &presented)
+        })?;
     let c = cert.payload();
     presented.contract_digest = Some(c.contract_digest);
     presented.evidence_digest = Some(c.evidence.digest);

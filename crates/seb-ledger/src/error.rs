@@ -257,6 +257,19 @@ pub enum LedgerError {
         /// The nonce (truncated).
         nonce: String,
     },
+    /// An admission `issue` record names an approval (by digest) that no earlier `approval`
+    /// record of the same proposal recorded.
+    #[error(
+        "entry {index}: the certificate of proposal `{proposal_id}` carries approval `{digest}`, which no earlier approval record holds"
+    )]
+    AttestationNotRecorded {
+        /// The issue record's leaf index.
+        index: u64,
+        /// The proposal (truncated).
+        proposal_id: String,
+        /// The approval envelope's digest (truncated).
+        digest: String,
+    },
     /// A second outcome for the same (cid, nonce).
     #[error("entry {index}: second outcome for (`{cid}`, `{nonce}`), the first is entry {first}")]
     DuplicateOutcome {

@@ -136,6 +136,9 @@ pub struct VerifyReport {
     pub issued: u64,
     /// Admission `deny` records (proposals denied).
     pub denied: u64,
+    /// Admission `approval` records (approvals received).
+    #[serde(default)]
+    pub approvals: u64,
     /// Outcomes with status `uncertain` (each one is an alert).
     pub uncertain_outcomes: u64,
     /// Admits without an outcome yet (executions in flight or awaiting crash recovery).
@@ -329,6 +332,7 @@ pub fn verify_ledger(
         epochs: 0,
         issued: 0,
         denied: 0,
+        approvals: 0,
         uncertain_outcomes: 0,
         open_admits: 0,
         checkpoints: u64::try_from(checkpoints.len()).unwrap_or(u64::MAX),
@@ -355,9 +359,21 @@ enum Record {
     },
     Epoch,
     Admission {
-        issued: bool,
+        kind: AdmissionKind,
         break_glass: bool,
+        proposal_id: String,
+        /// `approval`: the approval envelope's digest; `issue`: those the certificate carries.
+        attestations: Vec<String>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AdmissionKind {
+    Issue,
+    Deny,
+    Approval,
+    /// Enrolment or removal of an approver.
+    Registry,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -461,11 +477,33 @@ fn check_entry(
 const ADMISSION_STAGE: &str = "admission";
 
 fn parse_admission(obj: &Map<String, Value>) -> Result<Record, String> {
-    let issued = match req_str(obj, "decision")? {
-        "issue" => true,
-        "deny" => false,
+    let kind = match req_str(obj, "decision")? {
+        "issue" => AdmissionKind::Issue,
+        "deny" => AdmissionKind::Deny,
+        "approval" => AdmissionKind::Approval,
+        "enrol" | "remove_approver" => AdmissionKind::Registry,
         other => return Err(format!("unknown admission decision `{}`", short(other))),
     };
+    let issued = kind == AdmissionKind::Issue;
+    let proposal_id = opt_str(obj, "proposal_id")?.unwrap_or_default().to_owned();
+    let mut attestations = Vec::new();
+    if kind == AdmissionKind::Approval {
+        attestations.push(req_str(obj, "attestation_digest")?.to_owned());
+    }
+    if issued {
+        match obj.get("attestation_digests") {
+            None => {}
+            Some(Value::Array(a)) => {
+                for d in a {
+                    let Value::String(d) = d else {
+                        return Err("`attestation_digests` holds a non-string".into());
+                    };
+                    attestations.push(d.clone());
+                }
+            }
+            Some(_) => return Err("`attestation_digests` is not an array".into()),
+        }
+    }
     req_u64(obj, "at_ms")?;
     let break_glass = match obj.get("break_glass") {
         Some(Value::Bool(b)) => *b,
@@ -487,7 +525,7 @@ fn parse_admission(obj: &Map<String, Value>) -> Result<Record, String> {
             return Err("issued with an empty validity window".into());
         }
     }
-    Ok(Record::Admission { issued, break_glass })
+    Ok(Record::Admission { kind, break_glass, proposal_id, attestations })
 }
 
 fn req_str<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a str, String> {
@@ -565,6 +603,8 @@ fn check_semantics(
         }
     }
     let mut admitted: HashMap<&(String, String), u64> = HashMap::new();
+    // Approvals recorded so far: (proposal_id, approval envelope digest).
+    let mut approved: HashMap<(&str, &str), u64> = HashMap::new();
     let mut finished: HashMap<&(String, String), u64> = HashMap::new();
     for (index, r) in (0u64..).zip(records) {
         match r {
@@ -623,12 +663,30 @@ fn check_semantics(
                 }
             }
             Record::Epoch => report.epochs += 1,
-            Record::Admission { issued, break_glass } => {
+            Record::Admission { kind, break_glass, proposal_id, attestations } => {
                 report.break_glass += u64::from(*break_glass);
-                if *issued {
-                    report.issued += 1;
-                } else {
-                    report.denied += 1;
+                match kind {
+                    AdmissionKind::Issue => {
+                        report.issued += 1;
+                        // Each approval a certificate carries was recorded before its issue.
+                        for d in attestations {
+                            if !approved.contains_key(&(proposal_id.as_str(), d.as_str())) {
+                                return Err(LedgerError::AttestationNotRecorded {
+                                    index,
+                                    proposal_id: short(proposal_id),
+                                    digest: short(d),
+                                });
+                            }
+                        }
+                    }
+                    AdmissionKind::Deny => report.denied += 1,
+                    AdmissionKind::Approval => {
+                        report.approvals += 1;
+                        for d in attestations {
+                            approved.entry((proposal_id.as_str(), d.as_str())).or_insert(index);
+                        }
+                    }
+                    AdmissionKind::Registry => {}
                 }
             }
         }

@@ -102,24 +102,33 @@ pub struct ObserveResult {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProposalState {
+    /// Admission is observing and scoring it (transient).
+    Evaluating,
     /// Waiting for approvals.
     Pending,
+    /// Approvals are complete and a replica is signing the certificate (transient).
+    Issuing,
     /// A certificate was issued: call `execute`.
     Certified,
     /// Refused (`reason`).
     Denied,
     /// L0: advisory only, no certificate.
     Advisory,
+    /// Its approval deadline passed before it was certified.
+    Expired,
 }
 
 impl ProposalState {
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Evaluating => "evaluating",
             Self::Pending => "pending",
+            Self::Issuing => "issuing",
             Self::Certified => "certified",
             Self::Denied => "denied",
             Self::Advisory => "advisory",
+            Self::Expired => "expired",
         }
     }
 }

@@ -480,7 +480,7 @@ impl SebMcp {
                 }
                 let v = self.propose_inner(proposal).await?;
                 let id = s(&v, "/proposal_id").to_owned();
-                let v = if s(&v, "/status") == "pending" {
+                let v = if matches!(s(&v, "/status"), "pending" | "evaluating" | "issuing") {
                     self.wait(&id, wait, &meta, &peer).await?
                 } else {
                     v
@@ -626,7 +626,8 @@ impl SebMcp {
         loop {
             let v = self.view(id).await?;
             let elapsed = start.elapsed();
-            if s(&v, "/status") != "pending" || elapsed >= bound {
+            let waiting = matches!(s(&v, "/status"), "pending" | "evaluating" | "issuing");
+            if !waiting || elapsed >= bound {
                 return Ok(v);
             }
             if let Some(t) = &token {
@@ -726,16 +727,24 @@ impl SebMcp {
                     s(v, "/requirement/path")
                 )
             }
-            ProposalState::Denied => format!(
-                "proposal {id} was denied ({lvl}): {}. Do not retry the same change; change the proposal or ask a human.",
+            ProposalState::Denied | ProposalState::Expired => format!(
+                "proposal {id} was {} ({lvl}): {}. Do not retry the same change; change the proposal or ask a human.",
+                status.as_str(),
                 s(v, "/reason")
             ),
+            ProposalState::Evaluating | ProposalState::Issuing => {
+                out.next = Next::ProposalStatus;
+                format!(
+                    "proposal {id} is {} ({lvl}): admission is still working on it. Call proposal_status with wait_s to wait (resumable by id).",
+                    status.as_str()
+                )
+            }
             ProposalState::Advisory => format!(
                 "proposal {id} is advisory ({lvl}): {}. No certificate is issued.",
                 s(v, "/reason")
             ),
         };
-        Ok(if status == ProposalState::Denied {
+        Ok(if matches!(status, ProposalState::Denied | ProposalState::Expired) {
             refusal(summary, serde_json::to_value(&out).unwrap_or_default())
         } else {
             success(summary, &out)

@@ -70,13 +70,14 @@ use futures_util::StreamExt as _;
 use seb_ledger::LedgerError;
 use seb_ledger::merkle::{self, Hash};
 use seb_store::{
-    EpochCheck, Epochs, PendingExecution, Reservation, ReserveResult, Revocation, Store,
+    EpochCheck, Epochs, PendingExecution, PreCheck, Reservation, ReserveResult, Revocation, Store,
     StoreError, StoreFuture, StoredCheckpoint,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{AsyncMessage, Config, Row};
 
+mod admission;
 mod ledger;
 pub mod schema;
 pub mod tls;
@@ -727,6 +728,36 @@ impl Store for PostgresStore {
         })
     }
 
+    fn pre_check<'a>(
+        &'a self,
+        cid: &'a str,
+        nonce: &'a str,
+        agent: &'a str,
+    ) -> StoreFuture<'a, PreCheck> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let st = client
+                .prepare_cached(
+                    "SELECT e.policy_epoch, e.revocation_epoch, e.updated_at_ms, \
+                     EXISTS (SELECT 1 FROM revoked_cids WHERE cid = $1), \
+                     EXISTS (SELECT 1 FROM revoked_agents WHERE agent = $2), \
+                     EXISTS (SELECT 1 FROM reservations WHERE cid = $1 AND nonce = $3) \
+                     FROM epochs e WHERE e.id = 0",
+                )
+                .await
+                .map_err(pg_err)?;
+            let row = client.query_one(&st, &[&cid, &agent, &nonce]).await.map_err(pg_err)?;
+            Ok(PreCheck {
+                epoch: EpochCheck {
+                    epochs: read_epochs_row(&row)?,
+                    cid_revoked: row.try_get(3).map_err(pg_err)?,
+                    agent_revoked: row.try_get(4).map_err(pg_err)?,
+                },
+                reserved: row.try_get(5).map_err(pg_err)?,
+            })
+        })
+    }
+
     fn reserve(&self, r: Reservation) -> StoreFuture<'_, ReserveResult> {
         Box::pin(async move {
             match self.submit(Op::Reserve(r)).await? {
@@ -1009,6 +1040,10 @@ impl Store for PostgresStore {
                 .map_err(pg_err)?;
             rows.iter().map(to_checkpoint).collect()
         })
+    }
+
+    fn admission(&self) -> Option<&dyn seb_store::admission::AdmissionState> {
+        Some(self)
     }
 }
 

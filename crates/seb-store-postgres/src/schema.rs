@@ -11,11 +11,11 @@ use crate::{LEASE_CLASS, pg_err};
 use seb_store::StoreError;
 
 /// The schema version this build writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Migration `n` (1-based) brings a database from version `n - 1` to `n`. Append only: a
 /// released migration is never edited.
-const MIGRATIONS: &[&str] = &[MIGRATION_1];
+const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
 
 /// Everything of schema version 1.
 ///
@@ -114,6 +114,70 @@ CREATE TRIGGER reservations_no_delete BEFORE DELETE ON reservations
     FOR EACH ROW EXECUTE FUNCTION seb_append_only();
 CREATE TRIGGER reservations_no_truncate BEFORE TRUNCATE ON reservations
     FOR EACH STATEMENT EXECUTE FUNCTION seb_append_only();
+";
+
+/// Admission's durable state (SEB-SPEC 5.3, [`seb_store::admission`]), shared by every
+/// replica. Every admission write transaction locks `ledger_head` first (as every ledger
+/// append does), so admission changes and their ledger records have one order.
+///
+/// - `admission_proposals`: one row per proposal id ever received (never deleted: the
+///   seen-proposal set); `version` is the compare-and-set token.
+/// - `admission_approvals`: (proposal, approver) primary key: one decision each.
+/// - `admission_signatures`: (proposal, draft cid, operator): one signature each.
+/// - `admission_admin_requests`: admin request ids inside the freshness window.
+/// - `admission_policies`: every policy version; the last one is in force.
+const MIGRATION_2: &str = "
+CREATE TABLE admission_proposals (
+    proposal_id    text PRIMARY KEY,
+    agent          text NOT NULL,
+    status         text NOT NULL,
+    version        bigint NOT NULL CHECK (version >= 0),
+    received_at_ms bigint NOT NULL CHECK (received_at_ms >= 0),
+    deadline_ms    bigint,
+    claim_until_ms bigint,
+    body           bytea NOT NULL
+);
+CREATE INDEX admission_proposals_status ON admission_proposals (status, received_at_ms);
+CREATE TRIGGER admission_proposals_no_delete BEFORE DELETE ON admission_proposals
+    FOR EACH ROW EXECUTE FUNCTION seb_append_only();
+
+CREATE TABLE admission_approvals (
+    proposal_id text NOT NULL REFERENCES admission_proposals (proposal_id),
+    approver    text NOT NULL,
+    seq         bigint GENERATED ALWAYS AS IDENTITY,
+    at_ms       bigint NOT NULL CHECK (at_ms >= 0),
+    body        bytea NOT NULL,
+    PRIMARY KEY (proposal_id, approver)
+);
+CREATE TRIGGER admission_approvals_append_only BEFORE UPDATE OR DELETE ON admission_approvals
+    FOR EACH ROW EXECUTE FUNCTION seb_append_only();
+
+CREATE TABLE admission_signatures (
+    proposal_id text NOT NULL REFERENCES admission_proposals (proposal_id),
+    cid         text NOT NULL,
+    operator    text NOT NULL,
+    seq         bigint GENERATED ALWAYS AS IDENTITY,
+    at_ms       bigint NOT NULL CHECK (at_ms >= 0),
+    body        bytea NOT NULL,
+    PRIMARY KEY (proposal_id, cid, operator)
+);
+CREATE TRIGGER admission_signatures_append_only BEFORE UPDATE OR DELETE ON admission_signatures
+    FOR EACH ROW EXECUTE FUNCTION seb_append_only();
+
+CREATE TABLE admission_admin_requests (
+    request_id text PRIMARY KEY,
+    at_ms      bigint NOT NULL
+);
+
+CREATE TABLE admission_policies (
+    policy_epoch bigint PRIMARY KEY CHECK (policy_epoch >= 0),
+    digest       text NOT NULL,
+    text         text NOT NULL,
+    loaded_at_ms bigint NOT NULL CHECK (loaded_at_ms >= 0),
+    loaded_by    text NOT NULL
+);
+CREATE TRIGGER admission_policies_append_only BEFORE UPDATE OR DELETE ON admission_policies
+    FOR EACH ROW EXECUTE FUNCTION seb_append_only();
 ";
 
 /// Bring the schema to [`SCHEMA_VERSION`]; refuse a newer one.

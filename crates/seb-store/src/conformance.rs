@@ -29,6 +29,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use seb_ledger::merkle::{MemoryTree, empty_root, leaf_hash, verify_consistency, verify_inclusion};
 
+use crate::admission::{
+    Added, AdmissionState, Cas, NewProposal, PolicyLoad, ProposalFilter, ProposalUpdate,
+    StoredApproval, StoredSignature,
+};
 use crate::{Epochs, Reservation, ReserveResult, Revocation, Store, StoreError, StoredCheckpoint};
 
 /// A store under test plus whatever must outlive it (a temporary directory, a database
@@ -101,6 +105,14 @@ case_list!(
     ledger_reads_refuse_out_of_range,
     checkpoints_round_trip,
     append_is_all_or_nothing_per_call,
+    admission_proposal_is_seen_once,
+    admission_cas_has_one_winner,
+    admission_approval_once_per_approver,
+    admission_concurrent_quorum_issues_once,
+    admission_signature_once_per_operator,
+    admission_overdue_lists_deadlines_and_claims,
+    admission_admin_request_once,
+    admission_policy_epoch_follows_digest,
 );
 
 /// Run every case in [`CASES`], each on a fresh store from `factory`.
@@ -146,6 +158,14 @@ macro_rules! conformance_tests {
             ledger_reads_refuse_out_of_range,
             checkpoints_round_trip,
             append_is_all_or_nothing_per_call,
+            admission_proposal_is_seen_once,
+            admission_cas_has_one_winner,
+            admission_approval_once_per_approver,
+            admission_concurrent_quorum_issues_once,
+            admission_signature_once_per_operator,
+            admission_overdue_lists_deadlines_and_claims,
+            admission_admin_request_once,
+            admission_policy_epoch_follows_digest,
         );
     };
 }
@@ -253,6 +273,8 @@ pub async fn fresh_store_is_empty(store: Arc<dyn Store>) {
     assert!(s.entries(0, 0).await.unwrap().is_empty(), "entries(0, 0) of a fresh ledger");
     assert_eq!(s.root(0).await.unwrap(), empty_root(), "root(0) is not SHA-256(\"\")");
     assert!(!s.is_reserved("cid-0", "n-0").await.unwrap(), "fresh store reports a reservation");
+    let pre = s.pre_check("cid-0", "n-0", "agent-0").await.unwrap();
+    assert_eq!((pre.epoch, pre.reserved), (check, false), "fresh store: pre_check");
     assert!(s.pending().await.unwrap().is_empty(), "fresh store has pending executions");
     let (cids, agents) = s.revocations().await.unwrap();
     assert!(cids.is_empty() && agents.is_empty(), "fresh store has revocations");
@@ -281,6 +303,9 @@ pub async fn reserve_then_replay_writes_nothing(store: Arc<dyn Store>) {
     reserve_ok(s, reservation("cid-2", "n-1", "agent-1", e, 12)).await;
     reserve_ok(s, reservation("cid-1", "n-2", "agent-1", e, 13)).await;
     assert!(!s.is_reserved("cid-3", "n-1").await.unwrap(), "unrelated (cid, nonce) reported");
+    // The one-call pre-check says the same as the two calls.
+    assert!(s.pre_check("cid-1", "n-1", "agent-1").await.unwrap().reserved, "pre_check replay");
+    assert!(!s.pre_check("cid-3", "n-1", "agent-1").await.unwrap().reserved, "pre_check fresh");
 }
 
 /// A reservation whose policy or revocation epoch differs from the active one (older or
@@ -343,6 +368,8 @@ pub async fn revoked_cid_is_refused(store: Arc<dyn Store>) {
     let check = s.epoch_check("cid-r", "agent-1").await.unwrap();
     assert!(check.cid_revoked && !check.agent_revoked, "epoch_check after a cid revocation");
     assert_eq!(check.epochs, after, "epoch_check epochs");
+    let pre = s.pre_check("cid-r", "n-1", "agent-1").await.unwrap();
+    assert_eq!((pre.epoch, pre.reserved), (check, false), "pre_check after a cid revocation");
 
     let r = s.reserve(reservation("cid-r", "n-1", "agent-1", after, 600)).await.unwrap();
     assert!(matches!(r, ReserveResult::Revoked { .. }), "revoked cid: expected Revoked, got {r:?}");
@@ -374,6 +401,7 @@ pub async fn revoked_agent_is_refused(store: Arc<dyn Store>) {
         assert!(!s.is_reserved(&cid, "n").await.unwrap(), "a revoked agent consumed a nonce");
     }
     assert!(s.epoch_check("cid-0", "agent-bad").await.unwrap().agent_revoked, "epoch_check");
+    assert!(s.pre_check("cid-0", "n", "agent-bad").await.unwrap().epoch.agent_revoked, "pre_check");
     assert_eq!(size(s).await, 0, "Revoked reservations appended to the ledger");
     reserve_ok(s, reservation("cid-0", "n", "agent-good", after, 70)).await;
     let (cids, agents) = s.revocations().await.unwrap();
@@ -804,4 +832,250 @@ pub async fn append_is_all_or_nothing_per_call(store: Arc<dyn Store>) {
             assert_eq!(all[*i as usize], format!("t{t} e{k}").into_bytes(), "entry {i}");
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admission state (section 5.3)
+// ---------------------------------------------------------------------------------------------
+
+fn adm(store: &dyn Store) -> &dyn AdmissionState {
+    store.admission().expect("this backend keeps no admission state (Store::admission is None)")
+}
+
+fn new_proposal(id: &str, status: &str, deadline_ms: Option<u64>) -> NewProposal {
+    NewProposal {
+        proposal_id: id.into(),
+        agent: "agent-a".into(),
+        status: status.into(),
+        received_at_ms: 1_000,
+        deadline_ms,
+        claim_until_ms: None,
+        body: format!("{{\"id\":\"{id}\"}}").into_bytes(),
+    }
+}
+
+fn update(id: &str, version: u64, status: &str, record: Option<&str>) -> ProposalUpdate {
+    ProposalUpdate {
+        proposal_id: id.into(),
+        expected_version: version,
+        status: status.into(),
+        deadline_ms: None,
+        claim_until_ms: None,
+        body: format!("{{\"id\":\"{id}\",\"status\":\"{status}\"}}").into_bytes(),
+        record: record.map(|r| r.as_bytes().to_vec()),
+    }
+}
+
+fn approval(approver: &str, at_ms: u64) -> StoredApproval {
+    StoredApproval { approver: approver.into(), body: approver.as_bytes().to_vec(), at_ms }
+}
+
+/// A proposal id is stored once, ever: a second insert (a replayed signed proposal, after a
+/// restart or at another replica) changes nothing; the stored row reads back as written.
+pub async fn admission_proposal_is_seen_once(store: Arc<dyn Store>) {
+    let a = adm(store.as_ref());
+    assert!(a.proposal("p1").await.unwrap().is_none(), "unknown proposal found");
+    assert!(a.insert_proposal(new_proposal("p1", "evaluating", Some(9))).await.unwrap());
+    let mut again = new_proposal("p1", "pending", None);
+    again.body = b"replayed".to_vec();
+    assert!(!a.insert_proposal(again).await.unwrap(), "a seen proposal id was stored again");
+    let p = a.proposal("p1").await.unwrap().expect("stored proposal");
+    assert_eq!((p.status.as_str(), p.version, p.deadline_ms), ("evaluating", 0, Some(9)));
+    assert_eq!(p.body, b"{\"id\":\"p1\"}".to_vec(), "the replay overwrote the body");
+    // Even after it is decided, the id stays taken.
+    let Cas::Done { version, .. } =
+        a.update_proposal(update("p1", 0, "denied", None)).await.unwrap()
+    else {
+        panic!("update of the version just read was stale");
+    };
+    assert_eq!(version, 1);
+    assert!(!a.insert_proposal(new_proposal("p1", "evaluating", None)).await.unwrap());
+    assert_eq!(size(store.as_ref()).await, 0, "inserting proposals wrote ledger entries");
+}
+
+/// Two replicas racing to change one proposal from the same version: exactly one wins and
+/// exactly one record is appended.
+pub async fn admission_cas_has_one_winner(store: Arc<dyn Store>) {
+    adm(store.as_ref()).insert_proposal(new_proposal("p", "pending", None)).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 0..8 {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            let u = update("p", 0, "certified", Some(&format!("issue by {t}")));
+            adm(store.as_ref()).update_proposal(u).await.expect("update failed")
+        });
+    }
+    let mut won = 0;
+    while let Some(r) = tasks.join_next().await {
+        match r.expect("task panicked") {
+            Cas::Done { version: 1, record_index: Some(0) } => won += 1,
+            Cas::Stale => {}
+            other => panic!("unexpected compare-and-set answer {other:?}"),
+        }
+    }
+    assert_eq!(won, 1, "{won} replicas changed the same version");
+    assert_eq!(size(store.as_ref()).await, 1, "records of losing updates were appended");
+    let p = adm(store.as_ref()).proposal("p").await.unwrap().unwrap();
+    assert_eq!((p.status.as_str(), p.version), ("certified", 1));
+    assert_eq!(
+        adm(store.as_ref()).update_proposal(update("nope", 0, "denied", Some("x"))).await.unwrap(),
+        Cas::Stale,
+        "an unknown proposal was updated"
+    );
+    assert_eq!(size(store.as_ref()).await, 1, "the record of a failed update was appended");
+}
+
+/// One decision per approver and proposal; only while the proposal has the expected
+/// status; each approval appends its record and bumps the version (a stale compare-and-set
+/// made before it fails).
+pub async fn admission_approval_once_per_approver(store: Arc<dyn Store>) {
+    let a = adm(store.as_ref());
+    a.insert_proposal(new_proposal("p", "pending", None)).await.unwrap();
+    let added = a
+        .add_approval("p".into(), "pending".into(), approval("alice", 5), Some(b"rec-a".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(added, Added::Added { version: 1 });
+    let dup = a
+        .add_approval("p".into(), "pending".into(), approval("alice", 6), Some(b"rec-a2".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(dup, Added::Duplicate, "a second decision by one approver");
+    let wrong = a.add_approval("p".into(), "issuing".into(), approval("bob", 7), None).await;
+    assert_eq!(wrong.unwrap(), Added::WrongStatus { status: Some("pending".into()) });
+    let unknown = a.add_approval("q".into(), "pending".into(), approval("bob", 7), None).await;
+    assert_eq!(unknown.unwrap(), Added::WrongStatus { status: None });
+    assert_eq!(
+        a.update_proposal(update("p", 0, "issuing", None)).await.unwrap(),
+        Cas::Stale,
+        "a claim made before the approval arrived succeeded"
+    );
+    a.add_approval("p".into(), "pending".into(), approval("bob", 8), Some(b"rec-b".to_vec()))
+        .await
+        .unwrap();
+    let p = a.proposal("p").await.unwrap().unwrap();
+    assert_eq!(p.version, 2);
+    assert_eq!(p.approvals, vec![approval("alice", 5), approval("bob", 8)], "stored approvals");
+    assert_eq!(all_entries(store.as_ref()).await, vec![b"rec-a".to_vec(), b"rec-b".to_vec()]);
+}
+
+/// Approvals completing a quorum arrive at once; each approver then tries to claim the
+/// issuance with the version it read after its own approval: exactly one claim wins.
+pub async fn admission_concurrent_quorum_issues_once(store: Arc<dyn Store>) {
+    adm(store.as_ref()).insert_proposal(new_proposal("p", "pending", None)).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 0..6 {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            let a = adm(store.as_ref());
+            let name = format!("approver-{t}");
+            let added = a
+                .add_approval("p".into(), "pending".into(), approval(&name, t), None)
+                .await
+                .unwrap();
+            assert!(matches!(added, Added::Added { .. } | Added::WrongStatus { .. }), "{added:?}");
+            // Read, and claim while the quorum (3) is met, until someone has claimed.
+            loop {
+                let p = a.proposal("p").await.unwrap().unwrap();
+                if p.status != "pending" || p.approvals.len() < 3 {
+                    return false;
+                }
+                let u = update("p", p.version, "certified", Some(&format!("issue by {t}")));
+                match a.update_proposal(u).await.unwrap() {
+                    Cas::Done { .. } => return true,
+                    Cas::Stale => continue,
+                }
+            }
+        });
+    }
+    let mut issued = 0;
+    while let Some(r) = tasks.join_next().await {
+        issued += usize::from(r.expect("task panicked"));
+    }
+    assert_eq!(issued, 1, "{issued} certificates for one proposal");
+    assert_eq!(size(store.as_ref()).await, 1, "one issue record");
+}
+
+/// One signature per operator and draft; another draft (cid) is a new set.
+pub async fn admission_signature_once_per_operator(store: Arc<dyn Store>) {
+    let a = adm(store.as_ref());
+    a.insert_proposal(new_proposal("p", "pending", None)).await.unwrap();
+    let sig = |cid: &str, op: &str| StoredSignature {
+        cid: cid.into(),
+        operator: op.into(),
+        body: op.as_bytes().to_vec(),
+        at_ms: 3,
+    };
+    let first = a.add_signature("p".into(), "pending".into(), sig("c1", "op1"), None).await;
+    assert_eq!(first.unwrap(), Added::Added { version: 1 });
+    let dup = a.add_signature("p".into(), "pending".into(), sig("c1", "op1"), None).await;
+    assert_eq!(dup.unwrap(), Added::Duplicate, "one operator signed one draft twice");
+    let other = a.add_signature("p".into(), "pending".into(), sig("c2", "op1"), None).await;
+    assert_eq!(other.unwrap(), Added::Added { version: 2 }, "a new draft starts a new set");
+    let p = a.proposal("p").await.unwrap().unwrap();
+    assert_eq!(p.signatures, vec![sig("c1", "op1"), sig("c2", "op1")]);
+}
+
+/// `overdue` lists proposals of one status whose deadline or claim has passed.
+pub async fn admission_overdue_lists_deadlines_and_claims(store: Arc<dyn Store>) {
+    let a = adm(store.as_ref());
+    a.insert_proposal(new_proposal("late", "pending", Some(100))).await.unwrap();
+    a.insert_proposal(new_proposal("later", "pending", Some(500))).await.unwrap();
+    a.insert_proposal(new_proposal("none", "pending", None)).await.unwrap();
+    let mut claimed = new_proposal("claimed", "issuing", None);
+    claimed.claim_until_ms = Some(200);
+    a.insert_proposal(claimed).await.unwrap();
+    assert_eq!(a.overdue("pending", 300).await.unwrap(), vec!["late".to_owned()]);
+    assert_eq!(a.overdue("issuing", 300).await.unwrap(), vec!["claimed".to_owned()]);
+    assert!(a.overdue("issuing", 150).await.unwrap().is_empty());
+    let pending = a
+        .proposals(ProposalFilter { status: Some("pending".into()), ..Default::default() })
+        .await
+        .unwrap();
+    let ids: Vec<&str> = pending.iter().map(|p| p.proposal_id.as_str()).collect();
+    assert_eq!(ids, ["late", "later", "none"], "pending proposals, oldest first then by id");
+    let all = a.proposals(ProposalFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 4);
+    let one = a.proposals(ProposalFilter { limit: 1, ..Default::default() }).await.unwrap();
+    assert_eq!(one.len(), 1, "limit");
+}
+
+/// An admin request id is accepted once; ids older than the horizon are forgotten.
+pub async fn admission_admin_request_once(store: Arc<dyn Store>) {
+    let a = adm(store.as_ref());
+    assert!(a.admin_request_once("r1", 1_000, 0).await.unwrap());
+    assert!(!a.admin_request_once("r1", 1_000, 0).await.unwrap(), "a replayed admin request");
+    assert!(a.admin_request_once("r2", 5_000, 2_000).await.unwrap());
+    assert!(a.admin_request_once("r1", 5_000, 2_000).await.unwrap(), "r1 was not forgotten");
+}
+
+/// The policy epoch moves only when the digest in force changes; each change appends its
+/// record and stores the version; loading the policy in force again writes nothing.
+pub async fn admission_policy_epoch_follows_digest(store: Arc<dyn Store>) {
+    let a = adm(store.as_ref());
+    let load = |digest: &str, by: &str| PolicyLoad {
+        digest: digest.into(),
+        text: format!("text of {digest}"),
+        at_ms: 10,
+        loaded_by: by.into(),
+        record: Some(format!("epoch for {digest}").into_bytes()),
+    };
+    let (e, changed) = a.load_policy(load("d1", "startup")).await.unwrap();
+    assert!(changed);
+    assert_eq!(e.policy_epoch, 1);
+    let (e, changed) = a.load_policy(load("d1", "startup")).await.unwrap();
+    assert!(!changed, "a restart with the same policy bumped the epoch");
+    assert_eq!(e.policy_epoch, 1);
+    assert_eq!(size(store.as_ref()).await, 1, "an unchanged load appended a record");
+    let (e, changed) = a.load_policy(load("d2", "admin")).await.unwrap();
+    assert!(changed);
+    assert_eq!(e.policy_epoch, 2);
+    // An epoch bumped by someone else: the same digest is loaded under a new epoch.
+    store.bump_policy_epoch(20, None).await.unwrap();
+    let (e, changed) = a.load_policy(load("d2", "startup")).await.unwrap();
+    assert!(changed, "the stored policy is not the one of the current epoch");
+    assert_eq!(e.policy_epoch, 4);
+    let history: Vec<(u64, String)> =
+        a.policies().await.unwrap().into_iter().map(|p| (p.policy_epoch, p.digest)).collect();
+    assert_eq!(history, vec![(1, "d1".into()), (2, "d2".into()), (4, "d2".into())]);
 }

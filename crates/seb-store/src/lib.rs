@@ -2,7 +2,9 @@
 //!
 //! Everything the broker and admission keep: nonce reservations, the active epochs and
 //! revocations, the execution intents (admitted, dispatched, completed), the ledger entries
-//! with their stored Merkle subtree hashes, and checkpoints.
+//! with their stored Merkle subtree hashes, checkpoints, and admission's durable state
+//! ([`admission::AdmissionState`] through [`Store::admission`]: proposals, approvals,
+//! break-glass signatures, the admin replay cache, policy versions).
 //!
 //! It also holds what both trusted roles (broker and admission, which both depend on this
 //! crate) read from the host besides their state: the one guarded wall [`clock`] and the one
@@ -43,6 +45,7 @@ use std::pin::Pin;
 
 pub use seb_ledger::merkle::Hash;
 
+pub mod admission;
 pub mod clock;
 pub mod keyfile;
 pub mod sqlite;
@@ -205,6 +208,16 @@ pub struct EpochCheck {
     pub agent_revoked: bool,
 }
 
+/// What checks 7–10 read before the reservation, in one round trip: the epoch state of
+/// [`Store::epoch_check`] and the replay state of [`Store::is_reserved`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreCheck {
+    /// Epochs and the two revocation memberships.
+    pub epoch: EpochCheck,
+    /// Whether (cid, nonce) is already reserved.
+    pub reserved: bool,
+}
+
 /// What to revoke.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "value")]
@@ -316,6 +329,22 @@ pub trait Store: Send + Sync + 'static {
     // ---- executions ----
     /// Whether (cid, nonce) is already reserved (the check 10 pre-check).
     fn is_reserved<'a>(&'a self, cid: &'a str, nonce: &'a str) -> StoreFuture<'a, bool>;
+    /// [`Store::epoch_check`] and [`Store::is_reserved`] in one call (one read transaction
+    /// or one query where the backend can). The default makes the two calls, so a wrapper
+    /// that changes either keeps that change here. Only a pre-check: the reservation re-reads
+    /// all of it inside its own transaction.
+    fn pre_check<'a>(
+        &'a self,
+        cid: &'a str,
+        nonce: &'a str,
+        agent: &'a str,
+    ) -> StoreFuture<'a, PreCheck> {
+        Box::pin(async move {
+            let epoch = self.epoch_check(cid, agent).await?;
+            let reserved = self.is_reserved(cid, nonce).await?;
+            Ok(PreCheck { epoch, reserved })
+        })
+    }
     /// Steps 12–13 in one transaction.
     fn reserve(&self, r: Reservation) -> StoreFuture<'_, ReserveResult>;
     /// Durably note that the target call is about to happen.
@@ -368,6 +397,13 @@ pub trait Store: Send + Sync + 'static {
     fn latest_checkpoint(&self) -> StoreFuture<'_, Option<StoredCheckpoint>>;
     /// Every checkpoint, oldest first.
     fn checkpoints(&self) -> StoreFuture<'_, Vec<StoredCheckpoint>>;
+
+    // ---- admission ----
+    /// Admission's durable state on this store (section 5.3). `None`: this store cannot keep
+    /// it (a test wrapper); admission refuses to start on it.
+    fn admission(&self) -> Option<&dyn admission::AdmissionState> {
+        None
+    }
 }
 
 /// Inside `impl Store for Wrapper`, forward the named methods to the store in field `$field`
@@ -411,6 +447,11 @@ macro_rules! forward_store {
     (@one $f:ident is_reserved) => {
         fn is_reserved<'a>(&'a self, cid: &'a str, nonce: &'a str) -> $crate::StoreFuture<'a, bool> {
             self.$f.is_reserved(cid, nonce)
+        }
+    };
+    (@one $f:ident pre_check) => {
+        fn pre_check<'a>(&'a self, cid: &'a str, nonce: &'a str, agent: &'a str) -> $crate::StoreFuture<'a, $crate::PreCheck> {
+            self.$f.pre_check(cid, nonce, agent)
         }
     };
     (@one $f:ident reserve) => {
@@ -462,6 +503,9 @@ macro_rules! forward_store {
     };
     (@one $f:ident latest_checkpoint) => {
         fn latest_checkpoint(&self) -> $crate::StoreFuture<'_, Option<$crate::StoredCheckpoint>> { self.$f.latest_checkpoint() }
+    };
+    (@one $f:ident admission) => {
+        fn admission(&self) -> Option<&dyn $crate::admission::AdmissionState> { self.$f.admission() }
     };
     (@one $f:ident checkpoints) => {
         fn checkpoints(&self) -> $crate::StoreFuture<'_, Vec<$crate::StoredCheckpoint>> { self.$f.checkpoints() }

@@ -42,6 +42,7 @@
 //! anyway, the writer notices at its next batch (the ledger size under the write lock no
 //! longer matches its frontier) and re-reads the frontier before appending.
 
+mod admission;
 mod ops;
 mod schema;
 mod writer;
@@ -60,8 +61,8 @@ pub use schema::SCHEMA_VERSION;
 
 use self::writer::{AliveGuard, Job, Msg, ReadJob, WriteCtx, Writer};
 use crate::{
-    EpochCheck, Epochs, Hash, PendingExecution, Reservation, ReserveResult, Revocation, Store,
-    StoreError, StoreFuture, StoredCheckpoint,
+    EpochCheck, Epochs, Hash, PendingExecution, PreCheck, Reservation, ReserveResult, Revocation,
+    Store, StoreError, StoreFuture, StoredCheckpoint,
 };
 
 /// SQLite's `synchronous` setting for the writer connection (in WAL mode).
@@ -313,6 +314,21 @@ impl Store for SqliteStore {
         self.read(move |conn| ops::is_reserved(conn, &cid, &nonce))
     }
 
+    fn pre_check<'a>(
+        &'a self,
+        cid: &'a str,
+        nonce: &'a str,
+        agent: &'a str,
+    ) -> StoreFuture<'a, PreCheck> {
+        let (cid, nonce, agent) = (cid.to_owned(), nonce.to_owned(), agent.to_owned());
+        self.read(move |conn| {
+            Ok(PreCheck {
+                epoch: ops::epoch_check(conn, &cid, &agent)?,
+                reserved: ops::is_reserved(conn, &cid, &nonce)?,
+            })
+        })
+    }
+
     fn reserve(&self, r: Reservation) -> StoreFuture<'_, ReserveResult> {
         self.write(move |ctx| ops::reserve(ctx, &r))
     }
@@ -378,6 +394,10 @@ impl Store for SqliteStore {
 
     fn checkpoints(&self) -> StoreFuture<'_, Vec<StoredCheckpoint>> {
         self.read(ops::checkpoints)
+    }
+
+    fn admission(&self) -> Option<&dyn crate::admission::AdmissionState> {
+        Some(self)
     }
 }
 

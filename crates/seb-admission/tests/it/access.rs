@@ -132,7 +132,7 @@ async fn an_agent_reads_only_its_own_proposals_and_certificates() {
         call(&app, "POST", "/v1/admission/proposals/p-a/break-glass", vec![], Auth::Read(&a, now))
             .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
-    assert!(env.admission.view("p-a").unwrap().break_glass.is_none());
+    assert!(env.admission.view("p-a").await.unwrap().break_glass.is_none());
     let (s, _) = get(&b, "/v1/admission/epochs").await;
     assert_eq!(s, StatusCode::OK);
 }
@@ -266,9 +266,9 @@ async fn a_proposal_that_cannot_apply_is_refused_with_a_signed_deny() {
     );
     assert_eq!(v["proposal_id"], "p-gone");
     assert!(v["detail"].as_str().unwrap().contains("observation found absent"), "{v}");
-    let view = env.admission.view("p-gone").unwrap();
+    let view = env.admission.view("p-gone").await.unwrap();
     assert_eq!(view.status, ProposalStatus::Denied);
-    assert!(env.admission.certificate("p-gone").is_err());
+    assert!(env.admission.certificate("p-gone").await.is_err());
     // The denial is in the ledger, signed by the issuer, under the id the problem names.
     let ledger = env.ledger().await;
     let (_, kid, record) =

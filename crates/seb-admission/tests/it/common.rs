@@ -239,8 +239,8 @@ impl Env {
         self.send_approval(&self.approval(v, name, ApprovalDecision::Approve), k).await.unwrap()
     }
 
-    pub fn certificate(&self, id: &str) -> (Envelope, CertificatePayload) {
-        let env = self.admission.certificate(id).unwrap();
+    pub async fn certificate(&self, id: &str) -> (Envelope, CertificatePayload) {
+        let env = self.admission.certificate(id).await.unwrap();
         let p = UnverifiedCertificate::new(env.clone()).insecure_payload(usize::MAX).unwrap();
         (env, p)
     }

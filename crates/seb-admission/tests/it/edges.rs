@@ -23,13 +23,13 @@ async fn a_clock_stepped_backwards_issues_and_signs_nothing() {
     assert_eq!((e.http_status(), e.code()), (503, "clock_unavailable"));
     assert!(e.to_string().contains("stepped backwards"), "{e}");
     assert_eq!(env.store.ledger_size().await.unwrap(), size, "nothing signed");
-    assert!(env.admission.certificate("p-clock").is_err());
+    assert!(env.admission.certificate("p-clock").await.is_err());
     // Caught up again: the same proposal is certified, its window from a trusted time.
     env.clock.set(NOW_MS);
     assert!(env.clock.now_ms().is_ok());
     let v = env.submit_as(&p, &agent()).await.unwrap();
     assert_eq!(v.status, seb_admission::service::ProposalStatus::Certified, "{v:?}");
-    let (_, cert) = env.certificate("p-clock");
+    let (_, cert) = env.certificate("p-clock").await;
     assert_eq!(cert.validity.not_before, NOW_MS / 1000);
 }
 

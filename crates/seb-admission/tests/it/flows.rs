@@ -18,7 +18,7 @@ async fn policy_path_issues_at_once_and_the_broker_applies_it() {
     let score = v.score.as_ref().unwrap();
     assert_eq!((score.level, score.score_milli), (RiskLevel::L1, 75));
     assert!(!score.reasons.is_empty(), "the platform's rules are shown");
-    let (cert, p) = env.certificate("p-policy");
+    let (cert, p) = env.certificate("p-policy").await;
     // Section 4, field by field.
     assert_eq!(p.version, 1);
     assert!(uuid::Uuid::parse_str(&p.cid).is_ok());
@@ -78,7 +78,7 @@ async fn quorum_path_waits_for_two_validators() {
     assert_eq!(v.score.as_ref().unwrap().level, RiskLevel::L3);
     let req = v.requirement.unwrap();
     assert_eq!((req.path, req.validators, req.humans), (CertPath::Quorum, 2, 0));
-    assert_eq!(env.admission.certificate("p-quorum").unwrap_err().http_status(), 409);
+    assert_eq!(env.admission.certificate("p-quorum").await.unwrap_err().http_status(), 409);
     let v = env.approve(&v, "validator-0", &validator(0)).await;
     assert_eq!(v.status, ProposalStatus::Pending);
     // A human does not count as a validator.
@@ -86,7 +86,7 @@ async fn quorum_path_waits_for_two_validators() {
     assert_eq!(v.status, ProposalStatus::Pending);
     let v = env.approve(&v, "validator-1", &validator(1)).await;
     assert_eq!(v.status, ProposalStatus::Certified, "{v:?}");
-    let (cert, p) = env.certificate("p-quorum");
+    let (cert, p) = env.certificate("p-quorum").await;
     assert_eq!(p.cert_path, CertPath::Quorum);
     assert_eq!(p.attestations.len(), 3);
     applied(&env.execute(&cert).await);
@@ -104,7 +104,7 @@ async fn human_path_needs_validators_and_a_human() {
     assert_eq!(v.status, ProposalStatus::Pending, "validators alone are not enough at L4");
     let v = env.approve(&v, "human-1", &human(1)).await;
     assert_eq!(v.status, ProposalStatus::Certified);
-    let (cert, p) = env.certificate("p-human");
+    let (cert, p) = env.certificate("p-human").await;
     assert_eq!(p.cert_path, CertPath::Human);
     applied(&env.execute(&cert).await);
     assert_eq!(env.target.get("cfg").unwrap().unwrap()["replicas"], 7);
@@ -134,7 +134,7 @@ async fn approvals_bound_to_another_contract_or_evidence_are_refused() {
         env.admission.approve("p-bind", &body).await,
         Err(AdmissionError::Invalid(_))
     ));
-    let v = env.admission.view("p-bind").unwrap();
+    let v = env.admission.view("p-bind").await.unwrap();
     assert!(v.approvals.is_empty() && v.status == ProposalStatus::Pending);
 }
 
@@ -162,7 +162,7 @@ async fn forged_approver_signatures_are_refused() {
         .await
         .unwrap_err();
     assert!(matches!(e, AdmissionError::Unauthenticated(_)), "{e}");
-    assert!(env.admission.view("p-forge").unwrap().approvals.is_empty());
+    assert!(env.admission.view("p-forge").await.unwrap().approvals.is_empty());
     // An approver cannot vote twice.
     env.approve(&v, "validator-0", &validator(0)).await;
     let e = env
@@ -186,8 +186,8 @@ async fn a_deny_or_the_timeout_denies_and_is_recorded() {
     assert_eq!(w.deadline_ms, Some(NOW_MS + 900_000));
     env.advance(900_001);
     assert_eq!(env.admission.expire().await, 1);
-    let w = env.admission.view("p-wait").unwrap();
-    assert_eq!(w.status, ProposalStatus::Denied);
+    let w = env.admission.view("p-wait").await.unwrap();
+    assert_eq!(w.status, ProposalStatus::Expired);
     assert!(w.reason.as_deref().unwrap().contains("timeout"));
     let l = env.ledger().await;
     let denials: Vec<_> = l
@@ -251,7 +251,7 @@ async fn l0_is_advisory_and_compile_or_scope_failures_are_denied() {
     let v = env.propose("p-l0", 5, 0.0).await;
     assert_eq!(v.status, ProposalStatus::Advisory);
     assert_eq!(v.score.unwrap().level, RiskLevel::L0);
-    assert!(env.admission.certificate("p-l0").is_err());
+    assert!(env.admission.certificate("p-l0").await.is_err());
     let mut p = env.proposal("p-frob", 5, 0.1);
     p.op = "frob".into();
     let v = env.submit_as(&p, &agent()).await.unwrap();
@@ -306,12 +306,16 @@ async fn l5_is_never_certified_but_break_glass_can_and_is_flagged() {
     let v =
         env.admission.break_glass_sign("p-l5", &serde_json::to_vec(&s0).unwrap()).await.unwrap();
     assert_ne!(v.status, ProposalStatus::Certified);
-    assert!(env.admission.certificate("p-l5").is_err());
+    assert!(env.admission.certificate("p-l5").await.is_err());
+    // The same operator signing twice is a clear 409, not a silent success or a quorum.
+    let again = env.admission.break_glass_sign("p-l5", &serde_json::to_vec(&s0).unwrap()).await;
+    assert!(matches!(&again, Err(AdmissionError::Conflict(m)) if m.contains("op-0")), "{again:?}");
+    assert_eq!(env.admission.view("p-l5").await.unwrap().break_glass.unwrap().signers, ["op-0"]);
     let s2 = seb_admission::client::sign_break_glass(&draft.payload, &operator(2)).unwrap();
     let v =
         env.admission.break_glass_sign("p-l5", &serde_json::to_vec(&s2).unwrap()).await.unwrap();
     assert_eq!(v.status, ProposalStatus::Certified);
-    let (cert, p) = env.certificate("p-l5");
+    let (cert, p) = env.certificate("p-l5").await;
     assert_eq!(p.cert_path, CertPath::BreakGlass);
     assert_eq!(cert.signatures.len(), 2);
     assert!(
@@ -332,4 +336,34 @@ async fn l5_is_never_certified_but_break_glass_can_and_is_flagged() {
     );
     let trust = trust();
     assert!(trust.break_glass.resolve(&operator(0).kid()).is_some());
+}
+
+/// The approver-registry hook: an enrolment and a removal are issuer-signed `admission`
+/// records naming the approver, with no proposal.
+#[tokio::test]
+async fn approver_changes_are_recorded() {
+    use seb_admission::records::AdmissionDecision;
+    let env = env().await;
+    let id = env
+        .admission
+        .record_approver_change(AdmissionDecision::Enrol, "carol", "human, passkey kid abc")
+        .await
+        .unwrap();
+    env.admission
+        .record_approver_change(AdmissionDecision::RemoveApprover, "carol", "removed by ops")
+        .await
+        .unwrap();
+    assert!(
+        env.admission.record_approver_change(AdmissionDecision::Issue, "carol", "x").await.is_err(),
+        "only approver changes go through this hook"
+    );
+    let l = env.ledger().await;
+    let changes: Vec<_> = l
+        .iter()
+        .filter(|(_, k, p)| *k == issuer().kid().to_string() && p["approvers"] == json!(["carol"]))
+        .map(|(_, _, p)| (p["decision"].clone(), p["id"].clone(), p["proposal_id"].clone()))
+        .collect();
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert_eq!(changes[0], (json!("enrol"), json!(id), json!("")));
+    assert_eq!(changes[1].0, json!("remove_approver"));
 }

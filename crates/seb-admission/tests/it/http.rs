@@ -36,7 +36,7 @@ async fn propose_approve_execute_revoke_over_http() {
     assert_eq!(l["proposals"].as_array().unwrap().len(), 1);
     let (_, shown) =
         call(&app, "GET", "/v1/admission/proposals/p-http", vec![], Auth::Read(&v0, now)).await;
-    let view = env.admission.view("p-http").unwrap();
+    let view = env.admission.view("p-http").await.unwrap();
     assert_eq!(shown["contract_digest"], serde_json::json!(view.contract_digest));
     let (s, v) = call(
         &app,
@@ -108,7 +108,7 @@ async fn propose_approve_execute_revoke_over_http() {
 
     // Revocation: unsigned is 401; signed revokes, and the broker refuses the next one.
     env.propose("p-next", 5, 0.1).await;
-    let (next, p) = env.certificate("p-next");
+    let (next, p) = env.certificate("p-next").await;
     let (body, sig) = env.admin_request(Some(seb_store::Revocation::Cid(p.cid.clone())), None);
     let (s, _) = call(&app, "POST", "/v1/admission/revocations", body.clone(), Auth::None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);

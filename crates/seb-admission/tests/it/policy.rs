@@ -48,7 +48,7 @@ async fn policy_escalates_the_path_and_the_broker_still_accepts() {
     );
     let v = env.approve(&v, "human-0", &human(0)).await;
     assert_eq!(v.status, ProposalStatus::Certified);
-    let (cert, p) = env.certificate("p-esc");
+    let (cert, p) = env.certificate("p-esc").await;
     assert_eq!(p.cert_path, CertPath::Human);
     assert_eq!(
         p.contract.risk_level,
@@ -118,7 +118,7 @@ async fn stricter_configured_rules_apply() {
     assert_eq!(v.status, ProposalStatus::Pending);
     let v = env.approve(&v, "validator-0", &validator(0)).await;
     assert_eq!(v.status, ProposalStatus::Certified);
-    let (cert, _) = env.certificate("p-strict");
+    let (cert, _) = env.certificate("p-strict").await;
     applied(&env.execute(&cert).await);
 }
 
@@ -127,14 +127,14 @@ async fn a_policy_reload_invalidates_outstanding_certificates() {
     let env = env().await;
     let before = env.store.epochs().await.unwrap().policy_epoch;
     env.propose("p-old", 5, 0.1).await;
-    let (old, _) = env.certificate("p-old");
+    let (old, _) = env.certificate("p-old").await;
     let epoch = env.load_policy(ESCALATING).await;
     assert_eq!(epoch, before + 1);
     let r = env.execute(&old).await;
     assert_eq!(refused(&r), (FailedCheck::PolicyEpoch, Decision::Readmit, 409));
     // Re-admission under the new policy works.
     env.propose("p-new", 5, 0.1).await;
-    let (new, p) = env.certificate("p-new");
+    let (new, p) = env.certificate("p-new").await;
     assert_eq!(p.policy_epoch, epoch);
     applied(&env.execute(&new).await);
     // The load is recorded as a signed epoch statement, and versioned.
@@ -142,7 +142,7 @@ async fn a_policy_reload_invalidates_outstanding_certificates() {
     let statements: Vec<_> = l.iter().filter(|(t, _, _)| t.contains("epoch")).collect();
     assert_eq!(statements.len(), 2);
     assert_eq!(statements[1].2["policy_epoch"], epoch);
-    let (_, e, digest, history) = env.admission.policy().unwrap();
+    let (_, e, digest, history) = env.admission.policy().await.unwrap();
     assert_eq!(e, epoch);
     assert_eq!(history.last().unwrap().digest, digest);
     assert_eq!(history.last().unwrap().loaded_by, "ops");
@@ -160,7 +160,7 @@ async fn a_pending_proposal_is_re_evaluated_under_a_new_policy() {
     assert_eq!(v.requirement.unwrap().humans, 1);
     let v = env.approve(&v, "human-2", &human(2)).await;
     assert_eq!(v.status, ProposalStatus::Certified);
-    let (cert, p) = env.certificate("p-pend");
+    let (cert, p) = env.certificate("p-pend").await;
     assert_eq!(p.cert_path, CertPath::Human);
     applied(&env.execute(&cert).await);
 }

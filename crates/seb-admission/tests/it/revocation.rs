@@ -13,8 +13,8 @@ async fn revoking_one_certificate_stops_it_and_only_it() {
     let env = env().await;
     env.propose("p-1", 5, 0.1).await;
     env.propose("p-2", 6, 0.1).await;
-    let (c1, p1) = env.certificate("p-1");
-    let (c2, _) = env.certificate("p-2");
+    let (c1, p1) = env.certificate("p-1").await;
+    let (c2, _) = env.certificate("p-2").await;
     let st = env.revoke(Revocation::Cid(p1.cid.clone())).await;
     let r = env.execute(&c1).await;
     assert_eq!(refused(&r), (FailedCheck::Revocation, Decision::FailClosed, 503));
@@ -29,13 +29,13 @@ async fn revoking_one_certificate_stops_it_and_only_it() {
 async fn revoking_an_agent_stops_its_certificates_and_proposals() {
     let env = env().await;
     env.propose("p-a", 5, 0.1).await;
-    let (c, _) = env.certificate("p-a");
+    let (c, _) = env.certificate("p-a").await;
     let pending = env.propose("p-pending", 6, 0.7).await;
     assert_eq!(pending.status, ProposalStatus::Pending);
     env.revoke(Revocation::Agent("agent-a".into())).await;
     let r = env.execute(&c).await;
     assert_eq!(refused(&r), (FailedCheck::Revocation, Decision::FailClosed, 503));
-    assert_eq!(env.admission.view("p-pending").unwrap().status, ProposalStatus::Denied);
+    assert_eq!(env.admission.view("p-pending").await.unwrap().status, ProposalStatus::Denied);
     let v = env.propose("p-after", 5, 0.1).await;
     assert_eq!(v.status, ProposalStatus::Denied);
     assert!(v.reason.unwrap().contains("revoked"));
@@ -45,7 +45,7 @@ async fn revoking_an_agent_stops_its_certificates_and_proposals() {
 async fn revoking_everything_bumps_the_revocation_epoch() {
     let env = env().await;
     env.propose("p-a", 5, 0.1).await;
-    let (c, p) = env.certificate("p-a");
+    let (c, p) = env.certificate("p-a").await;
     let before = env.store.epochs().await.unwrap().revocation_epoch;
     env.revoke(Revocation::All).await;
     assert_eq!(env.store.epochs().await.unwrap().revocation_epoch, before + 1);
@@ -53,7 +53,7 @@ async fn revoking_everything_bumps_the_revocation_epoch() {
     assert_eq!(refused(&r), (FailedCheck::Revocation, Decision::FailClosed, 503));
     // New certificates carry the new epoch and work.
     env.propose("p-b", 6, 0.1).await;
-    let (c, q) = env.certificate("p-b");
+    let (c, q) = env.certificate("p-b").await;
     assert_eq!(q.revocation_epoch, p.revocation_epoch + 1);
     applied(&env.execute(&c).await);
 }
@@ -83,7 +83,7 @@ async fn revocations_need_an_admin_and_are_recorded_in_the_ledger() {
 async fn epoch_statements_are_signed_current_and_carry_their_ttl() {
     let env = env().await;
     env.propose("p-a", 5, 0.1).await;
-    let (_, p) = env.certificate("p-a");
+    let (_, p) = env.certificate("p-a").await;
     env.revoke(Revocation::Cid(p.cid.clone())).await;
     env.revoke(Revocation::Agent("agent-b".into())).await;
     env.advance(1234);

@@ -122,6 +122,12 @@ impl Server {
         self.child.wait().unwrap()
     }
 
+    /// SIGKILL it and reap it (a crash: nothing is flushed, nothing shut down).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Its process id (to read `/proc/<pid>/fd`).
     pub fn pid(&self) -> u32 {
         self.child.id()

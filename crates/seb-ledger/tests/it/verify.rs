@@ -168,7 +168,8 @@ fn entry_index(e: &LedgerError) -> Option<u64> {
         | OutcomeBeforeAdmit { index, .. }
         | DuplicateOutcome { index, .. }
         | DuplicateAdmit { index, .. }
-        | AdmitOutsideValidity { index, .. } => Some(*index),
+        | AdmitOutsideValidity { index, .. }
+        | AttestationNotRecorded { index, .. } => Some(*index),
         _ => None,
     }
 }
@@ -193,6 +194,7 @@ fn an_intact_ledger_verifies_and_is_counted() {
             epochs: 1,
             issued: 0,
             denied: 0,
+            approvals: 0,
             uncertain_outcomes: 1,
             open_admits: 1,
             checkpoints: 2,
@@ -788,4 +790,48 @@ fn a_ledger_across_a_key_rotation_verifies_with_both_keys() {
     // No checkpoint key at all verifies nothing.
     let err = verify_ledger(&export, &keys, ORIGIN, &[], None, &opts).unwrap_err();
     assert!(matches!(err, LedgerError::CheckpointInvalid { position: 0, .. }), "{err:?}");
+}
+
+/// A certificate's approvals were each recorded (an `approval` record of the same proposal
+/// with the approval envelope's digest) before its issue record: in order it verifies and
+/// is counted; an issue naming an approval recorded only after it, or never, or for another
+/// proposal, is refused at the issue record.
+#[test]
+fn each_attestation_is_recorded_before_its_issue() {
+    const A1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    let approval = |proposal: &str| {
+        let mut v = admission_json(&issuer(), "approval", None);
+        v["proposal_id"] = json!(proposal);
+        v["attestation_digest"] = json!(A1);
+        v
+    };
+    let mut issue = admission_json(&issuer(), "issue", Some("c1"));
+    issue["attestation_digests"] = json!([A1]);
+    let build = |entries: &[&Value]| {
+        let mut l = Ledger::new();
+        for e in entries {
+            push_signed(&mut l, &issuer(), PayloadType::Admission, e);
+        }
+        l.checkpoint();
+        verify_roles(&l.export(), Some(&admission_keys()))
+    };
+    let r = build(&[&approval("p-1"), &issue]).unwrap();
+    assert_eq!((r.approvals, r.issued), (1, 1));
+    let e = build(&[&issue, &approval("p-1")]).unwrap_err();
+    assert!(matches!(e, LedgerError::AttestationNotRecorded { index: 0, .. }), "{e}");
+    let e = build(&[&issue]).unwrap_err();
+    assert!(matches!(e, LedgerError::AttestationNotRecorded { index: 0, .. }), "{e}");
+    let e = build(&[&approval("p-other"), &issue]).unwrap_err();
+    assert!(matches!(e, LedgerError::AttestationNotRecorded { index: 1, .. }), "{e}");
+    // Enrolment and removal records verify (no proposal, no certificate).
+    let r = build(&[
+        &admission_json(&issuer(), "enrol", None),
+        &admission_json(&issuer(), "remove_approver", None),
+    ])
+    .unwrap();
+    assert_eq!((r.issued, r.denied, r.approvals), (0, 0, 0));
+    // An approval record without the digest it is about is malformed.
+    let mut bare = approval("p-1");
+    bare.as_object_mut().unwrap().remove("attestation_digest");
+    assert!(matches!(build(&[&bare]), Err(LedgerError::EntryPayload { index: 0, .. })));
 }

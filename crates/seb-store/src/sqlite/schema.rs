@@ -10,11 +10,11 @@ use super::{SqliteOptions, Synchronous};
 use crate::StoreError;
 
 /// The schema version this build writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Migration `n` (1-based) brings a database from version `n - 1` to `n`. Append only: a
 /// released migration is never edited.
-const MIGRATIONS: &[&str] = &[MIGRATION_1];
+const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
 
 /// Everything of schema version 1.
 ///
@@ -77,6 +77,60 @@ CREATE TABLE checkpoints (
     size  INTEGER NOT NULL CHECK (size >= 0),
     note  TEXT NOT NULL,
     at_ms INTEGER NOT NULL CHECK (at_ms >= 0)
+) STRICT;
+";
+
+/// Admission's durable state (SEB-SPEC 5.3, [`crate::admission`]).
+///
+/// - `admission_proposals`: one row per proposal id ever received (never deleted: the
+///   seen-proposal set); `version` is the compare-and-set token.
+/// - `admission_approvals`: (proposal, approver) is the primary key: one decision each.
+/// - `admission_signatures`: (proposal, draft cid, operator): one signature each.
+/// - `admission_admin_requests`: admin request ids inside the freshness window.
+/// - `admission_policies`: every policy version; the last one is in force.
+const MIGRATION_2: &str = "
+CREATE TABLE admission_proposals (
+    proposal_id    TEXT NOT NULL PRIMARY KEY,
+    agent          TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    version        INTEGER NOT NULL CHECK (version >= 0),
+    received_at_ms INTEGER NOT NULL CHECK (received_at_ms >= 0),
+    deadline_ms    INTEGER,
+    claim_until_ms INTEGER,
+    body           BLOB NOT NULL
+) STRICT;
+CREATE INDEX admission_proposals_status ON admission_proposals (status, received_at_ms);
+
+CREATE TABLE admission_approvals (
+    proposal_id TEXT NOT NULL REFERENCES admission_proposals (proposal_id),
+    approver    TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    at_ms       INTEGER NOT NULL CHECK (at_ms >= 0),
+    body        BLOB NOT NULL,
+    PRIMARY KEY (proposal_id, approver)
+) STRICT;
+
+CREATE TABLE admission_signatures (
+    proposal_id TEXT NOT NULL REFERENCES admission_proposals (proposal_id),
+    cid         TEXT NOT NULL,
+    operator    TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    at_ms       INTEGER NOT NULL CHECK (at_ms >= 0),
+    body        BLOB NOT NULL,
+    PRIMARY KEY (proposal_id, cid, operator)
+) STRICT;
+
+CREATE TABLE admission_admin_requests (
+    request_id TEXT NOT NULL PRIMARY KEY,
+    at_ms      INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE admission_policies (
+    policy_epoch INTEGER NOT NULL PRIMARY KEY CHECK (policy_epoch >= 0),
+    digest       TEXT NOT NULL,
+    text         TEXT NOT NULL,
+    loaded_at_ms INTEGER NOT NULL CHECK (loaded_at_ms >= 0),
+    loaded_by    TEXT NOT NULL
 ) STRICT;
 ";
 
