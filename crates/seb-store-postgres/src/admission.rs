@@ -82,16 +82,12 @@ async fn complete(tx: &impl GenericClient, row: &Row) -> Result<StoredProposal, 
 
 /// Status of a proposal, row-locked (after the head lock) for the rest of the transaction.
 async fn locked_status(tx: &impl GenericClient, id: &str) -> Result<Option<String>, StoreError> {
-    Ok(tx
-        .query_opt(
-            "SELECT status FROM admission_proposals WHERE proposal_id = $1 FOR UPDATE",
-            &[&id],
-        )
+    tx.query_opt("SELECT status FROM admission_proposals WHERE proposal_id = $1 FOR UPDATE", &[&id])
         .await
         .map_err(pg_err)?
         .map(|r| r.try_get::<_, String>(0))
         .transpose()
-        .map_err(pg_err)?)
+        .map_err(pg_err)
 }
 
 async fn bump(tx: &impl GenericClient, id: &str) -> Result<u64, StoreError> {
