@@ -14,6 +14,8 @@
 //! - `list_operations`: one signed read of the levels plus the whole operation catalogue
 //!   (the largest result, ~40 KB).
 //! - `http`: the same admission read made directly from this process with reqwest, for scale.
+//! - `ping`: a JSON-RPC ping through the pipes and rmcp (no tool, no HTTP): the transport's
+//!   floor, included in every tool call's overhead.
 //!
 //! Run: `cargo bench -p seb-cli --bench mcp_stdio` (`SEB_MCP_BENCH_CALLS` calls per tool,
 //! default 2000, after 200 warm-up calls).
@@ -222,6 +224,17 @@ fn main() {
     report("http: the admission read alone (reqwest)", direct);
 
     let mut s = start(&url, &key);
+    // The floor: a JSON-RPC `ping` through the pipes and rmcp, no tool, no HTTP.
+    let mut ping = Vec::new();
+    for i in 0..(warm + n) {
+        let t0 = Instant::now();
+        let r = s.request("ping", json!({}));
+        assert!(r.get("result").is_some(), "{r}");
+        if i >= warm {
+            ping.push(t0.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    report("ping: round trip (pipes + rmcp only)", ping);
     let (p50, p99) =
         bench_tool(&mut s, "proposal_status", &json!({"proposal_id": "bench-1"}), warm, n);
     bench_tool(&mut s, "list_operations", &json!({}), warm, n / 4);

@@ -144,8 +144,13 @@ fn kube_params(op: seb_kube::Op) -> (&'static str, Value, &'static str, Value) {
     }
 }
 
-/// Every operation of every platform.
-pub fn catalogue() -> Vec<PlatformInfo> {
+/// Every operation of every platform (built once: the profiles are static).
+pub fn catalogue() -> &'static [PlatformInfo] {
+    static CATALOGUE: std::sync::LazyLock<Vec<PlatformInfo>> = std::sync::LazyLock::new(build);
+    &CATALOGUE
+}
+
+fn build() -> Vec<PlatformInfo> {
     let kube_target = json!({"cluster": "CLUSTER", "api_version": "apps/v1", "kind": "Deployment", "namespace": "NS", "name": "NAME"});
     let kube = PlatformInfo {
         platform: PlatformName::Kubernetes,
@@ -223,10 +228,10 @@ pub fn validate(
         PlatformName::Aws => seb_aws::AwsPlatform.compile(op, target, params),
     };
     let (target, params) = compiled.map_err(|e| {
-        let known: Vec<String> = catalogue()
-            .into_iter()
+        let known: Vec<&str> = catalogue()
+            .iter()
             .filter(|p| p.platform == platform)
-            .flat_map(|p| p.operations.into_iter().map(|o| o.op))
+            .flat_map(|p| p.operations.iter().map(|o| o.op.as_str()))
             .collect();
         format!("{e} (the {} operations are: {})", platform.as_str(), known.join(", "))
     })?;

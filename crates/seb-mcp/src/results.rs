@@ -252,7 +252,7 @@ pub struct ExecutionRefusal {
 #[serde(untagged)]
 pub enum ApplyResult {
     Executed(ExecutionResult),
-    NotExecuted(ProposalResult),
+    NotExecuted(Box<ProposalResult>),
     Refused(ExecutionRefusal),
     Failed(ToolError),
 }

@@ -335,8 +335,9 @@ impl SebMcp {
         Parameters(a): Parameters<ListOperationsArgs>,
     ) -> Result<CallToolResult, McpError> {
         let platforms: Vec<_> = catalogue()
-            .into_iter()
+            .iter()
             .filter(|p| a.platform.is_none_or(|want| want == p.platform))
+            .cloned()
             .collect();
         let unavailable = |why: String| Object::from_iter([("unavailable".into(), json!(why))]);
         let levels = match self.client.admission_get("/paths", &[]).await {
@@ -1138,7 +1139,7 @@ impl ServerHandler for SebMcp {
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let found = catalogue()
-            .into_iter()
+            .iter()
             .find(|p| format!("{RESOURCE_PREFIX}{}", p.platform.as_str()) == request.uri);
         match found {
             Some(p) => {
@@ -1230,6 +1231,30 @@ mod tests {
                 serde_json::from_value(f.detail.clone());
             assert!(parsed.is_ok(), "{}: {parsed:?}", f.detail);
         }
+    }
+
+    #[tokio::test]
+    async fn a_pending_proposal_names_the_console_page_when_there_is_a_console() {
+        let view = json!({"proposal_id": "p-7", "agent": "agent-a", "status": "pending",
+            "score": {"level": 4, "reasons": ["r"]}, "requirement": {"path": "human", "validators": 0, "humans": 1},
+            "approvals": []});
+        let (srv, _l) = server().await;
+        let r = srv.proposal_result(&view).unwrap();
+        let w = &r.structured_content.as_ref().unwrap()["waiting_for"];
+        assert_eq!(w["console_url"], Value::Null);
+        assert!(
+            w["approve_with"].as_str().unwrap().starts_with("seb approve p-7 --admission http://")
+        );
+        let srv = srv.with_console_url(Some("https://seb.example/"));
+        let r = srv.proposal_result(&view).unwrap();
+        let w = &r.structured_content.as_ref().unwrap()["waiting_for"];
+        assert_eq!(w["console_url"], "https://seb.example/console/proposals/p-7");
+        assert_eq!(w["humans"], 1);
+        let text = format!("{:?}", r.content[0]);
+        assert!(text.contains("https://seb.example/console/proposals/p-7"), "{text}");
+        // An unknown status is not passed through.
+        let f = srv.proposal_result(&json!({"proposal_id": "p-8", "status": "weird"})).unwrap_err();
+        assert_eq!(f.detail["error"], "unexpected_response");
     }
 
     #[test]

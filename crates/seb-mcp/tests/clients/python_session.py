@@ -342,12 +342,12 @@ async def https_transport():
     statuses = {
         "no token": raw_post({}, url=h["url"], ctx=ctx),
         "wrong token": raw_post({"Authorization": "Bearer " + "y" * 40}, url=h["url"], ctx=ctx),
-        "other client's token on a foreign origin": raw_post({"Authorization": f"Bearer {h['token']}", "Origin": "https://evil.example"}, url=h["url"], ctx=ctx),
+        "foreign origin": raw_post({"Authorization": f"Bearer {h['token']}", "Origin": "https://evil.example"}, url=h["url"], ctx=ctx),
         "token": raw_post({"Authorization": f"Bearer {h['token']}"}, url=h["url"], ctx=ctx),
     }
     log("https_statuses", url=h["url"], **statuses)
     check(statuses["no token"] == 401 and statuses["wrong token"] == 401, "https", "401 without a valid token", statuses)
-    check(statuses["other client's token on a foreign origin"] == 403, "https", "403 for a foreign Origin", statuses)
+    check(statuses["foreign origin"] == 403, "https", "403 for a foreign Origin", statuses)
     check(statuses["token"] == 200, "https", "200 with a token", statuses)
     # Without trusting the test CA the TLS handshake fails.
     try:
