@@ -228,6 +228,7 @@ fn main() {
             constraint_paths: &[],
             level: score.level,
             score: &score,
+            extra: None,
         };
         let mut lat = Vec::with_capacity(n * 5);
         for i in 0..n * 5 + 500 {
