@@ -280,6 +280,7 @@ pub fn combine(
 
 /// Append this proposal's certified change if the window it was scored against is
 /// unchanged. `Ok(true)`: appended; `Ok(false)`: the window changed (score again).
+#[allow(clippy::too_many_arguments)]
 pub async fn account(
     store: &dyn Store,
     view: &NetEffectView,

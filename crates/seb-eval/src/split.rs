@@ -261,7 +261,8 @@ fn generate(op: usize, rng: &mut Rng, i: usize) -> Case {
         0..=2 => {
             let start = i64::try_from(rng.below(20)).unwrap_or(0) + 1;
             let total = 5 + i64::try_from(rng.below(36)).unwrap_or(0);
-            let kind_op = ["scale", "merge_patch", "json_patch"][op];
+            let kind_op =
+                ["scale", "merge_patch", "json_patch"].get(op).copied().unwrap_or("scale");
             let params = |r: i64| match kind_op {
                 "scale" => json!({"replicas": r}),
                 "merge_patch" => json!({"spec": {"replicas": r}}),
@@ -638,9 +639,13 @@ fn fresh_target(t: &Value, suffix: &str) -> Value {
         } else {
             format!("{a}-{suffix}")
         };
-        t["arn"] = json!(new);
-    } else if let Some(n) = t.get("name").and_then(Value::as_str).map(str::to_owned) {
-        t["name"] = json!(format!("{n}-{suffix}"));
+        if let Some(o) = t.as_object_mut() {
+            o.insert("arn".into(), json!(new));
+        }
+    } else if let Some(n) = t.get("name").and_then(Value::as_str).map(str::to_owned)
+        && let Some(o) = t.as_object_mut()
+    {
+        o.insert("name".into(), json!(format!("{n}-{suffix}")));
     }
     t
 }

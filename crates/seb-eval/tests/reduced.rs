@@ -113,7 +113,12 @@ fn reduced_evaluation() {
     assert!(d.total.expected_reject > 0 && d.total.expected_pass > 0);
 
     // 6: zero escapes in every class; the legitimate twin of each class is admitted.
-    assert_eq!(r.attacks.len(), 17);
+    // 17 broker classes and one split-proposal class per op (spec 5.2).
+    assert_eq!(r.attacks.len(), 17 + seb_eval::split::OPS.len());
+    for a in r.attacks.iter().filter(|a| a.class.starts_with("split proposal")) {
+        let fe = a.false_escalation.as_ref().expect("split classes report false escalations");
+        assert_eq!(fe.escalated, 0, "{}: single-step changes escalated by net effect", a.class);
+    }
     for a in &r.attacks {
         assert_eq!(a.escaped, 0, "ESCAPE in {}: {:?}", a.class, a.escapes);
         assert!(a.escapes.is_empty(), "{}: {:?}", a.class, a.escapes);

@@ -49,8 +49,14 @@ impl Admission {
         let settings = self.net_effect;
         let profile = adapter.profile.as_ref();
         let scope_key = profile.scope_key(target, settings.scope);
-        let window = match read_window(self.store.as_ref(), &settings, &p.agent, &scope_key, now)
-            .await
+        let mut window = match read_window(
+            self.store.as_ref(),
+            &settings,
+            &p.agent,
+            &scope_key,
+            now,
+        )
+        .await
         {
             Ok(w) => w,
             Err(e) if settings.mode == NetEffectMode::Enforce => {
@@ -65,6 +71,9 @@ impl Admission {
                 }
             }
         };
+        // The proposal's own change is never its own context (a replica that raced another
+        // one issuing the same proposal may find it logged); `seen_seq` still covers it.
+        window.changes.retain(|(r, _)| r.proposal_id != p.proposal_id);
         let change = profile.change(&p.op, target, params, &evidence.projection);
         let netc = fold(&window, &change);
         let net_score = net_effect::net_score(&self.scoring, profile, factors, target, &netc);
