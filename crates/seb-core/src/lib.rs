@@ -24,3 +24,4 @@ pub mod json;
 pub mod keys;
 pub mod pipeline;
 pub mod types;
+pub mod webauthn;
