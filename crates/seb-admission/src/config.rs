@@ -11,12 +11,14 @@
 //! request_max_age_s = 60              # a signed request's `at_ms` must be this close to now
 //! observe_timeout_ms = 10000          # each read-only observation of the target
 //! policy_file = "admission.cedar"     # Cedar policies; the built-in default if absent
+//! forbid_owner_approval = false       # true: an agent's owners may not approve its proposals
 //!
 //! [[admission.agents]]
 //! name = "deploy-bot"
 //! public_keys = ["<base64>"]          # several during rotation: add the new, then remove the old
 //! groups = ["sre"]                    # Cedar parents: principal in SEB::Group::"sre"
 //! attributes = { team = "payments", environment = "prod" }
+//! owners = ["alice"]                  # with forbid_owner_approval: alice may not approve its proposals
 //!
 //! [[admission.approvers]]
 //! name = "alice"
@@ -42,6 +44,15 @@
 //! weights = { blast_radius = 0.3, privilege_expansion = 0.25, data_sensitivity = 0.2, irreversibility = 0.15, uncertainty = 0.1 }
 //! peak_weight = 0.75
 //! thresholds = [0.05, 0.25, 0.45, 0.65, 0.9]
+//!
+//! [admission.console]                 # the approvers' web console, see docs/console.md
+//! session_idle_s = 900
+//! session_max_s = 28800
+//! signin_attempts_per_minute = 10
+//!
+//! [admission.notify]                  # see crate::notify
+//! url = "https://hooks.example.com/seb"
+//! bearer_token_file = "notify.token"
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -115,6 +126,15 @@ pub struct AdmissionConfig {
     /// Consequence scoring.
     #[serde(default)]
     pub scoring: ScoringConfig,
+    /// Refuse an approval by an approver listed in the proposing agent's `owners`.
+    #[serde(default)]
+    pub forbid_owner_approval: bool,
+    /// `[admission.console]`: the approvers' web console (spec 12.2).
+    #[serde(default)]
+    pub console: crate::console::ConsoleConfig,
+    /// `[admission.notify]`: where to post proposal events.
+    #[serde(default)]
+    pub notify: Option<crate::notify::NotifyConfig>,
 }
 
 /// One `[[admission.agents]]` entry.
@@ -130,6 +150,10 @@ pub struct AgentEntry {
     /// Attributes policies can read as `principal.<name>`.
     #[serde(default)]
     pub attributes: BTreeMap<String, Value>,
+    /// Approvers responsible for this agent: with `forbid_owner_approval` they may not
+    /// approve its proposals.
+    #[serde(default)]
+    pub owners: Vec<String>,
 }
 
 /// One `[[admission.approvers]]` entry.
@@ -208,6 +232,8 @@ pub struct Agent {
     pub keys: Vec<PublicKey>,
     pub groups: Vec<String>,
     pub attributes: BTreeMap<String, Value>,
+    /// Approvers responsible for the agent (`owners`).
+    pub owners: Vec<String>,
 }
 
 /// Agents by name.
@@ -325,6 +351,9 @@ impl AdmissionConfig {
         if let Some(p) = &mut self.policy_file {
             fix(p);
         }
+        if let Some(n) = &mut self.notify {
+            n.resolve_paths(base);
+        }
     }
 
     /// Check what TOML types cannot express.
@@ -353,6 +382,10 @@ impl AdmissionConfig {
         }
         self.scoring.validate()?;
         self.escalation.validate()?;
+        self.console.validate()?;
+        if let Some(n) = &self.notify {
+            n.validate()?;
+        }
         self.registries()?;
         Ok(())
     }
@@ -385,11 +418,15 @@ impl AdmissionConfig {
             for g in &a.groups {
                 valid_name("group", g)?;
             }
+            for o in &a.owners {
+                valid_name("owner", o)?;
+            }
             agents.insert(Agent {
                 name: a.name.clone(),
                 keys,
                 groups: a.groups.clone(),
                 attributes: a.attributes.clone(),
+                owners: a.owners.clone(),
             });
         }
         let mut approvers = ApproverRegistry::default();

@@ -248,6 +248,7 @@ struct Settings {
     statement_ttl_ms: u64,
     body_limit: usize,
     observe_timeout: Duration,
+    forbid_owner_approval: bool,
 }
 
 /// The admission boundary.
@@ -272,6 +273,8 @@ pub struct Admission {
     /// Serialises this instance's epoch changes so each statement names the epochs it makes.
     epoch_lock: tokio::sync::Mutex<()>,
     admin_seen: Mutex<BTreeMap<String, u64>>,
+    /// Told of every state change (notifications, [`crate::notify`]).
+    events: std::sync::OnceLock<Arc<dyn crate::notify::ProposalEvents>>,
 }
 
 impl std::fmt::Debug for Admission {
@@ -338,6 +341,7 @@ impl Admission {
                 statement_ttl_ms: cfg.statement_ttl_ms,
                 body_limit: cfg.body_limit,
                 observe_timeout: Duration::from_millis(cfg.observe_timeout_ms),
+                forbid_owner_approval: cfg.forbid_owner_approval,
             },
             issuer,
             agents: reg.agents,
@@ -357,7 +361,29 @@ impl Admission {
             proposals: Mutex::new(BTreeMap::new()),
             epoch_lock: tokio::sync::Mutex::new(()),
             admin_seen: Mutex::new(BTreeMap::new()),
+            events: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Tell `events` of every proposal state change from now on (once; `false` if already set).
+    pub fn set_events(&self, events: Arc<dyn crate::notify::ProposalEvents>) -> bool {
+        self.events.set(events).is_ok()
+    }
+
+    /// Hand the proposal's current view to the events sink, if any.
+    fn emit(&self, id: &str) {
+        if let Some(ev) = self.events.get()
+            && let Ok(v) = self.view(id)
+        {
+            ev.changed(&v);
+        }
+    }
+
+    /// Whether `approver` is an owner of `agent` and the configuration forbids owners to
+    /// approve their agent's proposals.
+    pub fn owner_conflict(&self, approver: &str, agent: &str) -> bool {
+        self.settings.forbid_owner_approval
+            && self.agents.get(agent).is_some_and(|a| a.owners.iter().any(|o| o == approver))
     }
 
     /// Load the initial policy (the default when `None`). Starting admission is a policy
@@ -546,6 +572,7 @@ impl Admission {
                     Next::Advisory(reason) => self.finish_advisory(&id, &reason).await?,
                     Next::Wait => {
                         info!(proposal_id = %id, "proposal waits for approvals");
+                        self.emit(&id);
                     }
                     Next::Issue => self.issue(&id).await?,
                 }
@@ -975,6 +1002,12 @@ impl Admission {
                     "approval is bound to a different evidence digest".into(),
                 ));
             }
+            if self.owner_conflict(&approver.name, &e.view.agent) {
+                return Err(AdmissionError::Forbidden(format!(
+                    "`{}` owns agent `{}` and may not approve its proposals (forbid_owner_approval)",
+                    approver.name, e.view.agent
+                )));
+            }
             if e.view.approvals.iter().any(|x| x.approver == approver.name) {
                 return Err(AdmissionError::Conflict(format!(
                     "`{}` already decided on `{id}`",
@@ -1109,6 +1142,7 @@ impl Admission {
         if let Err(err) = self.append(&record).await {
             error!(proposal_id = %id, error = %err, "denial record not written");
         }
+        self.emit(id);
         Ok(())
     }
 
@@ -1352,7 +1386,9 @@ impl Admission {
         e.view.record_id = Some(record.id.clone());
         e.view.reason = None;
         e.certificate = Some(envelope);
+        drop(map);
         info!(proposal_id = %id, cid = %payload.cid, cert_path = %payload.cert_path, risk_level = %payload.contract.risk_level, break_glass, "certificate issued");
+        self.emit(id);
         Ok(())
     }
 
