@@ -47,6 +47,11 @@ impl KeyId {
     pub fn of(key: &PublicKey) -> Self {
         Self(hex::encode(Sha256::digest(key.as_bytes())))
     }
+    /// The key id of other key material: lowercase hex SHA-256 of `bytes` (a passkey's
+    /// SubjectPublicKeyInfo DER, spec 5.1).
+    pub fn of_raw(bytes: &[u8]) -> Self {
+        Self(hex::encode(Sha256::digest(bytes)))
+    }
     /// The hex string.
     pub fn as_str(&self) -> &str {
         &self.0
