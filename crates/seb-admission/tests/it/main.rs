@@ -5,6 +5,7 @@
 
 mod access;
 mod common;
+mod console;
 mod edges;
 mod flows;
 mod http;
