@@ -9,6 +9,7 @@
 //! - `create`/`replace`/`apply`: the object becomes `params` (volatile metadata and `status`
 //!   are not compared);
 //! - `delete`: the object becomes absent;
+//! - the test double's `set`: the object becomes `params.value`;
 //! - anything else (AWS operations): the params are shown at the pointers they share with
 //!   the projection, and the rest as "set by the operation".
 //!
@@ -252,6 +253,11 @@ pub fn changes(
             out.retain(|c| c.after.is_some() || !c.field.starts_with("metadata."));
         }
         return Some(out);
+    }
+    // The test double's `set` replaces the object's value.
+    if platform == "test" && op == "set" {
+        let observed = projection.get("").filter(|v| !v.is_null());
+        return Some(diff(observed, params.get("value")));
     }
     // Other platforms: the params at the pointers the projection shares with them.
     let mut out = Vec::new();

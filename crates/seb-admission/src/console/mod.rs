@@ -13,12 +13,13 @@
 //! | `POST /console/proposals/{id}/decision` | the passkey-signed approval envelope → admission's approvals (CSRF) |
 //! | `GET /console/decisions` | past decisions with their ledger record ids |
 //! | `GET /console/enrol/{token}` | the enrolment page (its script calls the enrolment routes) |
-//! | `GET /console/assets/console.{css,js}` | the only assets, embedded in the binary |
+//! | `GET /console/assets/{console.css,console.js,icon.svg}` | the only assets, embedded in the binary |
 //!
 //! Security properties (each has a test in `tests/it/console.rs` or the browser test):
 //! - Every response carries `Content-Security-Policy: default-src 'self'; …` without
-//!   `unsafe-inline`, `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer` (the enrolment
-//!   token is in a page address), `Cache-Control: no-store`, `X-Content-Type-Options: nosniff`.
+//!   `unsafe-inline`, `X-Frame-Options: DENY`, `Referrer-Policy: same-origin` (the enrolment
+//!   token is in a page address: it never leaves for another site; same-origin keeps the
+//!   `Origin` header on form posts), `Cache-Control: no-store`, `X-Content-Type-Options: nosniff`.
 //! - The session cookie is `__Host-seb-session`, `HttpOnly; Secure; SameSite=Strict; Path=/`.
 //! - Every POST must come from one of the console's configured origins (`Origin` header) and,
 //!   once signed in, carry the session's CSRF token (`x-seb-csrf` header or `csrf` form field).
@@ -71,6 +72,7 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 
 const CSS: &str = include_str!("assets/console.css");
 const JS: &str = include_str!("assets/console.js");
+const ICON: &str = include_str!("assets/icon.svg");
 
 /// Longest approval comment accepted, characters.
 pub const MAX_COMMENT: usize = 1000;
@@ -178,7 +180,7 @@ type St = State<Arc<Console>>;
 
 /// Every route of [`router`] as (method, path); the console is HTML, so these are not in
 /// `/openapi.json` (see crates/seb-cli/tests/openapi.rs).
-pub const ROUTES: [(&str, &str); 14] = [
+pub const ROUTES: [(&str, &str); 15] = [
     ("get", "/console"),
     ("get", "/console/signin"),
     ("post", "/console/signin/challenge"),
@@ -192,6 +194,7 @@ pub const ROUTES: [(&str, &str); 14] = [
     ("get", "/console/enrol/{token}"),
     ("get", "/console/assets/console.css"),
     ("get", "/console/assets/console.js"),
+    ("get", "/console/assets/icon.svg"),
     ("get", "/console/"),
 ];
 
@@ -258,6 +261,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(console: Arc<Console>) -> Router
         .route("/console/enrol/{token}", get(enrol))
         .route("/console/assets/console.css", get(css))
         .route("/console/assets/console.js", get(js))
+        .route("/console/assets/icon.svg", get(icon))
         .layer(middleware::from_fn(security_headers))
         .with_state(console)
 }
@@ -268,7 +272,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         header::HeaderName::from_static("cross-origin-opener-policy"),
@@ -411,6 +415,10 @@ async fn signin_page(State(c): St, h: HeaderMap) -> Response {
 
 async fn css() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS).into_response()
+}
+
+async fn icon() -> Response {
+    ([(header::CONTENT_TYPE, "image/svg+xml")], ICON).into_response()
 }
 
 async fn js() -> Response {
@@ -655,7 +663,13 @@ async fn list(
         .collect();
     agents.sort();
     agents.dedup();
-    let platforms = vec!["aws".to_owned(), "kubernetes".to_owned()];
+    let mut platforms: Vec<String> = all
+        .iter()
+        .filter_map(|v| v.pointer("/proposal/platform").and_then(Value::as_str).map(str::to_owned))
+        .chain(["aws".to_owned(), "kubernetes".to_owned()])
+        .collect();
+    platforms.sort();
+    platforms.dedup();
     let now = c.now().unwrap_or(0);
     html(StatusCode::OK, render::pending(s.viewer(), &all, &filter, &agents, &platforms, now))
 }

@@ -29,26 +29,39 @@ const ORIGIN: &str = "https://console.test";
 const RP: &str = "console.test";
 
 /// A software passkey: EdDSA, UP+UV, a counter that increases with every assertion.
-struct Authenticator {
+pub struct Authenticator {
     key: SigningKey,
-    id: Vec<u8>,
-    counter: Mutex<u32>,
+    pub id: Vec<u8>,
+    pub counter: Mutex<u32>,
+    rp: String,
+    origin: String,
 }
 
 impl Authenticator {
-    fn new(n: u8) -> Self {
-        Self { key: SigningKey::from_seed(&[100 + n; 32]), id: vec![n; 16], counter: Mutex::new(0) }
+    pub fn new(n: u8) -> Self {
+        Self::for_site(n, RP, ORIGIN)
     }
 
-    fn credential(&self) -> WebAuthnCredential {
+    /// The key is `SigningKey::from_seed(&[100 + n; 32])`, the credential id `[n; 16]`.
+    pub fn for_site(n: u8, rp: &str, origin: &str) -> Self {
+        Self {
+            key: SigningKey::from_seed(&[100 + n; 32]),
+            id: vec![n; 16],
+            counter: Mutex::new(0),
+            rp: rp.into(),
+            origin: origin.into(),
+        }
+    }
+
+    pub fn credential(&self) -> WebAuthnCredential {
         let mut spki = vec![0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
         spki.extend_from_slice(self.key.public_key().as_bytes());
         WebAuthnCredential {
             alg: CoseAlg::EdDsa,
             public_key: spki,
             credential_id: self.id.clone(),
-            rp_id: RP.into(),
-            origins: vec![ORIGIN.into()],
+            rp_id: self.rp.clone(),
+            origins: vec![self.origin.clone()],
         }
     }
 
@@ -56,7 +69,7 @@ impl Authenticator {
     fn assert(&self, challenge: &[u8], origin: &str) -> Value {
         let mut c = self.counter.lock().unwrap();
         *c += 1;
-        let mut ad = Digest::of_bytes(RP.as_bytes()).as_bytes().to_vec();
+        let mut ad = Digest::of_bytes(self.rp.as_bytes()).as_bytes().to_vec();
         ad.push(0x05);
         ad.extend_from_slice(&c.to_be_bytes());
         let cd = serde_json::to_vec(&json!({"type": "webauthn.get", "challenge": B64URL.encode(challenge), "origin": origin, "crossOrigin": false})).unwrap();
@@ -72,14 +85,25 @@ impl Authenticator {
     }
 }
 
+/// An in-memory approver directory.
 #[derive(Default)]
-struct Directory {
+pub struct Directory {
     entries: Mutex<BTreeMap<Vec<u8>, (String, WebAuthnCredential, u32)>>,
+    site: Option<(String, String)>,
 }
 
 impl Directory {
-    fn enrol(&self, name: &str, a: &Authenticator) {
-        self.entries.lock().unwrap().insert(a.id.clone(), (name.into(), a.credential(), 0));
+    /// Credentials enrolled here are for this RP id and origin.
+    pub fn with_site(rp: &str, origin: &str) -> Self {
+        Self { site: Some((rp.into(), origin.into())), ..Self::default() }
+    }
+    pub fn enrol(&self, name: &str, a: &Authenticator) {
+        let mut cred = a.credential();
+        if let Some((rp, origin)) = &self.site {
+            cred.rp_id = rp.clone();
+            cred.origins = vec![origin.clone()];
+        }
+        self.entries.lock().unwrap().insert(a.id.clone(), (name.into(), cred, 0));
     }
     fn remove(&self, name: &str) {
         self.entries.lock().unwrap().retain(|_, (n, _, _)| n != name);
@@ -271,7 +295,7 @@ async fn pages_need_a_session_and_every_response_carries_the_security_headers() 
         assert!(csp.contains("default-src 'self'") && csp.contains("script-src 'self'"));
         assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
         assert_eq!(r.headers[header::X_FRAME_OPTIONS], "DENY");
-        assert_eq!(r.headers[header::REFERRER_POLICY], "no-referrer");
+        assert_eq!(r.headers[header::REFERRER_POLICY], "same-origin");
         assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
         assert_eq!(r.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
     }

@@ -1,0 +1,25 @@
+//! A real browser for the console's tests: Debian's `chromium` driven by Playwright for
+//! Python (pinned), which is told to use that binary (no browser download; the machines that
+//! run the tests cannot reach Playwright's CDN).
+
+use crate::InfraError;
+use crate::process::{apt_install, ensure_python_package};
+
+/// The Chromium binary the tests launch.
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+/// The pinned Playwright for Python.
+pub const PLAYWRIGHT: &str = "playwright==1.65.3";
+
+/// Make sure Debian's Chromium and the pinned Playwright are installed (installing them when
+/// missing); returns Chromium's version line.
+pub fn ensure() -> Result<String, InfraError> {
+    if !std::path::Path::new(CHROMIUM).exists() {
+        apt_install(&["chromium"])?;
+    }
+    ensure_python_package(
+        "import importlib.metadata as m; print(m.version('playwright'))",
+        "1.65.3",
+        PLAYWRIGHT,
+    )?;
+    crate::process::run(CHROMIUM, &["--version"]).map(|v| v.trim().to_owned())
+}
