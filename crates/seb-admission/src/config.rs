@@ -135,6 +135,24 @@ pub struct AdmissionConfig {
     /// `[admission.notify]`: where to post proposal events.
     #[serde(default)]
     pub notify: Option<crate::notify::NotifyConfig>,
+    /// The console's base URL (links in invitations and notifications). Same key as h/passkey's
+    /// per INTERFACES.md: keep one at merge.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// `[admission.webauthn]`: the passkeys' relying party. Same table as h/passkey's per
+    /// INTERFACES.md: keep one at merge.
+    #[serde(default)]
+    pub webauthn: Option<WebAuthnSection>,
+}
+
+/// `[admission.webauthn]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebAuthnSection {
+    /// The relying-party id (the console's host or a parent domain).
+    pub rp_id: String,
+    /// The console's origins (`https://seb.example.com`).
+    pub origins: Vec<String>,
 }
 
 /// One `[[admission.agents]]` entry.
