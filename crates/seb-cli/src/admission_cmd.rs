@@ -767,13 +767,17 @@ pub async fn mount(
     for (profile, target) in profiles {
         platforms.insert_parts(profile.clone(), target.clone());
     }
-    let admission = seb_admission::Admission::open(
-        &acfg,
-        store,
-        platforms,
-        Arc::new(seb_admission::clock::SystemClock::default()),
-    )
-    .await?;
+    let clock: Arc<dyn seb_admission::clock::Clock> =
+        Arc::new(seb_admission::clock::SystemClock::default());
+    let admission = seb_admission::Admission::open(&acfg, store, platforms, clock.clone()).await?;
+    if let Some(n) = &acfg.notify {
+        let base = acfg.public_url.as_deref().ok_or_else(|| {
+            anyhow::anyhow!("[admission.notify] needs [admission] public_url for its console links")
+        })?;
+        let notifier = seb_admission::notify::Notifier::start(n, base, clock.clone())?;
+        admission.set_events(notifier);
+        tracing::info!(url = %n.url, "admission notifications enabled");
+    }
     let issuer = admission.issuer_key();
     if !cfg.trust.issuers.iter().any(|k| *k == issuer.to_base64()) {
         tracing::warn!(kid = %issuer.kid(), "the admission issuer key is not in [trust].issuers: this broker will refuse its certificates");

@@ -73,11 +73,11 @@ fn unescape(seg: &str) -> String {
 /// Apply one `add`/`replace`/`remove` at an RFC 6901 pointer; `false` when it cannot.
 fn patch_at(doc: &mut Value, pointer: &str, value: Option<&Value>, add: bool) -> bool {
     let Some(rest) = pointer.strip_prefix('/') else {
-        if pointer.is_empty() {
-            if let Some(v) = value {
-                *doc = v.clone();
-                return true;
-            }
+        if pointer.is_empty()
+            && let Some(v) = value
+        {
+            *doc = v.clone();
+            return true;
         }
         return false;
     };
@@ -265,14 +265,14 @@ pub fn changes(
         if p.is_empty() {
             continue;
         }
-        if let Some(after) = params.pointer(p) {
-            if after != before {
-                out.push(FieldChange {
-                    field: pointer_to_field(p),
-                    before: (!before.is_null()).then(|| before.clone()),
-                    after: Some(after.clone()),
-                });
-            }
+        if let Some(after) = params.pointer(p)
+            && after != before
+        {
+            out.push(FieldChange {
+                field: pointer_to_field(p),
+                before: (!before.is_null()).then(|| before.clone()),
+                after: Some(after.clone()),
+            });
         }
     }
     (!out.is_empty()).then_some(out)

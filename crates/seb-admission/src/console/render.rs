@@ -698,7 +698,7 @@ mod tests {
         assert!(!f(None, None, Some("aws")).matches(&v));
         let html = pending(
             V,
-            &[v.clone()],
+            std::slice::from_ref(&v),
             &f(None, None, None),
             &["bot<script>".into()],
             &["kubernetes".into()],

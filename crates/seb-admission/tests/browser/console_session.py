@@ -14,6 +14,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -48,6 +49,7 @@ class Session:
         self.approvers = {}
         self.responses = []
         self.console_errors = []
+        self.vars = {}
 
     def log(self, step, **kw):
         kw["step"] = step
@@ -284,6 +286,12 @@ class Session:
         started = time.time()
         p = subprocess.run(st["argv"], capture_output=True, text=True, env=self.s.get("env"), timeout=st.get("timeout", 60))
         rec = {"name": st.get("name"), "rc": p.returncode, "stdout": p.stdout[-4000:], "stderr": p.stderr[-4000:], "secs": round(time.time() - started, 2)}
+        if st.get("capture"):
+            m = re.search(st["capture"]["regex"], p.stdout)
+            if not m:
+                raise Failed(f"{st.get('name')}: nothing matching {st['capture']['regex']!r} in:\n{p.stdout}\n{p.stderr}")
+            self.vars[st["capture"]["var"]] = m.group(0)
+            rec["captured"] = {st["capture"]["var"]: "<captured>"}
         self.log("run", **rec)
         if "expect_rc" in st and p.returncode != st["expect_rc"]:
             raise Failed(f"{st.get('name')}: exit {p.returncode}, expected {st['expect_rc']}:\n{p.stdout}\n{p.stderr}")
@@ -296,12 +304,25 @@ class Session:
             await asyncio.sleep(0.2)
         self.log("sleep_until", unix_s=st["unix_s"])
 
+    def substitute(self, v):
+        """Replace `{var}` in every string of a step by a value captured earlier."""
+        if isinstance(v, str):
+            for k, x in self.vars.items():
+                v = v.replace("{" + k + "}", x)
+            return v
+        if isinstance(v, list):
+            return [self.substitute(x) for x in v]
+        if isinstance(v, dict):
+            return {k: self.substitute(x) for k, x in v.items()}
+        return v
+
     async def run(self):
         async with async_playwright() as p:
             self.browser = await p.chromium.launch(executable_path=self.s.get("chromium", "/usr/bin/chromium"), args=CHROMIUM_ARGS)
             self.log("browser", version=self.browser.version)
             try:
                 for st in self.s["steps"]:
+                    st = self.substitute(st)
                     await getattr(self, "step_" + st["do"])(st)
             finally:
                 self.log(

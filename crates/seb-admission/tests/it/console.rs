@@ -619,10 +619,13 @@ async fn fixture_with_text(text: &str) -> Fixture {
     Fixture { app: console::router(c), env, dir }
 }
 
+/// What the local receiver got: (Authorization header, body).
+type Received = Arc<Mutex<Vec<(Option<String>, Value)>>>;
+
 #[tokio::test]
 async fn notifications_reach_a_local_receiver_when_a_proposal_waits_and_when_it_is_decided() {
     use axum::routing::post as axpost;
-    let got: Arc<Mutex<Vec<(Option<String>, Value)>>> = Arc::default();
+    let got: Received = Arc::default();
     let sink = got.clone();
     let receiver = axum::Router::new().route(
         "/hook",
