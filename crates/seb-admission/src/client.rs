@@ -89,7 +89,11 @@ pub fn sign_break_glass(
 ) -> Result<EnvelopeSignature, base64::DecodeError> {
     let bytes = STANDARD.decode(payload_b64)?;
     let msg = pae(PayloadType::Certificate.media_type(), &bytes);
-    Ok(EnvelopeSignature { keyid: operator.kid().to_string(), sig: operator.sign_b64(&msg) })
+    Ok(EnvelopeSignature {
+        keyid: operator.kid().to_string(),
+        sig: operator.sign_b64(&msg),
+        webauthn: None,
+    })
 }
 
 /// A fresh proposal id.

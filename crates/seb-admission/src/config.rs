@@ -138,7 +138,13 @@ pub struct AgentEntry {
 pub struct ApproverEntry {
     pub name: String,
     pub role: ApproverRole,
-    pub public_key: String,
+    /// An Ed25519 key (base64). Exactly one of `public_key` and `credential`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// A passkey (spec 5.1, role `human` only): `{type = "webauthn", alg = -7|-8,
+    /// public_key = <base64 SPKI DER>, credential_id = <base64url>, rp_id, origins}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<seb_core::webauthn::WebAuthnCredential>,
 }
 
 /// A named key (admins, break-glass operators).
@@ -405,11 +411,34 @@ impl AdmissionConfig {
             if approver_roles.insert(a.name.clone(), a.role).is_some_and(|r| r != a.role) {
                 return Err(invalid(format!("approver `{}` has two roles", a.name)));
             }
-            let k = key("approver", &a.name, &a.public_key)?;
-            if all_agent_keys.contains(&k.kid()) {
-                return Err(invalid(format!("approver `{}` uses an agent's key", a.name)));
+            match (&a.public_key, &a.credential) {
+                (Some(pk), None) => {
+                    let k = key("approver", &a.name, pk)?;
+                    if all_agent_keys.contains(&k.kid()) {
+                        return Err(invalid(format!("approver `{}` uses an agent's key", a.name)));
+                    }
+                    approvers.insert(Approver { name: a.name.clone(), role: a.role, key: k });
+                }
+                (None, Some(credential)) => {
+                    if a.role != ApproverRole::Human {
+                        return Err(invalid(format!(
+                            "approver `{}`: a passkey credential is for role `human` only",
+                            a.name
+                        )));
+                    }
+                    approvers.insert_passkey(seb_core::pipeline::PasskeyApprover {
+                        name: a.name.clone(),
+                        role: a.role,
+                        credential: credential.clone(),
+                    });
+                }
+                _ => {
+                    return Err(invalid(format!(
+                        "approver `{}`: give exactly one of `public_key` and `credential`",
+                        a.name
+                    )));
+                }
             }
-            approvers.insert(Approver { name: a.name.clone(), role: a.role, key: k });
         }
         let mut admins = NamedKeys::default();
         for a in &self.admins {
