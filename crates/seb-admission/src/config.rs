@@ -115,6 +115,23 @@ pub struct AdmissionConfig {
     /// Consequence scoring.
     #[serde(default)]
     pub scoring: ScoringConfig,
+    /// Base URL of the console (`https://seb.example.com`): invitation links are
+    /// `<public_url>/console/enrol/<token>`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// The WebAuthn relying party passkeys enrol against (spec 5.1).
+    #[serde(default)]
+    pub webauthn: Option<WebAuthnSection>,
+}
+
+/// `[admission.webauthn]`: the relying party of enrolled passkeys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebAuthnSection {
+    /// RP ID (a registrable domain of the console's origin, `localhost` in tests).
+    pub rp_id: String,
+    /// Origins the console is served from (`https://seb.example.com`).
+    pub origins: Vec<String>,
 }
 
 /// One `[[admission.agents]]` entry.

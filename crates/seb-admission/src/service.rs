@@ -50,6 +50,11 @@ use crate::records::{
 };
 use crate::scoring::{Score, ScoringConfig};
 
+mod enrol;
+pub use enrol::{
+    ApproverRecord, ApproverView, EnrolmentView, INVITATION_TTL_MS, InvitationView, Registration,
+};
+
 /// The profile (pure rules) and the read-only observer of one platform.
 #[derive(Clone)]
 pub struct PlatformAdapter {
@@ -272,6 +277,8 @@ pub struct Admission {
     /// Serialises this instance's epoch changes so each statement names the epochs it makes.
     epoch_lock: tokio::sync::Mutex<()>,
     admin_seen: Mutex<BTreeMap<String, u64>>,
+    /// Passkey enrolment settings and configured passkeys' counters (`enrol`).
+    enrolment: enrol::Enrolment,
 }
 
 impl std::fmt::Debug for Admission {
@@ -357,6 +364,7 @@ impl Admission {
             proposals: Mutex::new(BTreeMap::new()),
             epoch_lock: tokio::sync::Mutex::new(()),
             admin_seen: Mutex::new(BTreeMap::new()),
+            enrolment: enrol::Enrolment::from_config(cfg)?,
         })
     }
 
@@ -920,7 +928,9 @@ impl Admission {
         let limit = self.settings.body_limit;
         let env: Envelope =
             json::parse(body, limit).map_err(|e| AdmissionError::Parse(e.to_string()))?;
-        let verified = env.verify(PayloadType::Approval, &self.approvers).map_err(|e| match e {
+        // Configured and enrolled approvers; a passkey approval is verified here (spec 5.1).
+        let approvers = self.approver_registry().await?;
+        let verified = env.verify(PayloadType::Approval, &approvers).map_err(|e| match e {
             EnvelopeError::WrongPayloadType { .. }
             | EnvelopeError::PayloadEncoding
             | EnvelopeError::Payload(_) => AdmissionError::Parse(e.to_string()),
@@ -931,11 +941,8 @@ impl Admission {
                 "an approval carries exactly one signature".into(),
             ));
         };
-        let approver = self
-            .approvers
-            .get(kid)
-            .ok_or_else(|| AdmissionError::Unauthenticated("unknown approver".into()))?
-            .clone();
+        let approver = enrol::Identity::of(&approvers, kid)?;
+        self.keep_counters(&verified).await?;
         let a: Approval =
             verified.parse(limit).map_err(|e| AdmissionError::Parse(format!("approval: {e}")))?;
         if a.approver != approver.name {
@@ -1640,12 +1647,12 @@ impl Admission {
         signature: Option<&str>,
     ) -> Result<u64, AdmissionError> {
         let req = self.admin(body, signature)?;
+        if req.commands() != 1 && req.load_policy.is_some() {
+            return Err(AdmissionError::Parse("one command per request".into()));
+        }
         let text = req
             .load_policy
             .ok_or_else(|| AdmissionError::Parse("`load_policy` is missing".into()))?;
-        if req.revoke.is_some() {
-            return Err(AdmissionError::Parse("one command per request".into()));
-        }
         self.load_policy_text(&text, &req.admin).await
     }
 
@@ -1656,6 +1663,9 @@ impl Admission {
         signature: Option<&str>,
     ) -> Result<Envelope, AdmissionError> {
         let req = self.admin(body, signature)?;
+        if req.commands() != 1 {
+            return Err(AdmissionError::Parse("one command per request".into()));
+        }
         let what = req.revoke.ok_or_else(|| AdmissionError::Parse("`revoke` is missing".into()))?;
         if req.load_policy.is_some() {
             return Err(AdmissionError::Parse("one command per request".into()));

@@ -212,8 +212,8 @@ impl ApproverDirectory for PostgresStore {
             let client = self.client().await?;
             let updated = client
                 .query_opt(
-                    "UPDATE approvers SET sign_count = $2 WHERE kid = $1 \
-                     AND ((sign_count = 0 AND $2 = 0) OR sign_count < $2) RETURNING 1",
+                    "UPDATE approvers SET sign_count = $2::BIGINT WHERE kid = $1 \
+                     AND ((sign_count = 0 AND $2::BIGINT = 0) OR sign_count < $2::BIGINT) RETURNING 1",
                     &[&kid, &new],
                 )
                 .await

@@ -8,5 +8,6 @@ mod common;
 mod edges;
 mod flows;
 mod http;
+mod passkeys;
 mod policy;
 mod revocation;
