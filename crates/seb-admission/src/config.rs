@@ -135,23 +135,22 @@ pub struct AdmissionConfig {
     /// `[admission.notify]`: where to post proposal events.
     #[serde(default)]
     pub notify: Option<crate::notify::NotifyConfig>,
-    /// The console's base URL (links in invitations and notifications). Same key as h/passkey's
-    /// per INTERFACES.md: keep one at merge.
+    /// Base URL of the console (`https://seb.example.com`): invitation links are
+    /// `<public_url>/console/enrol/<token>`.
     #[serde(default)]
     pub public_url: Option<String>,
-    /// `[admission.webauthn]`: the passkeys' relying party. Same table as h/passkey's per
-    /// INTERFACES.md: keep one at merge.
+    /// The WebAuthn relying party passkeys enrol against (spec 5.1).
     #[serde(default)]
     pub webauthn: Option<WebAuthnSection>,
 }
 
-/// `[admission.webauthn]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `[admission.webauthn]`: the relying party of enrolled passkeys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebAuthnSection {
-    /// The relying-party id (the console's host or a parent domain).
+    /// RP ID (a registrable domain of the console's origin, `localhost` in tests).
     pub rp_id: String,
-    /// The console's origins (`https://seb.example.com`).
+    /// Origins the console is served from (`https://seb.example.com`).
     pub origins: Vec<String>,
 }
 
@@ -180,7 +179,13 @@ pub struct AgentEntry {
 pub struct ApproverEntry {
     pub name: String,
     pub role: ApproverRole,
-    pub public_key: String,
+    /// An Ed25519 key (base64). Exactly one of `public_key` and `credential`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// A passkey (spec 5.1, role `human` only): `{type = "webauthn", alg = -7|-8,
+    /// public_key = <base64 SPKI DER>, credential_id = <base64url>, rp_id, origins}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<seb_core::webauthn::WebAuthnCredential>,
 }
 
 /// A named key (admins, break-glass operators).
@@ -460,11 +465,34 @@ impl AdmissionConfig {
             if approver_roles.insert(a.name.clone(), a.role).is_some_and(|r| r != a.role) {
                 return Err(invalid(format!("approver `{}` has two roles", a.name)));
             }
-            let k = key("approver", &a.name, &a.public_key)?;
-            if all_agent_keys.contains(&k.kid()) {
-                return Err(invalid(format!("approver `{}` uses an agent's key", a.name)));
+            match (&a.public_key, &a.credential) {
+                (Some(pk), None) => {
+                    let k = key("approver", &a.name, pk)?;
+                    if all_agent_keys.contains(&k.kid()) {
+                        return Err(invalid(format!("approver `{}` uses an agent's key", a.name)));
+                    }
+                    approvers.insert(Approver { name: a.name.clone(), role: a.role, key: k });
+                }
+                (None, Some(credential)) => {
+                    if a.role != ApproverRole::Human {
+                        return Err(invalid(format!(
+                            "approver `{}`: a passkey credential is for role `human` only",
+                            a.name
+                        )));
+                    }
+                    approvers.insert_passkey(seb_core::pipeline::PasskeyApprover {
+                        name: a.name.clone(),
+                        role: a.role,
+                        credential: credential.clone(),
+                    });
+                }
+                _ => {
+                    return Err(invalid(format!(
+                        "approver `{}`: give exactly one of `public_key` and `credential`",
+                        a.name
+                    )));
+                }
             }
-            approvers.insert(Approver { name: a.name.clone(), role: a.role, key: k });
         }
         let mut admins = NamedKeys::default();
         for a in &self.admins {

@@ -50,6 +50,11 @@ use crate::records::{
 };
 use crate::scoring::{Score, ScoringConfig};
 
+mod enrol;
+pub use enrol::{
+    ApproverRecord, ApproverView, EnrolmentView, INVITATION_TTL_MS, InvitationView, Registration,
+};
+
 /// The profile (pure rules) and the read-only observer of one platform.
 #[derive(Clone)]
 pub struct PlatformAdapter {
@@ -275,6 +280,8 @@ pub struct Admission {
     admin_seen: Mutex<BTreeMap<String, u64>>,
     /// Told of every state change (notifications, [`crate::notify`]).
     events: std::sync::OnceLock<Arc<dyn crate::notify::ProposalEvents>>,
+    /// Passkey enrolment settings and configured passkeys' counters (`enrol`).
+    enrolment: enrol::Enrolment,
 }
 
 impl std::fmt::Debug for Admission {
@@ -362,6 +369,7 @@ impl Admission {
             epoch_lock: tokio::sync::Mutex::new(()),
             admin_seen: Mutex::new(BTreeMap::new()),
             events: std::sync::OnceLock::new(),
+            enrolment: enrol::Enrolment::from_config(cfg)?,
         })
     }
 
@@ -947,7 +955,9 @@ impl Admission {
         let limit = self.settings.body_limit;
         let env: Envelope =
             json::parse(body, limit).map_err(|e| AdmissionError::Parse(e.to_string()))?;
-        let verified = env.verify(PayloadType::Approval, &self.approvers).map_err(|e| match e {
+        // Configured and enrolled approvers; a passkey approval is verified here (spec 5.1).
+        let approvers = self.approver_registry().await?;
+        let verified = env.verify(PayloadType::Approval, &approvers).map_err(|e| match e {
             EnvelopeError::WrongPayloadType { .. }
             | EnvelopeError::PayloadEncoding
             | EnvelopeError::Payload(_) => AdmissionError::Parse(e.to_string()),
@@ -958,11 +968,8 @@ impl Admission {
                 "an approval carries exactly one signature".into(),
             ));
         };
-        let approver = self
-            .approvers
-            .get(kid)
-            .ok_or_else(|| AdmissionError::Unauthenticated("unknown approver".into()))?
-            .clone();
+        let approver = enrol::Identity::of(&approvers, kid)?;
+        self.keep_counters(&verified).await?;
         let a: Approval =
             verified.parse(limit).map_err(|e| AdmissionError::Parse(format!("approval: {e}")))?;
         if a.approver != approver.name {
@@ -1676,12 +1683,12 @@ impl Admission {
         signature: Option<&str>,
     ) -> Result<u64, AdmissionError> {
         let req = self.admin(body, signature)?;
+        if req.commands() != 1 && req.load_policy.is_some() {
+            return Err(AdmissionError::Parse("one command per request".into()));
+        }
         let text = req
             .load_policy
             .ok_or_else(|| AdmissionError::Parse("`load_policy` is missing".into()))?;
-        if req.revoke.is_some() {
-            return Err(AdmissionError::Parse("one command per request".into()));
-        }
         self.load_policy_text(&text, &req.admin).await
     }
 
@@ -1692,6 +1699,9 @@ impl Admission {
         signature: Option<&str>,
     ) -> Result<Envelope, AdmissionError> {
         let req = self.admin(body, signature)?;
+        if req.commands() != 1 {
+            return Err(AdmissionError::Parse("one command per request".into()));
+        }
         let what = req.revoke.ok_or_else(|| AdmissionError::Parse("`revoke` is missing".into()))?;
         if req.load_policy.is_some() {
             return Err(AdmissionError::Parse("one command per request".into()));

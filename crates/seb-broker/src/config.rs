@@ -182,7 +182,13 @@ pub struct TrustSection {
 pub struct ApproverEntry {
     pub name: String,
     pub role: ApproverRole,
-    pub public_key: String,
+    /// An Ed25519 key (base64). Exactly one of `public_key` and `credential`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// A passkey (spec 5.1, role `human` only): `{type = "webauthn", alg = -7|-8,
+    /// public_key = <base64 SPKI DER>, credential_id = <base64url>, rp_id, origins}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<seb_core::webauthn::WebAuthnCredential>,
 }
 
 /// One `[[path_rules]]` entry.
@@ -473,9 +479,32 @@ impl Config {
                     a.name
                 )));
             }
-            let key = PublicKey::from_base64(&a.public_key)
-                .map_err(|e| ConfigError::Invalid(format!("approver `{}`: {e}", a.name)))?;
-            reg.insert(Approver { name: a.name.clone(), role: a.role, key });
+            match (&a.public_key, &a.credential) {
+                (Some(k), None) => {
+                    let key = PublicKey::from_base64(k)
+                        .map_err(|e| ConfigError::Invalid(format!("approver `{}`: {e}", a.name)))?;
+                    reg.insert(Approver { name: a.name.clone(), role: a.role, key });
+                }
+                (None, Some(credential)) => {
+                    if a.role != ApproverRole::Human {
+                        return Err(ConfigError::Invalid(format!(
+                            "approver `{}`: a passkey credential is for role `human` only",
+                            a.name
+                        )));
+                    }
+                    reg.insert_passkey(seb_core::pipeline::PasskeyApprover {
+                        name: a.name.clone(),
+                        role: a.role,
+                        credential: credential.clone(),
+                    });
+                }
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "approver `{}`: give exactly one of `public_key` and `credential`",
+                        a.name
+                    )));
+                }
+            }
         }
         Ok(reg)
     }

@@ -252,6 +252,8 @@ pub struct Broker {
     statement: Mutex<Option<(u64, u64)>>,
     /// Identities whose retirement failed, retried with backoff until it succeeds.
     retirements: Mutex<Vec<AwaitingRetirement>>,
+    /// Configured plus store-enrolled approvers for check 3 (spec 5.1).
+    enrolled: crate::approvers::EnrolledCache,
 }
 
 /// An execution whose identity could not be retired yet (after a crash, or a failed retire).
@@ -329,6 +331,7 @@ impl Broker {
             orphans_seen: Mutex::new(BTreeMap::new()),
             statement: Mutex::new(None),
             retirements: Mutex::new(Vec::new()),
+            enrolled: crate::approvers::EnrolledCache::default(),
         }
     }
 
@@ -371,7 +374,7 @@ impl Broker {
         self.targets.get(&p)
     }
 
-    fn policy(&self) -> BrokerPolicy<'_> {
+    fn policy_with<'a>(&'a self, approvers: &'a ApproverRegistry) -> BrokerPolicy<'a> {
         BrokerPolicy {
             trust: CertificateTrust {
                 issuers: &self.trust.issuers,
@@ -379,7 +382,7 @@ impl Broker {
                 break_glass_quorum: self.trust.break_glass_quorum,
                 limit: self.settings.body_limit,
             },
-            approvers: &self.trust.approvers,
+            approvers,
             path_rules: &self.trust.path_rules,
             skew_ms: self.settings.skew_ms,
             max_validity_s: self.settings.max_validity_s,
@@ -399,7 +402,8 @@ impl Broker {
         let t = Instant::now();
         // Bind first: the policy borrows non-Send trait objects and must not live across
         // an await.
-        let authenticated = pipeline::authenticate(body, &self.policy(), now_ms);
+        let approvers = self.enrolled.registry(&self.trust.approvers, self.store.as_ref()).await;
+        let authenticated = pipeline::authenticate(body, &self.policy_with(&approvers), now_ms);
         let auth = match authenticated {
             Ok(a) => a,
             Err(rej) => return Err(self.refuse(rej, client, now_ms).await),

@@ -61,7 +61,7 @@ pub struct ReadKey {
 
 impl Endpoint {
     /// Sign every request with `key` from now on.
-    fn signed_by(&mut self, key: SigningKey) {
+    pub(crate) fn signed_by(&mut self, key: SigningKey) {
         self.signer = Some(Arc::new(key));
     }
 
@@ -69,7 +69,7 @@ impl Endpoint {
         format!("{}/v1/admission{path}", self.admission.trim_end_matches('/'))
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -98,11 +98,11 @@ impl Endpoint {
         Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
     }
 
-    async fn get(&self, path: &str) -> Result<(u16, Value)> {
+    pub(crate) async fn get(&self, path: &str) -> Result<(u16, Value)> {
         self.send(reqwest::Method::GET, path, None, None).await
     }
 
-    async fn post(
+    pub(crate) async fn post(
         &self,
         path: &str,
         body: Vec<u8>,
@@ -119,13 +119,13 @@ fn problem_text(v: &Value) -> String {
     }
 }
 
-fn print_json(v: &Value) -> Result<()> {
+pub(crate) fn print_json(v: &Value) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
 /// Refused by the server: print the problem (JSON or text) and exit 2.
-fn refused(ep: &Endpoint, status: u16, v: &Value) -> Result<ExitCode> {
+pub(crate) fn refused(ep: &Endpoint, status: u16, v: &Value) -> Result<ExitCode> {
     if ep.json {
         print_json(v)?;
     } else {
@@ -511,14 +511,28 @@ fn admin_request(
     revoke: Option<Revocation>,
     load_policy: Option<String>,
 ) -> Result<(Vec<u8>, String)> {
+    admin_command(id, |r| {
+        r.revoke = revoke;
+        r.load_policy = load_policy;
+    })
+}
+
+/// Sign an admin request carrying the command `set` fills in.
+pub(crate) fn admin_command(
+    id: &AdminId,
+    set: impl FnOnce(&mut AdminRequest),
+) -> Result<(Vec<u8>, String)> {
     let key = keyfile::read(&id.admin_key)?;
-    let r = AdminRequest {
+    let mut r = AdminRequest {
         request_id: uuid::Uuid::new_v4().to_string(),
         admin: id.admin.clone(),
         at_ms: now_ms()?,
-        revoke,
-        load_policy,
+        revoke: None,
+        load_policy: None,
+        invite_approver: None,
+        remove_approver: None,
     };
+    set(&mut r);
     Ok(sign_admin(&r, &key)?)
 }
 

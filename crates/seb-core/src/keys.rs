@@ -218,6 +218,12 @@ impl fmt::Debug for SigningKey {
 pub trait KeyResolver {
     /// The trusted key with this id, if any.
     fn resolve(&self, kid: &KeyId) -> Option<PublicKey>;
+
+    /// The trusted passkey (WebAuthn credential, spec 5.1) with this id, if any. Only approver
+    /// registries hold passkeys; every other resolver keeps the default (none).
+    fn resolve_webauthn(&self, _kid: &KeyId) -> Option<crate::webauthn::WebAuthnCredential> {
+        None
+    }
 }
 
 /// A fixed set of trusted keys.

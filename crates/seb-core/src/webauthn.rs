@@ -575,3 +575,114 @@ mod tests {
         assert!(serde_json::from_str::<CoseAlg>("-257").is_err());
     }
 }
+
+/// A software passkey (EdDSA) for tests and tools: builds the assertions and registration
+/// responses a browser and an authenticator would, from a seed. Not for production signing.
+pub mod soft {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use sha2::{Digest as _, Sha256};
+
+    use super::{Assertion, CoseAlg, WebAuthnCredential};
+    use crate::envelope::{Envelope, EnvelopeSignature, PayloadType};
+    use crate::json::{self, JsonError};
+    use crate::keys::SigningKey;
+
+    /// An EdDSA passkey with a signature counter.
+    #[derive(Debug)]
+    pub struct SoftPasskey {
+        key: SigningKey,
+        /// The credential as registered.
+        pub credential: WebAuthnCredential,
+        /// The next assertion's counter is this plus one (0 keeps it at 0).
+        pub counter: u32,
+    }
+
+    /// DER prefix of an Ed25519 SubjectPublicKeyInfo.
+    const ED25519_SPKI: [u8; 12] =
+        [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+
+    impl SoftPasskey {
+        /// A passkey from `seed` for `rp_id`, used at `origin`.
+        pub fn new(seed: [u8; 32], rp_id: &str, origin: &str) -> Self {
+            let key = SigningKey::from_seed(&seed);
+            let mut spki = ED25519_SPKI.to_vec();
+            spki.extend_from_slice(key.public_key().as_bytes());
+            let credential_id =
+                Sha256::digest(seed).get(..16).map(<[u8]>::to_vec).unwrap_or_default();
+            Self {
+                key,
+                credential: WebAuthnCredential {
+                    alg: CoseAlg::EdDsa,
+                    public_key: spki,
+                    credential_id,
+                    rp_id: rp_id.to_owned(),
+                    origins: vec![origin.to_owned()],
+                },
+                counter: 1,
+            }
+        }
+
+        fn client_data(&self, kind: &str, challenge: &[u8]) -> Vec<u8> {
+            let origin = self.credential.origins.first().cloned().unwrap_or_default();
+            serde_json::json!({
+                "type": kind,
+                "challenge": URL_SAFE_NO_PAD.encode(challenge),
+                "origin": origin,
+                "crossOrigin": false,
+            })
+            .to_string()
+            .into_bytes()
+        }
+
+        fn auth_data(&self, flags: u8, counter: u32) -> Vec<u8> {
+            let mut ad = Sha256::digest(self.credential.rp_id.as_bytes()).to_vec();
+            ad.push(flags);
+            ad.extend_from_slice(&counter.to_be_bytes());
+            ad
+        }
+
+        /// An assertion over `challenge` (UP and UV set), advancing the counter.
+        pub fn assert(&mut self, challenge: &[u8]) -> Assertion {
+            if self.counter != 0 {
+                self.counter = self.counter.saturating_add(1);
+            }
+            let authenticator_data = self.auth_data(0x05, self.counter);
+            let client_data_json = self.client_data("webauthn.get", challenge);
+            let mut msg = authenticator_data.clone();
+            msg.extend_from_slice(&Sha256::digest(&client_data_json));
+            Assertion {
+                authenticator_data,
+                client_data_json,
+                signature: self.key.sign(&msg).to_vec(),
+            }
+        }
+
+        /// An `approval` envelope over `approval` signed with this passkey (spec 5.1).
+        pub fn sign_approval<T: serde::Serialize + ?Sized>(
+            &mut self,
+            approval: &T,
+        ) -> Result<Envelope, JsonError> {
+            let bytes = json::canonical(approval)?;
+            let challenge = super::statement_challenge(PayloadType::Approval.media_type(), &bytes);
+            let a = self.assert(&challenge);
+            let mut env = Envelope::sign_bytes(PayloadType::Approval, &bytes, &[]);
+            env.signatures = vec![EnvelopeSignature::passkey(&self.credential.kid(), &a)];
+            Ok(env)
+        }
+
+        /// A registration response for `challenge`: (client_data_json, authenticator_data),
+        /// the attested credential data carrying this credential's id.
+        pub fn register(&self, challenge: &[u8]) -> (Vec<u8>, Vec<u8>) {
+            let mut ad = self.auth_data(0x45, 0);
+            ad.extend_from_slice(&[0u8; 16]);
+            let id = &self.credential.credential_id;
+            ad.extend_from_slice(&u16::try_from(id.len()).unwrap_or(0).to_be_bytes());
+            ad.extend_from_slice(id);
+            // COSE_Key {1: 1, 3: -8, -1: 6, -2: x}
+            ad.extend_from_slice(&[0xa4, 0x01, 0x01, 0x03, 0x27, 0x20, 0x06, 0x21, 0x58, 0x20]);
+            ad.extend_from_slice(self.key.public_key().as_bytes());
+            (self.client_data("webauthn.create", challenge), ad)
+        }
+    }
+}

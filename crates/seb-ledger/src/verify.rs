@@ -136,6 +136,8 @@ pub struct VerifyReport {
     pub issued: u64,
     /// Admission `deny` records (proposals denied).
     pub denied: u64,
+    /// Admission `enrol` and `remove_approver` records (approver-registry changes).
+    pub approver_changes: u64,
     /// Outcomes with status `uncertain` (each one is an alert).
     pub uncertain_outcomes: u64,
     /// Admits without an outcome yet (executions in flight or awaiting crash recovery).
@@ -329,6 +331,7 @@ pub fn verify_ledger(
         epochs: 0,
         issued: 0,
         denied: 0,
+        approver_changes: 0,
         uncertain_outcomes: 0,
         open_admits: 0,
         checkpoints: u64::try_from(checkpoints.len()).unwrap_or(u64::MAX),
@@ -358,6 +361,7 @@ enum Record {
         issued: bool,
         break_glass: bool,
     },
+    ApproverChange,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -464,6 +468,22 @@ fn parse_admission(obj: &Map<String, Value>) -> Result<Record, String> {
     let issued = match req_str(obj, "decision")? {
         "issue" => true,
         "deny" => false,
+        // Approver-registry changes (spec 5.1): signed by the issuer like every admission
+        // record, never break-glass, naming the approver.
+        decision @ ("enrol" | "remove_approver") => {
+            req_str(obj, "approver")?;
+            req_u64(obj, "at_ms")?;
+            if obj.get("break_glass") != Some(&Value::Bool(false)) {
+                return Err("an approver record must carry `break_glass: false`".into());
+            }
+            if decision == "enrol" {
+                req_str(obj, "kid")?;
+                if !obj.get("credential").is_some_and(Value::is_object) {
+                    return Err("an enrol record without its credential".into());
+                }
+            }
+            return Ok(Record::ApproverChange);
+        }
         other => return Err(format!("unknown admission decision `{}`", short(other))),
     };
     req_u64(obj, "at_ms")?;
@@ -623,6 +643,7 @@ fn check_semantics(
                 }
             }
             Record::Epoch => report.epochs += 1,
+            Record::ApproverChange => report.approver_changes += 1,
             Record::Admission { issued, break_glass } => {
                 report.break_glass += u64::from(*break_glass);
                 if *issued {

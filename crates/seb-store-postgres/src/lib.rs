@@ -77,6 +77,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{AsyncMessage, Config, Row};
 
+mod approvers;
 mod ledger;
 pub mod schema;
 pub mod tls;
@@ -998,6 +999,10 @@ impl Store for PostgresStore {
                 .map_err(pg_err)?;
             row.as_ref().map(to_checkpoint).transpose()
         })
+    }
+
+    fn approver_directory(&self) -> Option<&dyn seb_store::approvers::ApproverDirectory> {
+        Some(self)
     }
 
     fn checkpoints(&self) -> StoreFuture<'_, Vec<StoredCheckpoint>> {

@@ -43,6 +43,7 @@ use std::pin::Pin;
 
 pub use seb_ledger::merkle::Hash;
 
+pub mod approvers;
 pub mod clock;
 pub mod keyfile;
 pub mod sqlite;
@@ -368,6 +369,13 @@ pub trait Store: Send + Sync + 'static {
     fn latest_checkpoint(&self) -> StoreFuture<'_, Option<StoredCheckpoint>>;
     /// Every checkpoint, oldest first.
     fn checkpoints(&self) -> StoreFuture<'_, Vec<StoredCheckpoint>>;
+
+    // ---- bounded contexts ----
+    /// The enrolled-approver directory (spec 5.1), when this backend keeps one (SQLite and
+    /// PostgreSQL do; a wrapper forwards it with `forward_store!(… approver_directory)`).
+    fn approver_directory(&self) -> Option<&dyn approvers::ApproverDirectory> {
+        None
+    }
 }
 
 /// Inside `impl Store for Wrapper`, forward the named methods to the store in field `$field`
@@ -462,6 +470,9 @@ macro_rules! forward_store {
     };
     (@one $f:ident latest_checkpoint) => {
         fn latest_checkpoint(&self) -> $crate::StoreFuture<'_, Option<$crate::StoredCheckpoint>> { self.$f.latest_checkpoint() }
+    };
+    (@one $f:ident approver_directory) => {
+        fn approver_directory(&self) -> Option<&dyn $crate::approvers::ApproverDirectory> { self.$f.approver_directory() }
     };
     (@one $f:ident checkpoints) => {
         fn checkpoints(&self) -> $crate::StoreFuture<'_, Vec<$crate::StoredCheckpoint>> { self.$f.checkpoints() }

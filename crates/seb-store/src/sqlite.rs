@@ -42,6 +42,7 @@
 //! anyway, the writer notices at its next batch (the ledger size under the write lock no
 //! longer matches its frontier) and re-reads the frontier before appending.
 
+mod approvers;
 mod ops;
 mod schema;
 mod writer;
@@ -378,6 +379,10 @@ impl Store for SqliteStore {
 
     fn checkpoints(&self) -> StoreFuture<'_, Vec<StoredCheckpoint>> {
         self.read(ops::checkpoints)
+    }
+
+    fn approver_directory(&self) -> Option<&dyn crate::approvers::ApproverDirectory> {
+        Some(self)
     }
 }
 

@@ -280,6 +280,8 @@ impl Env {
             at_ms: self.now(),
             revoke,
             load_policy: load_policy.map(str::to_owned),
+            invite_approver: None,
+            remove_approver: None,
         };
         sign_admin(&r, &admin()).unwrap()
     }

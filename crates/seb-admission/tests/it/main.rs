@@ -10,5 +10,6 @@ mod console;
 mod edges;
 mod flows;
 mod http;
+mod passkeys;
 mod policy;
 mod revocation;

@@ -193,6 +193,7 @@ fn an_intact_ledger_verifies_and_is_counted() {
             epochs: 1,
             issued: 0,
             denied: 0,
+            approver_changes: 0,
             uncertain_outcomes: 1,
             open_admits: 1,
             checkpoints: 2,
