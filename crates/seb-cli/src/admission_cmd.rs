@@ -798,5 +798,23 @@ pub async fn mount(
     }
     tracing::info!(kid = %issuer.kid(), "admission boundary mounted under /v1/admission");
     tokio::spawn(admission.clone().run_background());
-    Ok(Some(seb_admission::http::router(admission)))
+    let mut router = seb_admission::http::router(admission.clone());
+    match (&acfg.webauthn, acfg.console.enabled) {
+        (Some(w), true) => {
+            let console = seb_admission::console::Console::new(
+                admission.clone(),
+                Arc::new(seb_admission::console::AdmissionPasskeys(admission)),
+                clock,
+                seb_admission::console::Site { rp_id: w.rp_id.clone(), origins: w.origins.clone() },
+                &acfg.console,
+            )?;
+            router = router.merge(seb_admission::console::router(console));
+            tracing::info!(rp_id = %w.rp_id, "approvers' console mounted under /console");
+        }
+        (None, true) => {
+            tracing::info!("no [admission.webauthn]: the approvers' console is not served");
+        }
+        (_, false) => {}
+    }
+    Ok(Some(router))
 }

@@ -1,6 +1,7 @@
 //! A real browser for the console's tests: Debian's `chromium` driven by Playwright for
 //! Python (pinned), which is told to use that binary (no browser download; the machines that
-//! run the tests cannot reach Playwright's CDN).
+//! run the tests cannot reach Playwright's CDN), and NSS's `certutil` so a test can make
+//! Chromium trust its throwaway CA.
 
 use crate::InfraError;
 use crate::process::{apt_install, ensure_python_package};
@@ -15,6 +16,10 @@ pub const PLAYWRIGHT: &str = "playwright==1.65.3";
 pub fn ensure() -> Result<String, InfraError> {
     if !std::path::Path::new(CHROMIUM).exists() {
         apt_install(&["chromium"])?;
+    }
+    // certutil: the tests' CA goes into a throwaway NSS database Chromium reads.
+    if !crate::process::have("certutil") {
+        apt_install(&["libnss3-tools"])?;
     }
     ensure_python_package(
         "import importlib.metadata as m; print(m.version('playwright'))",

@@ -93,6 +93,44 @@ pub trait PasskeyDirectory: Send + Sync {
     fn advance_counter<'a>(&'a self, credential_id: &'a [u8], counter: u32) -> DirFuture<'a, bool>;
 }
 
+/// The approvers' passkeys as admission knows them: the configured ones and those enrolled
+/// in the store ([`Admission::approver_registry`]), counters kept by
+/// [`Admission::advance_passkey_counter`] (shared with approvals).
+pub struct AdmissionPasskeys(pub Arc<Admission>);
+
+impl std::fmt::Debug for AdmissionPasskeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdmissionPasskeys")
+    }
+}
+
+impl PasskeyDirectory for AdmissionPasskeys {
+    fn find<'a>(
+        &'a self,
+        credential_id: &'a [u8],
+    ) -> DirFuture<'a, Option<(String, WebAuthnCredential)>> {
+        Box::pin(async move {
+            let reg = self.0.approver_registry().await?;
+            Ok(reg
+                .passkeys()
+                .find(|p| p.credential.credential_id == credential_id)
+                .map(|p| (p.name.clone(), p.credential.clone())))
+        })
+    }
+
+    fn advance_counter<'a>(&'a self, credential_id: &'a [u8], counter: u32) -> DirFuture<'a, bool> {
+        Box::pin(async move {
+            let reg = self.0.approver_registry().await?;
+            let Some(p) = reg.passkeys().find(|p| p.credential.credential_id == credential_id)
+            else {
+                return Ok(false);
+            };
+            let kid = p.credential.kid();
+            Ok(self.0.advance_passkey_counter(&kid, counter).await?.is_none())
+        })
+    }
+}
+
 /// `[admission.console]`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -268,30 +268,7 @@ impl Admission {
         verified: &VerifiedPayload,
     ) -> Result<(), AdmissionError> {
         for (kid, a) in verified.passkeys() {
-            let result = match self.store.approver_directory() {
-                Some(dir) => dir.advance_counter(kid.as_str(), a.counter).await?,
-                None => CounterResult::Unknown,
-            };
-            let refused = match result {
-                CounterResult::Advanced => None,
-                CounterResult::Regression { stored } => Some(stored),
-                CounterResult::Unknown => {
-                    let mut m = self
-                        .enrolment
-                        .config_counters
-                        .lock()
-                        .map_err(|_| AdmissionError::Internal("lock poisoned".into()))?;
-                    let stored = m.get(kid).copied().unwrap_or(0);
-                    match check_counter(stored, a.counter) {
-                        Ok(()) => {
-                            m.insert(kid.clone(), a.counter);
-                            None
-                        }
-                        Err(_) => Some(stored),
-                    }
-                }
-            };
-            if let Some(stored) = refused {
+            if let Some(stored) = self.advance_passkey_counter(kid, a.counter).await? {
                 warn!(kid = %kid, stored, counter = a.counter, decision = "deny", failed_check = "passkey_counter", "passkey counter did not increase");
                 return Err(AdmissionError::Unauthenticated(format!(
                     "passkey `{kid}`: signature counter {} does not increase past {stored} (cloned authenticator or replayed assertion)",
@@ -300,6 +277,39 @@ impl Admission {
             }
         }
         Ok(())
+    }
+
+    /// Advance the counter of passkey `kid` to `counter` (the store's compare-and-set for
+    /// enrolled passkeys, memory for configured ones). `Some(stored)` when refused: the
+    /// counter does not increase past `stored`. Shared by approvals and console sign-in.
+    pub async fn advance_passkey_counter(
+        &self,
+        kid: &KeyId,
+        counter: u32,
+    ) -> Result<Option<u32>, AdmissionError> {
+        let result = match self.store.approver_directory() {
+            Some(dir) => dir.advance_counter(kid.as_str(), counter).await?,
+            None => CounterResult::Unknown,
+        };
+        Ok(match result {
+            CounterResult::Advanced => None,
+            CounterResult::Regression { stored } => Some(stored),
+            CounterResult::Unknown => {
+                let mut m = self
+                    .enrolment
+                    .config_counters
+                    .lock()
+                    .map_err(|_| AdmissionError::Internal("lock poisoned".into()))?;
+                let stored = m.get(kid).copied().unwrap_or(0);
+                match check_counter(stored, counter) {
+                    Ok(()) => {
+                        m.insert(kid.clone(), counter);
+                        None
+                    }
+                    Err(_) => Some(stored),
+                }
+            }
+        })
     }
 
     /// `POST /v1/admission/approvers/invitations`: an admin-signed `invite_approver`.

@@ -316,9 +316,26 @@ class Session:
             return {k: self.substitute(x) for k, x in v.items()}
         return v
 
+    def trust_ca(self):
+        """A fresh NSS database trusting the scenario's CA, in a HOME of our own: Chromium on
+        Linux reads $HOME/.pki/nssdb, so the console's TLS is valid (WebAuthn refuses pages with
+        certificate errors)."""
+        env = dict(os.environ)
+        if not self.s.get("ca"):
+            return env
+        home = os.path.join(self.out, "home")
+        nssdb = os.path.join(home, ".pki", "nssdb")
+        os.makedirs(nssdb, exist_ok=True)
+        if not os.path.exists(os.path.join(nssdb, "cert9.db")):
+            subprocess.run(["certutil", "-d", "sql:" + nssdb, "-N", "--empty-password"], check=True)
+        subprocess.run(["certutil", "-d", "sql:" + nssdb, "-A", "-t", "C,,", "-n", "seb-test-ca", "-i", self.s["ca"]], check=True)
+        env["HOME"] = home
+        return env
+
     async def run(self):
+        env = self.trust_ca()
         async with async_playwright() as p:
-            self.browser = await p.chromium.launch(executable_path=self.s.get("chromium", "/usr/bin/chromium"), args=CHROMIUM_ARGS)
+            self.browser = await p.chromium.launch(executable_path=self.s.get("chromium", "/usr/bin/chromium"), args=CHROMIUM_ARGS, env=env)
             self.log("browser", version=self.browser.version)
             try:
                 for st in self.s["steps"]:
