@@ -86,7 +86,8 @@ fn now_s() -> u64 {
 /// The agent's signed read of a proposal's certificate.
 fn certificate(url: &str, ca: &Path, id: &str) -> Envelope {
     let path = format!("/v1/admission/proposals/{id}/certificate");
-    let at = u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap();
+    let at =
+        u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap();
     let sig = seb_admission::client::sign_read(&key(2), "GET", &path, at);
     let c = reqwest::blocking::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap())
@@ -220,7 +221,12 @@ public_key = "{ops}"
     let cli = |args: &[&str]| -> Vec<String> {
         let mut v: Vec<String> = vec![SEB.to_owned()];
         v.extend(args.iter().map(|s| (*s).to_owned()));
-        v.extend(["--admission".to_owned(), url.clone(), "--ca".to_owned(), ca.display().to_string()]);
+        v.extend([
+            "--admission".to_owned(),
+            url.clone(),
+            "--ca".to_owned(),
+            ca.display().to_string(),
+        ]);
         v
     };
     let agent_key = d.join("agent.seed").display().to_string();
@@ -292,8 +298,13 @@ public_key = "{ops}"
     let started = Instant::now();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../seb-admission/tests/browser/console_session.py");
-    let run = std::process::Command::new("python3").arg(script).arg(out.join("scenario.json")).output().unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    let run = std::process::Command::new("python3")
+        .arg(script)
+        .arg(out.join("scenario.json"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
     assert!(
         run.status.success() && stdout.contains("SESSION OK"),
         "browser session failed ({chromium}):\n{stdout}\n{stderr}\n{}",
@@ -301,16 +312,22 @@ public_key = "{ops}"
     );
     eprintln!("browser session: {:.1} s", started.elapsed().as_secs_f64());
     let transcript: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(out.join("transcript.json")).unwrap()).unwrap();
-    let steps = |name: &str| -> Vec<&Value> { transcript.iter().filter(|s| s["step"] == name).collect() };
-    let expired = steps("run").into_iter().find(|r| r["name"] == "an expired proposal cannot be approved").unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.join("transcript.json")).unwrap())
+            .unwrap();
+    let steps =
+        |name: &str| -> Vec<&Value> { transcript.iter().filter(|s| s["step"] == name).collect() };
+    let expired = steps("run")
+        .into_iter()
+        .find(|r| r["name"] == "an expired proposal cannot be approved")
+        .unwrap();
     assert_ne!(expired["rc"], 0, "{expired}");
 
     // The certificate carries two passkey approvals and two validator approvals.
     let cert = certificate(&url, &ca, "p-l4");
     let payload: Value = serde_json::from_slice(&B64.decode(&cert.payload).unwrap()).unwrap();
     let atts = payload["attestations"].as_array().unwrap();
-    let passkeys: Vec<&Value> = atts.iter().filter(|a| a["signatures"][0].get("webauthn").is_some()).collect();
+    let passkeys: Vec<&Value> =
+        atts.iter().filter(|a| a["signatures"][0].get("webauthn").is_some()).collect();
     assert_eq!((atts.len(), passkeys.len()), (4, 2), "{payload}");
     // A copy with one passkey approval's signature changed, re-signed by the issuer: the
     // broker re-verifies the passkey and refuses at `path`.
@@ -340,7 +357,11 @@ public_key = "{ops}"
     // Cookie flags and CSP of the real responses.
     let signin = steps("signin")[0];
     let set = signin["set_cookie"].as_array().unwrap();
-    let session = set.iter().filter_map(Value::as_str).find(|c| c.starts_with("__Host-seb-session=")).unwrap();
+    let session = set
+        .iter()
+        .filter_map(Value::as_str)
+        .find(|c| c.starts_with("__Host-seb-session="))
+        .unwrap();
     for flag in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
         assert!(session.contains(flag), "{session}");
     }
@@ -362,7 +383,10 @@ public_key = "{ops}"
     }
     let notes = notes.lock().unwrap().clone();
     let find = |kind: &str, id: &str| {
-        notes.iter().find(|(_, n)| n["type"] == kind && n["proposal_id"] == id).unwrap_or_else(|| panic!("no {kind} for {id}: {notes:?}"))
+        notes
+            .iter()
+            .find(|(_, n)| n["type"] == kind && n["proposal_id"] == id)
+            .unwrap_or_else(|| panic!("no {kind} for {id}: {notes:?}"))
     };
     let (auth, waiting) = find("seb.proposal.waiting", "p-l4");
     assert_eq!(auth, "Bearer console-e2e-notify-token");
@@ -372,7 +396,8 @@ public_key = "{ops}"
     assert!(denied["reason"].as_str().unwrap().contains("not during the freeze"), "{denied}");
     assert_eq!(find("seb.proposal.decided", "p-expire").1["status"], "denied");
     // Screenshots for CI.
-    for f in ["enrol.png", "list.png", "proposal.png", "proposal-1-of-2.png", "proposal-phone.png"] {
+    for f in ["enrol.png", "list.png", "proposal.png", "proposal-1-of-2.png", "proposal-phone.png"]
+    {
         assert!(std::fs::metadata(out.join(f)).unwrap().len() > 10_000, "{f}");
     }
 }
