@@ -45,10 +45,13 @@ fn artifacts(name: &str) -> PathBuf {
 }
 
 /// A local notification receiver: every POST body, with its Authorization header.
-fn receiver() -> (u16, Arc<Mutex<Vec<(String, Value)>>>) {
+/// (Authorization header, body) of every notification received.
+type Notes = Arc<Mutex<Vec<(String, Value)>>>;
+
+fn receiver() -> (u16, Notes) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let got: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let got: Notes = Arc::default();
     let sink = got.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
