@@ -669,10 +669,19 @@ fn nonempty(s: Option<String>) -> Option<String> {
     s.filter(|x| !x.is_empty())
 }
 
+/// Most proposals one page renders.
+const PAGE_MAX: usize = 500;
+
+/// Full views of the proposals with `status` (all but pending when `None`), the newest
+/// [`PAGE_MAX`], oldest first.
 fn views(a: &Admission, status: Option<&str>) -> Vec<Value> {
-    a.list(status, None)
-        .unwrap_or_default()
-        .into_iter()
+    let mut list = a.list(status, None).unwrap_or_default();
+    if status.is_none() {
+        list.retain(|p| p.status != ProposalStatus::Pending);
+    }
+    let skip = list.len().saturating_sub(PAGE_MAX);
+    list.into_iter()
+        .skip(skip)
         .filter_map(|p| a.view(&p.proposal_id).ok())
         .filter_map(|v| serde_json::to_value(v).ok())
         .collect()
@@ -756,12 +765,8 @@ async fn show(State(c): St, h: HeaderMap, Path(id): Path<String>) -> Response {
 async fn decisions(State(c): St, h: HeaderMap) -> Response {
     let s = page_session!(c, h);
     c.admission.expire().await;
-    let mut all: Vec<Value> = views(&c.admission, None)
-        .into_iter()
-        .filter(|v| v.get("status").and_then(Value::as_str) != Some("pending"))
-        .collect();
+    let mut all = views(&c.admission, None);
     all.reverse();
-    all.truncate(500);
     html(StatusCode::OK, render::decisions(s.viewer(), &all))
 }
 
