@@ -65,6 +65,10 @@ pub struct AdmissionRecord {
     pub issuer_kid: KeyId,
     pub at_ms: u64,
     pub break_glass: bool,
+    /// The passkey-signed approvals the proposal gathered (spec 5.1), so the offline verifier
+    /// (`seb ledger verify`) re-verifies each against the credential of its `enrol` record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub passkey_approvals: Vec<Envelope>,
 }
 
 /// A record signed and encoded for the ledger.

@@ -1119,6 +1119,12 @@ impl Admission {
             issuer_kid: self.issuer.kid(),
             at_ms: now,
             break_glass: e.break_glass.is_some(),
+            passkey_approvals: e
+                .attestations
+                .iter()
+                .filter(|a| a.signatures.iter().any(|s| s.webauthn.is_some()))
+                .cloned()
+                .collect(),
         }
     }
 

@@ -138,6 +138,11 @@ pub struct VerifyReport {
     pub denied: u64,
     /// Admission `enrol` and `remove_approver` records (approver-registry changes).
     pub approver_changes: u64,
+    /// Passkey approvals re-verified against the credential of their `enrol` record.
+    pub passkey_approvals: u64,
+    /// Passkey approvals whose credential no `enrol` record in the ledger registers (passkeys
+    /// from a configuration file): not verifiable offline.
+    pub passkey_unresolved: u64,
     /// Outcomes with status `uncertain` (each one is an alert).
     pub uncertain_outcomes: u64,
     /// Admits without an outcome yet (executions in flight or awaiting crash recovery).
@@ -332,6 +337,8 @@ pub fn verify_ledger(
         issued: 0,
         denied: 0,
         approver_changes: 0,
+        passkey_approvals: 0,
+        passkey_unresolved: 0,
         uncertain_outcomes: 0,
         open_admits: 0,
         checkpoints: u64::try_from(checkpoints.len()).unwrap_or(u64::MAX),
@@ -360,8 +367,12 @@ enum Record {
     Admission {
         issued: bool,
         break_glass: bool,
+        passkey_approvals: Vec<seb_core::envelope::Envelope>,
     },
-    ApproverChange,
+    ApproverChange {
+        /// The credential an `enrol` record registers.
+        enrolled: Option<seb_core::webauthn::WebAuthnCredential>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -461,6 +472,34 @@ fn check_entry(
     }
 }
 
+/// Passkeys registered by the ledger's `enrol` records, by key id (removal keeps them: an
+/// approval given before a removal stays verifiable).
+#[derive(Debug, Default)]
+struct EnrolledPasskeys(
+    std::collections::BTreeMap<seb_core::keys::KeyId, seb_core::webauthn::WebAuthnCredential>,
+);
+
+impl EnrolledPasskeys {
+    fn insert(&mut self, kid: seb_core::keys::KeyId, c: seb_core::webauthn::WebAuthnCredential) {
+        self.0.insert(kid, c);
+    }
+    fn contains_key(&self, kid: &seb_core::keys::KeyId) -> bool {
+        self.0.contains_key(kid)
+    }
+}
+
+impl KeyResolver for EnrolledPasskeys {
+    fn resolve(&self, _kid: &seb_core::keys::KeyId) -> Option<PublicKey> {
+        None
+    }
+    fn resolve_webauthn(
+        &self,
+        kid: &seb_core::keys::KeyId,
+    ) -> Option<seb_core::webauthn::WebAuthnCredential> {
+        self.0.get(kid).cloned()
+    }
+}
+
 /// The `stage` of admission's records.
 const ADMISSION_STAGE: &str = "admission";
 
@@ -476,13 +515,23 @@ fn parse_admission(obj: &Map<String, Value>) -> Result<Record, String> {
             if obj.get("break_glass") != Some(&Value::Bool(false)) {
                 return Err("an approver record must carry `break_glass: false`".into());
             }
+            let mut enrolled = None;
             if decision == "enrol" {
-                req_str(obj, "kid")?;
-                if !obj.get("credential").is_some_and(Value::is_object) {
-                    return Err("an enrol record without its credential".into());
+                let kid = req_str(obj, "kid")?;
+                let c: seb_core::webauthn::WebAuthnCredential = obj
+                    .get("credential")
+                    .cloned()
+                    .ok_or("an enrol record without its credential")
+                    .and_then(|v| {
+                        serde_json::from_value(v)
+                            .map_err(|_| "an enrol record's credential is malformed")
+                    })?;
+                if c.kid().as_str() != kid {
+                    return Err("an enrol record's kid is not its credential's".into());
                 }
+                enrolled = Some(c);
             }
-            return Ok(Record::ApproverChange);
+            return Ok(Record::ApproverChange { enrolled });
         }
         other => return Err(format!("unknown admission decision `{}`", short(other))),
     };
@@ -507,7 +556,12 @@ fn parse_admission(obj: &Map<String, Value>) -> Result<Record, String> {
             return Err("issued with an empty validity window".into());
         }
     }
-    Ok(Record::Admission { issued, break_glass })
+    let passkey_approvals = match obj.get("passkey_approvals") {
+        None => Vec::new(),
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|_| "`passkey_approvals` is not a list of envelopes".to_owned())?,
+    };
+    Ok(Record::Admission { issued, break_glass, passkey_approvals })
 }
 
 fn req_str<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a str, String> {
@@ -586,6 +640,7 @@ fn check_semantics(
     }
     let mut admitted: HashMap<&(String, String), u64> = HashMap::new();
     let mut finished: HashMap<&(String, String), u64> = HashMap::new();
+    let mut passkeys = EnrolledPasskeys::default();
     for (index, r) in (0u64..).zip(records) {
         match r {
             Record::Decision { decision, key, at_ms, validity, break_glass } => {
@@ -643,9 +698,35 @@ fn check_semantics(
                 }
             }
             Record::Epoch => report.epochs += 1,
-            Record::ApproverChange => report.approver_changes += 1,
-            Record::Admission { issued, break_glass } => {
+            Record::ApproverChange { enrolled } => {
+                report.approver_changes += 1;
+                if let Some(c) = enrolled {
+                    passkeys.insert(c.kid(), c.clone());
+                }
+            }
+            Record::Admission { issued, break_glass, passkey_approvals } => {
                 report.break_glass += u64::from(*break_glass);
+                for approval in passkey_approvals {
+                    // Every passkey approval whose credential an earlier `enrol` record
+                    // registered must verify (spec 5.1); others (passkeys written in a
+                    // configuration file) are counted as unresolved.
+                    let known = approval.signatures.iter().all(|s| {
+                        s.keyid
+                            .parse()
+                            .is_ok_and(|k: seb_core::keys::KeyId| passkeys.contains_key(&k))
+                    });
+                    if !known {
+                        report.passkey_unresolved += 1;
+                        continue;
+                    }
+                    approval.verify(seb_core::envelope::PayloadType::Approval, &passkeys).map_err(
+                        |e| LedgerError::EntryPayload {
+                            index,
+                            reason: format!("passkey approval does not verify: {e}"),
+                        },
+                    )?;
+                    report.passkey_approvals += 1;
+                }
                 if *issued {
                     report.issued += 1;
                 } else {

@@ -306,3 +306,61 @@ async fn invitations_expire_and_removal_is_recorded_and_effective() {
     let (check, ..) = refused(&env.execute(&cert).await);
     assert_eq!(check, FailedCheck::Path);
 }
+
+/// The offline verifier re-verifies each passkey approval in the ledger against the
+/// credential its `enrol` record registered; an issuer-key insider who rewrites a passkey
+/// approval inside an issue record (and re-signs the record) is caught.
+#[tokio::test]
+async fn the_ledger_verifier_reverifies_passkey_approvals_offline() {
+    use seb_ledger::verify::{LedgerExport, RecordKeys, VerifyOptions, verify_ledger};
+    use seb_store::Store as _;
+    let env = env_with(&webauthn_config()).await;
+    let mut alice = enrol(&env, "alice", 6).await;
+    let v = env.propose("pk-l1", 7, 0.9).await;
+    let v = env.approve(&v, "validator-0", &validator(0)).await;
+    let v = env.approve(&v, "validator-1", &validator(1)).await;
+    passkey_approve(&env, &v, "alice", &mut alice).await.unwrap();
+    let (cert, _) = env.certificate("pk-l1");
+    applied(&env.execute(&cert).await);
+
+    let n = env.store.ledger_size().await.unwrap();
+    let entries = env.store.entries(0, n).await.unwrap();
+    let brokers: seb_core::keys::TrustedKeys = [broker_key().public_key()].into_iter().collect();
+    let issuers: seb_core::keys::TrustedKeys = [issuer().public_key()].into_iter().collect();
+    let keys = RecordKeys { broker: &brokers, admission: Some(&issuers) };
+    let opts = VerifyOptions { require_full_checkpoint: false, ..VerifyOptions::default() };
+    let verify = |entries: Vec<Vec<u8>>| {
+        let export = LedgerExport { origin: "test".into(), entries, checkpoints: vec![] };
+        verify_ledger(&export, &keys, "test", &[broker_key().public_key()], None, &opts)
+    };
+    let report = verify(entries.clone()).unwrap();
+    assert_eq!((report.approver_changes, report.passkey_approvals), (1, 1), "{report:?}");
+    assert_eq!(report.passkey_unresolved, 0);
+
+    // Rewrite the issue record's passkey approval to another proposal's statement and re-sign
+    // the record with the issuer key.
+    let i = entries
+        .iter()
+        .position(|e| {
+            let env: Envelope = json::parse(e, usize::MAX).unwrap();
+            let p: Value = serde_json::from_slice(&env.insecure_payload_bytes().unwrap()).unwrap();
+            p["decision"] == "issue"
+        })
+        .unwrap();
+    let outer: Envelope = json::parse(&entries[i], usize::MAX).unwrap();
+    let mut rec: Value = serde_json::from_slice(&outer.insecure_payload_bytes().unwrap()).unwrap();
+    let approval = &mut rec["passkey_approvals"][0];
+    let mut forged: Value = serde_json::from_slice(
+        &Envelope::insecure_payload_bytes(&serde_json::from_value(approval.clone()).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    forged["proposal_id"] = json!("pk-other");
+    approval["payload"] =
+        json!(base64::engine::general_purpose::STANDARD.encode(json::canonical(&forged).unwrap()));
+    let resigned = Envelope::sign(PayloadType::Admission, &rec, &issuer()).unwrap();
+    let mut tampered = entries.clone();
+    tampered[i] = resigned.canonical_bytes().unwrap();
+    let err = verify(tampered).unwrap_err();
+    assert!(err.to_string().contains("passkey approval does not verify"), "{err}");
+}

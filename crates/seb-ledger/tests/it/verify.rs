@@ -194,6 +194,8 @@ fn an_intact_ledger_verifies_and_is_counted() {
             issued: 0,
             denied: 0,
             approver_changes: 0,
+            passkey_approvals: 0,
+            passkey_unresolved: 0,
             uncertain_outcomes: 1,
             open_admits: 1,
             checkpoints: 2,
