@@ -327,9 +327,26 @@ fn json_reply(status: StatusCode, v: Value) -> Response {
     (status, axum::Json(v)).into_response()
 }
 
-/// A JSON refusal for script requests: `{error, detail}`, and the log line.
+/// A refusal for script requests: `application/problem+json` (RFC 9457) whose `error` and
+/// `failed_check` name the check that failed. Console refusals are answered before anything
+/// is decided, so they carry `decision: "deny"` and no ledger record (like the broker's
+/// pre-authentication refusals); the handlers log each one with its `failed_check`.
 fn refuse(status: StatusCode, error: &str, detail: &str) -> Response {
-    json_reply(status, json!({ "error": error, "detail": detail }))
+    let mut r = json_reply(
+        status,
+        json!({
+            "type": format!("https://seb.invalid/problems/console/{error}"),
+            "title": error,
+            "status": status.as_u16(),
+            "detail": detail,
+            "error": error,
+            "failed_check": error,
+            "decision": "deny",
+        }),
+    );
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    r
 }
 
 fn cookie(h: &HeaderMap, name: &str) -> Option<String> {
@@ -571,6 +588,7 @@ async fn signin(State(c): St, h: HeaderMap, req: Request) -> Response {
             },
         ))
     })();
+    // The user handle is not needed: the credential id names the approver.
     let _ = si.user_handle;
     let (cred_id, assertion) = match decoded {
         Ok(x) => x,

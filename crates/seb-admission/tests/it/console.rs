@@ -299,6 +299,17 @@ async fn pages_need_a_session_and_every_response_carries_the_security_headers() 
         assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
         assert_eq!(r.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
     }
+    // Refusals are problem+json naming the failed check.
+    let r = send(
+        &f.app,
+        Call { origin: Some("https://evil.test"), ..post("/console/signin/challenge", json!({})) },
+    )
+    .await;
+    assert_eq!(r.headers[header::CONTENT_TYPE], "application/problem+json");
+    assert_eq!(
+        (r.json()["failed_check"].as_str(), r.json()["status"].as_u64()),
+        (Some("origin"), Some(403))
+    );
     // No inline script or style in any page.
     let body = send(&f.app, get("/console/signin")).await.body;
     assert!(!body.contains("<script>") && !body.contains("style=") && !body.contains("onclick"));
