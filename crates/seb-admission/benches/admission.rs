@@ -156,6 +156,8 @@ async fn admission(store: Arc<dyn Store>, dir: &std::path::Path) -> (Arc<Admissi
         at_ms: now_ms(),
         revoke: None,
         load_policy: Some(POLICY.into()),
+        invite_approver: None,
+        remove_approver: None,
     };
     let (body, sig) = sign_admin(&req, &admin).unwrap();
     a.load_policy(&body, Some(&sig)).await.unwrap();

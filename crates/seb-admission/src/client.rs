@@ -62,6 +62,31 @@ pub struct AdminRequest {
     /// Load this Cedar policy text.
     #[serde(default)]
     pub load_policy: Option<String>,
+    /// Invite an approver to enrol a passkey (spec 5.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite_approver: Option<InviteApprover>,
+    /// Remove an enrolled approver by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_approver: Option<String>,
+}
+
+/// `invite_approver` of an [`AdminRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InviteApprover {
+    pub name: String,
+    /// `human` (passkeys enrol human approvers only).
+    pub role: String,
+}
+
+impl AdminRequest {
+    /// How many commands the request carries (exactly one is accepted).
+    pub fn commands(&self) -> usize {
+        usize::from(self.revoke.is_some())
+            + usize::from(self.load_policy.is_some())
+            + usize::from(self.invite_approver.is_some())
+            + usize::from(self.remove_approver.is_some())
+    }
 }
 
 /// Sign a proposal as its agent.
@@ -89,7 +114,11 @@ pub fn sign_break_glass(
 ) -> Result<EnvelopeSignature, base64::DecodeError> {
     let bytes = STANDARD.decode(payload_b64)?;
     let msg = pae(PayloadType::Certificate.media_type(), &bytes);
-    Ok(EnvelopeSignature { keyid: operator.kid().to_string(), sig: operator.sign_b64(&msg) })
+    Ok(EnvelopeSignature {
+        keyid: operator.kid().to_string(),
+        sig: operator.sign_b64(&msg),
+        webauthn: None,
+    })
 }
 
 /// A fresh proposal id.

@@ -11,12 +11,14 @@
 //! request_max_age_s = 60              # a signed request's `at_ms` must be this close to now
 //! observe_timeout_ms = 10000          # each read-only observation of the target
 //! policy_file = "admission.cedar"     # Cedar policies; the built-in default if absent
+//! forbid_owner_approval = false       # true: an agent's owners may not approve its proposals
 //!
 //! [[admission.agents]]
 //! name = "deploy-bot"
 //! public_keys = ["<base64>"]          # several during rotation: add the new, then remove the old
 //! groups = ["sre"]                    # Cedar parents: principal in SEB::Group::"sre"
 //! attributes = { team = "payments", environment = "prod" }
+//! owners = ["alice"]                  # with forbid_owner_approval: alice may not approve its proposals
 //!
 //! [[admission.approvers]]
 //! name = "alice"
@@ -42,6 +44,15 @@
 //! weights = { blast_radius = 0.3, privilege_expansion = 0.25, data_sensitivity = 0.2, irreversibility = 0.15, uncertainty = 0.1 }
 //! peak_weight = 0.75
 //! thresholds = [0.05, 0.25, 0.45, 0.65, 0.9]
+//!
+//! [admission.console]                 # the approvers' web console, see docs/console.md
+//! session_idle_s = 900
+//! session_max_s = 28800
+//! signin_attempts_per_minute = 10
+//!
+//! [admission.notify]                  # see crate::notify
+//! url = "https://hooks.example.com/seb"
+//! bearer_token_file = "notify.token"
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -124,10 +135,36 @@ pub struct AdmissionConfig {
     /// The net-effect scope: `object` (default), `namespace`, `account_service`.
     #[serde(default)]
     pub net_effect_scope: seb_target::NetScope,
+    /// Refuse an approval by an approver listed in the proposing agent's `owners`.
+    #[serde(default)]
+    pub forbid_owner_approval: bool,
+    /// `[admission.console]`: the approvers' web console (spec 12.2).
+    #[serde(default)]
+    pub console: crate::console::ConsoleConfig,
+    /// `[admission.notify]`: where to post proposal events.
+    #[serde(default)]
+    pub notify: Option<crate::notify::NotifyConfig>,
+    /// Base URL of the console (`https://seb.example.com`): invitation links are
+    /// `<public_url>/console/enrol/<token>`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// The WebAuthn relying party passkeys enrol against (spec 5.1).
+    #[serde(default)]
+    pub webauthn: Option<WebAuthnSection>,
 }
 
 fn default_net_effect_window() -> u64 {
     crate::net_effect::DEFAULT_WINDOW_S
+}
+
+/// `[admission.webauthn]`: the relying party of enrolled passkeys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebAuthnSection {
+    /// RP ID (a registrable domain of the console's origin, `localhost` in tests).
+    pub rp_id: String,
+    /// Origins the console is served from (`https://seb.example.com`).
+    pub origins: Vec<String>,
 }
 
 /// One `[[admission.agents]]` entry.
@@ -143,6 +180,10 @@ pub struct AgentEntry {
     /// Attributes policies can read as `principal.<name>`.
     #[serde(default)]
     pub attributes: BTreeMap<String, Value>,
+    /// Approvers responsible for this agent: with `forbid_owner_approval` they may not
+    /// approve its proposals.
+    #[serde(default)]
+    pub owners: Vec<String>,
 }
 
 /// One `[[admission.approvers]]` entry.
@@ -151,7 +192,13 @@ pub struct AgentEntry {
 pub struct ApproverEntry {
     pub name: String,
     pub role: ApproverRole,
-    pub public_key: String,
+    /// An Ed25519 key (base64). Exactly one of `public_key` and `credential`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// A passkey (spec 5.1, role `human` only): `{type = "webauthn", alg = -7|-8,
+    /// public_key = <base64 SPKI DER>, credential_id = <base64url>, rp_id, origins}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<seb_core::webauthn::WebAuthnCredential>,
 }
 
 /// A named key (admins, break-glass operators).
@@ -221,6 +268,8 @@ pub struct Agent {
     pub keys: Vec<PublicKey>,
     pub groups: Vec<String>,
     pub attributes: BTreeMap<String, Value>,
+    /// Approvers responsible for the agent (`owners`).
+    pub owners: Vec<String>,
 }
 
 /// Agents by name.
@@ -338,6 +387,9 @@ impl AdmissionConfig {
         if let Some(p) = &mut self.policy_file {
             fix(p);
         }
+        if let Some(n) = &mut self.notify {
+            n.resolve_paths(base);
+        }
     }
 
     /// Check what TOML types cannot express.
@@ -374,6 +426,10 @@ impl AdmissionConfig {
         }
         self.scoring.validate()?;
         self.escalation.validate()?;
+        self.console.validate()?;
+        if let Some(n) = &self.notify {
+            n.validate()?;
+        }
         self.registries()?;
         Ok(())
     }
@@ -406,11 +462,15 @@ impl AdmissionConfig {
             for g in &a.groups {
                 valid_name("group", g)?;
             }
+            for o in &a.owners {
+                valid_name("owner", o)?;
+            }
             agents.insert(Agent {
                 name: a.name.clone(),
                 keys,
                 groups: a.groups.clone(),
                 attributes: a.attributes.clone(),
+                owners: a.owners.clone(),
             });
         }
         let mut approvers = ApproverRegistry::default();
@@ -426,11 +486,34 @@ impl AdmissionConfig {
             if approver_roles.insert(a.name.clone(), a.role).is_some_and(|r| r != a.role) {
                 return Err(invalid(format!("approver `{}` has two roles", a.name)));
             }
-            let k = key("approver", &a.name, &a.public_key)?;
-            if all_agent_keys.contains(&k.kid()) {
-                return Err(invalid(format!("approver `{}` uses an agent's key", a.name)));
+            match (&a.public_key, &a.credential) {
+                (Some(pk), None) => {
+                    let k = key("approver", &a.name, pk)?;
+                    if all_agent_keys.contains(&k.kid()) {
+                        return Err(invalid(format!("approver `{}` uses an agent's key", a.name)));
+                    }
+                    approvers.insert(Approver { name: a.name.clone(), role: a.role, key: k });
+                }
+                (None, Some(credential)) => {
+                    if a.role != ApproverRole::Human {
+                        return Err(invalid(format!(
+                            "approver `{}`: a passkey credential is for role `human` only",
+                            a.name
+                        )));
+                    }
+                    approvers.insert_passkey(seb_core::pipeline::PasskeyApprover {
+                        name: a.name.clone(),
+                        role: a.role,
+                        credential: credential.clone(),
+                    });
+                }
+                _ => {
+                    return Err(invalid(format!(
+                        "approver `{}`: give exactly one of `public_key` and `credential`",
+                        a.name
+                    )));
+                }
             }
-            approvers.insert(Approver { name: a.name.clone(), role: a.role, key: k });
         }
         let mut admins = NamedKeys::default();
         for a in &self.admins {

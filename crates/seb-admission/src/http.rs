@@ -16,6 +16,11 @@
 //! | `GET /v1/admission/keys` | issuer key, break-glass operators and quorum |
 //! | `GET /v1/admission/observations?platform&op&target&params` | agent-signed read: the live projection a proposal would record as evidence |
 //! | `GET /v1/admission/paths` | agent-signed read: each level's required path, and escalations |
+//! | `POST /v1/admission/approvers/invitations` | admin-signed `{invite_approver: {name, role}}` → `{token, url, expires_at_ms}` |
+//! | `GET /v1/admission/enrolments/{token}` | the passkey registration parameters (the token is the secret; 404 when used or expired) |
+//! | `POST /v1/admission/enrolments/{token}` | register the passkey → the signed registry entry (ledger `enrol` record) |
+//! | `GET /v1/admission/approvers` | any signed caller: configured and enrolled approvers |
+//! | `DELETE /v1/admission/approvers/{name}` | admin-signed `{remove_approver: name}` → the signed `remove_approver` record |
 //!
 //! Every route but the signed epoch statement and the keys is authenticated: the proposal,
 //! approval, revocation and policy-load POSTs are signed statements themselves (their signer
@@ -48,7 +53,7 @@ type St = State<Arc<Admission>>;
 
 /// Every route of [`router`] as (OpenAPI method, path); `/openapi.json` is tested against this
 /// list, and the list against the router (crates/seb-cli/tests/openapi.rs).
-pub const ROUTES: [(&str, &str); 16] = [
+pub const ROUTES: [(&str, &str); 21] = [
     ("post", "/v1/admission/proposals"),
     ("get", "/v1/admission/proposals"),
     ("get", "/v1/admission/proposals/{id}"),
@@ -65,6 +70,11 @@ pub const ROUTES: [(&str, &str); 16] = [
     ("get", "/v1/admission/keys"),
     ("get", "/v1/admission/observations"),
     ("get", "/v1/admission/paths"),
+    ("post", "/v1/admission/approvers/invitations"),
+    ("get", "/v1/admission/enrolments/{token}"),
+    ("post", "/v1/admission/enrolments/{token}"),
+    ("get", "/v1/admission/approvers"),
+    ("delete", "/v1/admission/approvers/{name}"),
 ];
 
 /// The router, with state already applied, usable as extra routes of any router state `S`.
@@ -83,6 +93,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(admission: Arc<Admission>) -> Ro
         .route("/v1/admission/keys", get(keys))
         .route("/v1/admission/observations", get(observe))
         .route("/v1/admission/paths", get(paths))
+        .route("/v1/admission/approvers/invitations", post(invite))
+        .route("/v1/admission/enrolments/{token}", get(enrolment).post(enrol))
+        .route("/v1/admission/approvers", get(approvers))
+        .route("/v1/admission/approvers/{name}", axum::routing::delete(remove_approver))
         .with_state(admission)
 }
 
@@ -365,4 +379,44 @@ async fn observe(
 /// `GET /v1/admission/paths`: the path rules in force, for a signing agent.
 async fn paths(State(a): St, OriginalUri(uri): OriginalUri, headers: HeaderMap) -> Response {
     reply(StatusCode::OK, agent_read(&a, &headers, &uri).map(|_| a.paths()))
+}
+
+// ---------------------------------------------------------------- passkey approvers (5.1)
+
+async fn invite(State(a): St, headers: HeaderMap, body: Body) -> Response {
+    let r = match read(&a, body).await {
+        Ok(b) => a.invite_approver(&b, admin_sig(&headers).as_deref()).await,
+        Err(e) => Err(e),
+    };
+    reply(StatusCode::CREATED, r)
+}
+
+async fn enrolment(State(a): St, Path(token): Path<String>) -> Response {
+    reply(StatusCode::OK, a.enrolment(&token).await)
+}
+
+async fn enrol(State(a): St, Path(token): Path<String>, body: Body) -> Response {
+    let r = match read(&a, body).await {
+        Ok(b) => a.enrol(&token, &b).await,
+        Err(e) => Err(e),
+    };
+    reply(StatusCode::CREATED, r)
+}
+
+async fn approvers(State(a): St, m: Method, u: OriginalUri, h: HeaderMap) -> Response {
+    let c = who!(a, m, u, h);
+    reply(StatusCode::OK, a.list_approvers(&c).await.map(|v| json!({ "approvers": v })))
+}
+
+async fn remove_approver(
+    State(a): St,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Body,
+) -> Response {
+    let r = match read(&a, body).await {
+        Ok(b) => a.remove_approver(&name, &b, admin_sig(&headers).as_deref()).await,
+        Err(e) => Err(e),
+    };
+    reply(StatusCode::OK, r)
 }

@@ -21,6 +21,10 @@
 //! - [`http`]: the `/v1/admission/...` API as an axum router.
 //! - [`access`]: who may read what (the callers of signed requests and their roles).
 //! - [`client`]: what agents, approvers and operators sign (used by the CLI and tests).
+//! - [`console`]: the approvers' web console under `/console` (spec 12.2): passkey sign-in,
+//!   pending list, proposal pages, passkey-signed approve/deny, past decisions, enrolment page.
+//! - [`notify`]: `[admission.notify]`, a JSON message when a proposal starts waiting and when
+//!   it is decided.
 //!
 //! Architecture invariants:
 //! - Nothing but [`service::Admission`]'s issuance signs a certificate with the issuer key,
@@ -37,9 +41,11 @@ pub mod access;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod http;
 pub mod net_effect;
+pub mod notify;
 pub mod paths;
 pub mod policy;
 pub mod records;

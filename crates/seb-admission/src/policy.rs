@@ -274,6 +274,7 @@ mod tests {
             groups: vec!["sre".into()],
             attributes: [("team".to_owned(), json!("payments")), ("weird".to_owned(), json!(0.5))]
                 .into(),
+            owners: vec![],
         });
         r
     }

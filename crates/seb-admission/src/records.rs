@@ -89,6 +89,10 @@ pub struct AdmissionRecord {
     /// `issue` records: the digests of the approval envelopes the certificate carries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attestation_digests: Vec<Digest>,
+    /// The passkey-signed approvals the proposal gathered (spec 5.1), so the offline verifier
+    /// (`seb ledger verify`) re-verifies each against the credential of its `enrol` record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub passkey_approvals: Vec<Envelope>,
 }
 
 /// A record signed and encoded for the ledger.
@@ -145,6 +149,7 @@ impl AdmissionRecord {
             break_glass: false,
             attestation_digest: None,
             attestation_digests: Vec::new(),
+            passkey_approvals: Vec::new(),
         }
     }
 

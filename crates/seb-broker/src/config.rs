@@ -182,7 +182,13 @@ pub struct TrustSection {
 pub struct ApproverEntry {
     pub name: String,
     pub role: ApproverRole,
-    pub public_key: String,
+    /// An Ed25519 key (base64). Exactly one of `public_key` and `credential`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// A passkey (spec 5.1, role `human` only): `{type = "webauthn", alg = -7|-8,
+    /// public_key = <base64 SPKI DER>, credential_id = <base64url>, rp_id, origins}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<seb_core::webauthn::WebAuthnCredential>,
 }
 
 /// One `[[path_rules]]` entry.
@@ -465,18 +471,105 @@ impl Config {
 
     /// The approver registry.
     pub fn approver_registry(&self) -> Result<ApproverRegistry, ConfigError> {
-        let mut reg = ApproverRegistry::default();
-        for a in &self.approvers {
-            if a.role == ApproverRole::BreakGlass {
+        approver_registry_of(&self.approvers)
+    }
+}
+
+/// The registry of `[[approvers]]` entries: Ed25519 keys, or passkey credentials (role
+/// `human` only, spec 5.1).
+pub fn approver_registry_of(entries: &[ApproverEntry]) -> Result<ApproverRegistry, ConfigError> {
+    let mut reg = ApproverRegistry::default();
+    for a in entries {
+        if a.role == ApproverRole::BreakGlass {
+            return Err(ConfigError::Invalid(format!(
+                "approver `{}`: break-glass keys belong in trust.break_glass",
+                a.name
+            )));
+        }
+        match (&a.public_key, &a.credential) {
+            (Some(k), None) => {
+                let key = PublicKey::from_base64(k)
+                    .map_err(|e| ConfigError::Invalid(format!("approver `{}`: {e}", a.name)))?;
+                reg.insert(Approver { name: a.name.clone(), role: a.role, key });
+            }
+            (None, Some(credential)) => {
+                if a.role != ApproverRole::Human {
+                    return Err(ConfigError::Invalid(format!(
+                        "approver `{}`: a passkey credential is for role `human` only",
+                        a.name
+                    )));
+                }
+                reg.insert_passkey(seb_core::pipeline::PasskeyApprover {
+                    name: a.name.clone(),
+                    role: a.role,
+                    credential: credential.clone(),
+                });
+            }
+            _ => {
                 return Err(ConfigError::Invalid(format!(
-                    "approver `{}`: break-glass keys belong in trust.break_glass",
+                    "approver `{}`: give exactly one of `public_key` and `credential`",
                     a.name
                 )));
             }
-            let key = PublicKey::from_base64(&a.public_key)
-                .map_err(|e| ConfigError::Invalid(format!("approver `{}`: {e}", a.name)))?;
-            reg.insert(Approver { name: a.name.clone(), role: a.role, key });
         }
-        Ok(reg)
+    }
+    Ok(reg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Approvers {
+        approvers: Vec<ApproverEntry>,
+    }
+
+    fn registry(toml_text: &str) -> Result<ApproverRegistry, String> {
+        let a: Approvers = toml::from_str(toml_text).map_err(|e| e.to_string())?;
+        approver_registry_of(&a.approvers).map_err(|e| e.to_string())
+    }
+
+    /// `[[approvers]]` accepts the passkey credential form (spec 5.1) for humans only, and
+    /// exactly one of `public_key` and `credential`.
+    #[test]
+    fn approvers_accept_the_passkey_credential_form() {
+        let pk =
+            seb_core::webauthn::soft::SoftPasskey::new([3; 32], "seb.test", "https://seb.test");
+        let c = serde_json::to_value(&pk.credential).unwrap_or_default();
+        let cred = format!(
+            "{{ type = \"webauthn\", alg = -8, public_key = {}, credential_id = {}, rp_id = \"seb.test\", origins = [\"https://seb.test\"] }}",
+            c["public_key"], c["credential_id"]
+        );
+        let ok = registry(&format!(
+            "[[approvers]]\nname = \"alice\"\nrole = \"human\"\ncredential = {cred}\n"
+        ));
+        let reg = ok.unwrap_or_default();
+        let kid = pk.credential.kid();
+        assert_eq!(reg.identity(&kid), Some(("alice", ApproverRole::Human)));
+        assert_eq!(reg.passkey(&kid).map(|p| &p.credential), Some(&pk.credential));
+        let as_validator = registry(&format!(
+            "[[approvers]]\nname = \"v\"\nrole = \"validator\"\ncredential = {cred}\n"
+        ));
+        assert!(as_validator.is_err_and(|e| e.contains("human")));
+        let both = registry(&format!(
+            "[[approvers]]\nname = \"a\"\nrole = \"human\"\npublic_key = \"{}\"\ncredential = {cred}\n",
+            SigningKeyForTest::pk()
+        ));
+        assert!(both.is_err_and(|e| e.contains("exactly one")));
+        let neither = registry("[[approvers]]\nname = \"a\"\nrole = \"human\"\n");
+        assert!(neither.is_err_and(|e| e.contains("exactly one")));
+        let bad_alg = registry(&format!(
+            "[[approvers]]\nname = \"a\"\nrole = \"human\"\ncredential = {}\n",
+            cred.replace("alg = -8", "alg = -7")
+        ));
+        assert!(bad_alg.is_err(), "an Ed25519 SPKI under ES256 is refused");
+    }
+
+    struct SigningKeyForTest;
+    impl SigningKeyForTest {
+        fn pk() -> String {
+            seb_core::keys::SigningKey::from_seed(&[9; 32]).public_key().to_base64()
+        }
     }
 }

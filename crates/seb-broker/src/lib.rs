@@ -5,6 +5,7 @@
 //! the Merkle ledger, recovers after crashes (section 10); [`http`] serves the API of
 //! section 11; [`serve`] runs it over TLS (or plain HTTP on loopback only).
 
+pub mod approvers;
 pub mod clock;
 pub mod config;
 pub mod engine;

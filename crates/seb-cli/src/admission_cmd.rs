@@ -61,7 +61,7 @@ pub struct ReadKey {
 
 impl Endpoint {
     /// Sign every request with `key` from now on.
-    fn signed_by(&mut self, key: SigningKey) {
+    pub(crate) fn signed_by(&mut self, key: SigningKey) {
         self.signer = Some(Arc::new(key));
     }
 
@@ -69,7 +69,7 @@ impl Endpoint {
         format!("{}/v1/admission{path}", self.admission.trim_end_matches('/'))
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -98,11 +98,11 @@ impl Endpoint {
         Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
     }
 
-    async fn get(&self, path: &str) -> Result<(u16, Value)> {
+    pub(crate) async fn get(&self, path: &str) -> Result<(u16, Value)> {
         self.send(reqwest::Method::GET, path, None, None).await
     }
 
-    async fn post(
+    pub(crate) async fn post(
         &self,
         path: &str,
         body: Vec<u8>,
@@ -119,13 +119,13 @@ fn problem_text(v: &Value) -> String {
     }
 }
 
-fn print_json(v: &Value) -> Result<()> {
+pub(crate) fn print_json(v: &Value) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
 /// Refused by the server: print the problem (JSON or text) and exit 2.
-fn refused(ep: &Endpoint, status: u16, v: &Value) -> Result<ExitCode> {
+pub(crate) fn refused(ep: &Endpoint, status: u16, v: &Value) -> Result<ExitCode> {
     if ep.json {
         print_json(v)?;
     } else {
@@ -515,14 +515,28 @@ fn admin_request(
     revoke: Option<Revocation>,
     load_policy: Option<String>,
 ) -> Result<(Vec<u8>, String)> {
+    admin_command(id, |r| {
+        r.revoke = revoke;
+        r.load_policy = load_policy;
+    })
+}
+
+/// Sign an admin request carrying the command `set` fills in.
+pub(crate) fn admin_command(
+    id: &AdminId,
+    set: impl FnOnce(&mut AdminRequest),
+) -> Result<(Vec<u8>, String)> {
     let key = keyfile::read(&id.admin_key)?;
-    let r = AdminRequest {
+    let mut r = AdminRequest {
         request_id: uuid::Uuid::new_v4().to_string(),
         admin: id.admin.clone(),
         at_ms: now_ms()?,
-        revoke,
-        load_policy,
+        revoke: None,
+        load_policy: None,
+        invite_approver: None,
+        remove_approver: None,
     };
+    set(&mut r);
     Ok(sign_admin(&r, &key)?)
 }
 
@@ -771,18 +785,40 @@ pub async fn mount(
     for (profile, target) in profiles {
         platforms.insert_parts(profile.clone(), target.clone());
     }
-    let admission = seb_admission::Admission::open(
-        &acfg,
-        store,
-        platforms,
-        Arc::new(seb_admission::clock::SystemClock::default()),
-    )
-    .await?;
+    let clock: Arc<dyn seb_admission::clock::Clock> =
+        Arc::new(seb_admission::clock::SystemClock::default());
+    let admission = seb_admission::Admission::open(&acfg, store, platforms, clock.clone()).await?;
+    if let Some(n) = &acfg.notify {
+        let base = acfg.public_url.as_deref().ok_or_else(|| {
+            anyhow::anyhow!("[admission.notify] needs [admission] public_url for its console links")
+        })?;
+        let notifier = seb_admission::notify::Notifier::start(n, base, clock.clone())?;
+        admission.set_events(notifier);
+        tracing::info!(url = %n.url, "admission notifications enabled");
+    }
     let issuer = admission.issuer_key();
     if !cfg.trust.issuers.iter().any(|k| *k == issuer.to_base64()) {
         tracing::warn!(kid = %issuer.kid(), "the admission issuer key is not in [trust].issuers: this broker will refuse its certificates");
     }
     tracing::info!(kid = %issuer.kid(), "admission boundary mounted under /v1/admission");
     tokio::spawn(admission.clone().run_background());
-    Ok(Some(seb_admission::http::router(admission)))
+    let mut router = seb_admission::http::router(admission.clone());
+    match (&acfg.webauthn, acfg.console.enabled) {
+        (Some(w), true) => {
+            let console = seb_admission::console::Console::new(
+                admission.clone(),
+                Arc::new(seb_admission::console::AdmissionPasskeys(admission)),
+                clock,
+                seb_admission::console::Site { rp_id: w.rp_id.clone(), origins: w.origins.clone() },
+                &acfg.console,
+            )?;
+            router = router.merge(seb_admission::console::router(console));
+            tracing::info!(rp_id = %w.rp_id, "approvers' console mounted under /console");
+        }
+        (None, true) => {
+            tracing::info!("no [admission.webauthn]: the approvers' console is not served");
+        }
+        (_, false) => {}
+    }
+    Ok(Some(router))
 }

@@ -1,6 +1,7 @@
 //! `seb`: one CLI for operators, agents and auditors.
 
 mod admission_cmd;
+mod approver_cmd;
 mod client;
 mod clock;
 mod deploy_cmd;
@@ -67,6 +68,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: admission_cmd::AdmissionCmd,
     },
+    /// Passkey approvers: invite to enrol, list, remove (spec 5.1).
+    Approver {
+        #[command(subcommand)]
+        cmd: approver_cmd::ApproverCmd,
+    },
     /// Admission's Cedar policies: load (bumps policy_epoch) or show.
     Policy {
         #[command(subcommand)]
@@ -114,6 +120,7 @@ fn main() -> ExitCode {
             Cmd::Proposals(a) => admission_cmd::proposals(a).await,
             Cmd::Admission { cmd } => admission_cmd::admission(cmd).await,
             Cmd::Policy { cmd } => admission_cmd::policy(cmd).await,
+            Cmd::Approver { cmd } => approver_cmd::run(cmd).await,
             Cmd::Deploy { cmd } => deploy_cmd::run(cmd).await,
             Cmd::Mcp(a) => {
                 // stdout is the protocol: logs go to stderr only.

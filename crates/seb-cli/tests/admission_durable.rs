@@ -399,6 +399,8 @@ fn three_replicas_serve_admission_as_one() {
         at_ms: now_ms(),
         revoke: Some(Revocation::Cid(cid.as_str().unwrap().to_owned())),
         load_policy: None,
+        invite_approver: None,
+        remove_approver: None,
     };
     let (body, sig) = sign_admin(&req, &key(40)).unwrap();
     let (st, v) = post(&r[0], "/revocations", body.clone(), Some(&sig));

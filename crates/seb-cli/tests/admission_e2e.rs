@@ -256,6 +256,8 @@ fn propose_approve_execute_then_a_revocation_stops_the_next_one() {
 
     // The shared ledger holds admission's issuance records next to the broker's; an auditor
     // verifies it offline with both keys, and each key only for its own role.
+    let (code, _, err) = seb(&["ledger", "checkpoint", "--broker", &s.url]);
+    assert_eq!(code, 0, "{err}");
     let export = d.join("ledger.json");
     let (code, out, err) =
         seb(&["ledger", "export", "--broker", &s.url, "--out", export.to_str().unwrap()]);
@@ -576,4 +578,182 @@ fn break_glass_operators_sign_their_requests() {
     let (code, _, err) =
         seb(&["proposals", "--admission", &s.url, "--key", ops[0].to_str().unwrap()]);
     assert!(code == 2 && err.contains("refused (403)"), "{err}");
+}
+
+/// Passkey approvers (spec 5.1) through the binary and the HTTP routes the console calls:
+/// `seb approver invite` prints the console link; the enrolment routes register a software
+/// passkey (single use); `seb approver list` shows it; its passkey approval, posted to the
+/// approvals route, certifies a proposal that `seb execute` applies; `seb approver remove` is
+/// recorded; `seb ledger verify` re-verifies the passkey approval offline.
+#[test]
+fn passkey_approvers_enrol_approve_and_are_removed_through_the_cli() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use seb_core::webauthn::soft::SoftPasskey;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let policy = format!(
+        "{PERMIT_PROPOSALS}permit(principal, action == SEB::Action::\"require_human\", resource);\n"
+    );
+    let cfg = format!(
+        "[broker]\nlisten = \"127.0.0.1:0\"\nkey_file = \"broker.seed\"\nstore = \"sqlite:seb.db\"\ncheckpoint_interval_s = 0\n[targets.test]\nstate_file = \"target.json\"\n{}",
+        admission_config(
+            d,
+            &policy,
+            "public_url = \"http://localhost:8443\"\n[admission.webauthn]\nrp_id = \"localhost\"\norigins = [\"http://localhost:8443\"]\n",
+        )
+    );
+    std::fs::write(d.join("seb.toml"), cfg).unwrap();
+    let s = serve(d, None);
+    let (ops, alice) = (d.join("ops.seed"), d.join("alice.seed"));
+    let admin =
+        ["--admission", &s.url, "--admin", "ops", "--admin-key", ops.to_str().unwrap(), "--json"];
+
+    // Invite.
+    let (code, out, err) =
+        seb(&[&["approver", "invite", "bob", "--role", "human"][..], &admin].concat());
+    assert_eq!(code, 0, "{out}{err}");
+    let inv: Value = serde_json::from_str(&out).unwrap();
+    let token = inv["token"].as_str().unwrap().to_owned();
+    assert_eq!(inv["url"], format!("http://localhost:8443/console/enrol/{token}"));
+    // Without an admin key nothing is invited.
+    let (code, _, _) = seb(&[
+        &["approver", "invite", "eve", "--admission", &s.url, "--admin", "ops"][..],
+        &["--admin-key", alice.to_str().unwrap()],
+    ]
+    .concat());
+    assert_eq!(code, 2);
+
+    // Enrol over the console's routes.
+    let http = reqwest::blocking::Client::new();
+    let enrol_url = format!("{}/v1/admission/enrolments/{token}", s.url);
+    let view: Value = http.get(&enrol_url).send().unwrap().json().unwrap();
+    assert_eq!((view["name"].as_str(), view["rp_id"].as_str()), (Some("bob"), Some("localhost")));
+    let challenge = URL_SAFE_NO_PAD.decode(view["challenge"].as_str().unwrap()).unwrap();
+    let mut bob = SoftPasskey::new([77; 32], "localhost", "http://localhost:8443");
+    let (cdj, ad) = bob.register(&challenge);
+    let reg = json!({
+        "credential_id": URL_SAFE_NO_PAD.encode(&bob.credential.credential_id),
+        "public_key": URL_SAFE_NO_PAD.encode(&bob.credential.public_key),
+        "alg": -8,
+        "client_data_json": URL_SAFE_NO_PAD.encode(cdj),
+        "authenticator_data": URL_SAFE_NO_PAD.encode(ad),
+    });
+    let r = http.post(&enrol_url).json(&reg).send().unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let again = http.post(&enrol_url).json(&reg).send().unwrap();
+    assert_eq!(again.status().as_u16(), 404, "an invitation is single use");
+    assert_eq!(http.get(&enrol_url).send().unwrap().status().as_u16(), 404);
+
+    // Listed.
+    let (code, out, err) = seb(&[
+        "approver",
+        "list",
+        "--admission",
+        &s.url,
+        "--key",
+        alice.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let list: Value = serde_json::from_str(&out).unwrap();
+    let row = list["approvers"].as_array().unwrap().iter().find(|a| a["name"] == "bob").unwrap();
+    assert_eq!(
+        (row["source"].as_str(), row["kid"].as_str()),
+        (Some("enrolled"), Some(bob.credential.kid().as_str()))
+    );
+
+    // Propose (waiting for the certificate), approve with the passkey over HTTP, execute.
+    let agent = d.join("agent.seed");
+    let cert = d.join("pk.cert.json");
+    let mut waiter = Command::new(SEB)
+        .args(["propose", "--admission", &s.url, "--agent", "agent-a", "--agent-key"])
+        .arg(&agent)
+        .args(["--platform", "test", "--op", "set", "--target", r#"{"name":"cfg"}"#])
+        .args(["--params", r#"{"value":{"replicas":9},"risk":0.1}"#, "--rationale", "r"])
+        .args(["--id", "pk-1", "--wait", "--timeout-s", "60", "--out"])
+        .arg(&cert)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let view = loop {
+        let (code, out, _) = seb(&[
+            "proposals",
+            "pk-1",
+            "--admission",
+            &s.url,
+            "--key",
+            alice.to_str().unwrap(),
+            "--json",
+        ]);
+        if code == 0 {
+            break serde_json::from_str::<Value>(&out).unwrap();
+        }
+        assert!(Instant::now() < deadline, "proposal never showed up");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let approval = json!({
+        "proposal_id": "pk-1",
+        "contract_digest": view["contract_digest"],
+        "evidence_digest": view["evidence"]["digest"],
+        "decision": "approve",
+        "approver": "bob",
+        "comment": "passkey ok",
+        "at_ms": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64,
+    });
+    let env = bob.sign_approval(&approval).unwrap();
+    let r = http
+        .post(format!("{}/v1/admission/proposals/pk-1/approvals", s.url))
+        .json(&env)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().unwrap_or_default());
+    assert!(waiter.wait().unwrap().success());
+    let (code, out) = execute(&s, d, &cert);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["outcome"]["status"], "applied");
+    // The same assertion again (a replay) is refused by its counter, or as a second decision.
+    let r = http
+        .post(format!("{}/v1/admission/proposals/pk-1/approvals", s.url))
+        .json(&env)
+        .send()
+        .unwrap();
+    assert!(r.status().is_client_error());
+
+    // Removed, recorded.
+    let (code, out, err) = seb(&[&["approver", "remove", "bob"][..], &admin].concat());
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = seb(&[
+        "approver",
+        "list",
+        "--admission",
+        &s.url,
+        "--key",
+        alice.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0);
+    assert!(!out.contains("\"bob\""), "{out}");
+
+    // Offline: the ledger re-verifies the passkey approval and counts both registry changes.
+    let (code, _, err) = seb(&["ledger", "checkpoint", "--broker", &s.url]);
+    assert_eq!(code, 0, "{err}");
+    let export = d.join("ledger.json");
+    let (code, _, err) =
+        seb(&["ledger", "export", "--broker", &s.url, "--out", export.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = seb(&[
+        "ledger",
+        "verify",
+        export.to_str().unwrap(),
+        "--broker-key",
+        &pk(3),
+        "--admission-key",
+        &pk(1),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["passkey_approvals"], 1, "{report}");
+    assert_eq!(report["approver_changes"], 2, "{report}");
 }

@@ -6,13 +6,16 @@
 use std::fmt;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 use crate::json::{self, JsonError};
 use crate::keys::{KeyError, KeyId, KeyResolver, SigningKey};
+use crate::webauthn::{
+    Assertion, VerifiedAssertion, WebAuthnError, statement_challenge, verify_assertion,
+};
 
 /// The kinds of signed statement in SEB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -88,8 +91,55 @@ pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
 pub struct EnvelopeSignature {
     /// Key id of the signer.
     pub keyid: String,
-    /// Standard base64 Ed25519 signature over the PAE.
+    /// Standard base64 Ed25519 signature over the PAE, or, with `webauthn`, the passkey's
+    /// assertion signature (spec 5.1).
     pub sig: String,
+    /// A passkey assertion (spec 5.1): present only on `approval` envelopes signed with a
+    /// registered WebAuthn credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webauthn: Option<WebAuthnEvidence>,
+}
+
+/// The WebAuthn parts of a passkey signature entry (spec 5.1), base64url without padding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebAuthnEvidence {
+    pub authenticator_data: String,
+    pub client_data_json: String,
+}
+
+impl EnvelopeSignature {
+    /// The passkey assertion of this entry, decoded (`None` for an Ed25519 entry).
+    pub fn assertion(&self) -> Option<Result<Assertion, WebAuthnError>> {
+        let w = self.webauthn.as_ref()?;
+        let dec = |s: &str, what: &'static str| {
+            URL_SAFE_NO_PAD.decode(s).map_err(|_| WebAuthnError::AuthenticatorData(what))
+        };
+        Some((|| {
+            Ok(Assertion {
+                authenticator_data: dec(
+                    &w.authenticator_data,
+                    "authenticator_data is not base64url",
+                )?,
+                client_data_json: URL_SAFE_NO_PAD
+                    .decode(&w.client_data_json)
+                    .map_err(|_| WebAuthnError::ClientData("not base64url".into()))?,
+                signature: STANDARD.decode(&self.sig).map_err(|_| WebAuthnError::Signature)?,
+            })
+        })())
+    }
+
+    /// A passkey signature entry for `kid` carrying `assertion`.
+    pub fn passkey(kid: &KeyId, assertion: &Assertion) -> Self {
+        Self {
+            keyid: kid.to_string(),
+            sig: STANDARD.encode(&assertion.signature),
+            webauthn: Some(WebAuthnEvidence {
+                authenticator_data: URL_SAFE_NO_PAD.encode(&assertion.authenticator_data),
+                client_data_json: URL_SAFE_NO_PAD.encode(&assertion.client_data_json),
+            }),
+        }
+    }
 }
 
 /// A signed statement in the DSSE layout.
@@ -126,6 +176,13 @@ pub enum EnvelopeError {
     /// The signature is malformed or does not verify.
     #[error("signature by `{kid}` is invalid: {source}")]
     Signature { kid: String, source: KeyError },
+    /// A passkey (WebAuthn) signature entry where only Ed25519 is accepted (every payload
+    /// type but `approval`).
+    #[error("a passkey signature is not accepted on this statement")]
+    PasskeyNotAllowed,
+    /// A passkey assertion failed one of the checks of spec 5.1.
+    #[error("passkey assertion by `{kid}` refused ({}): {source}", source.code())]
+    Passkey { kid: String, source: WebAuthnError },
     /// The verified payload is not valid for its type.
     #[error("payload: {0}")]
     Payload(#[from] JsonError),
@@ -146,6 +203,7 @@ pub enum EnvelopeError {
 pub struct VerifiedPayload {
     bytes: Vec<u8>,
     signers: Vec<KeyId>,
+    passkeys: Vec<(KeyId, VerifiedAssertion)>,
 }
 
 impl VerifiedPayload {
@@ -157,6 +215,12 @@ impl VerifiedPayload {
     /// Distinct key ids whose signatures verified, in envelope order.
     pub fn signers(&self) -> &[KeyId] {
         &self.signers
+    }
+
+    /// The signers that signed with a passkey, with what their assertion reported (the
+    /// signature counter that admission keeps, spec 5.1).
+    pub fn passkeys(&self) -> &[(KeyId, VerifiedAssertion)] {
+        &self.passkeys
     }
 
     /// The signers, consuming the payload.
@@ -201,13 +265,21 @@ impl Envelope {
             payload: STANDARD.encode(bytes),
             signatures: keys
                 .iter()
-                .map(|k| EnvelopeSignature { keyid: k.kid().to_string(), sig: k.sign_b64(&msg) })
+                .map(|k| EnvelopeSignature {
+                    keyid: k.kid().to_string(),
+                    sig: k.sign_b64(&msg),
+                    webauthn: None,
+                })
                 .collect(),
         }
     }
 
     /// Verify every signature under keys from `resolver`. Every signature must name a trusted
     /// key and verify strictly; a signer may appear once. Returns the signed bytes.
+    ///
+    /// An entry carrying `webauthn` is a passkey assertion (spec 5.1): accepted only on
+    /// `approval` statements, for a credential [`KeyResolver::resolve_webauthn`] knows, over
+    /// the statement challenge `SHA-256(PAE(payloadType, payload))`.
     pub fn verify(
         &self,
         expected: PayloadType,
@@ -226,6 +298,7 @@ impl Envelope {
         let bytes = STANDARD.decode(&self.payload).map_err(|_| EnvelopeError::PayloadEncoding)?;
         let msg = pae(&self.payload_type, &bytes);
         let mut signers: Vec<KeyId> = Vec::with_capacity(n);
+        let mut passkeys = Vec::new();
         for s in &self.signatures {
             let short: String = s.keyid.chars().take(80).collect();
             let kid: KeyId =
@@ -233,12 +306,32 @@ impl Envelope {
             if signers.contains(&kid) {
                 return Err(EnvelopeError::DuplicateSigner(short));
             }
-            let key = resolver.resolve(&kid).ok_or(EnvelopeError::UntrustedKey(short.clone()))?;
-            key.verify_b64(&msg, &s.sig)
-                .map_err(|source| EnvelopeError::Signature { kid: short, source })?;
+            match s.assertion() {
+                None => {
+                    let key =
+                        resolver.resolve(&kid).ok_or(EnvelopeError::UntrustedKey(short.clone()))?;
+                    key.verify_b64(&msg, &s.sig)
+                        .map_err(|source| EnvelopeError::Signature { kid: short, source })?;
+                }
+                Some(assertion) => {
+                    if expected != PayloadType::Approval {
+                        return Err(EnvelopeError::PasskeyNotAllowed);
+                    }
+                    let cred = resolver
+                        .resolve_webauthn(&kid)
+                        .ok_or(EnvelopeError::UntrustedKey(short.clone()))?;
+                    let checked = assertion.and_then(|a| {
+                        let challenge = statement_challenge(&self.payload_type, &bytes);
+                        verify_assertion(&cred, &challenge, &a)
+                    });
+                    let verified =
+                        checked.map_err(|source| EnvelopeError::Passkey { kid: short, source })?;
+                    passkeys.push((kid.clone(), verified));
+                }
+            }
             signers.push(kid);
         }
-        Ok(VerifiedPayload { bytes, signers })
+        Ok(VerifiedPayload { bytes, signers, passkeys })
     }
 
     /// Decode the payload without verifying anything. For display and diagnostics only.

@@ -47,6 +47,11 @@ impl KeyId {
     pub fn of(key: &PublicKey) -> Self {
         Self(hex::encode(Sha256::digest(key.as_bytes())))
     }
+    /// The key id of other key material: lowercase hex SHA-256 of `bytes` (a passkey's
+    /// SubjectPublicKeyInfo DER, spec 5.1).
+    pub fn of_raw(bytes: &[u8]) -> Self {
+        Self(hex::encode(Sha256::digest(bytes)))
+    }
     /// The hex string.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -213,6 +218,12 @@ impl fmt::Debug for SigningKey {
 pub trait KeyResolver {
     /// The trusted key with this id, if any.
     fn resolve(&self, kid: &KeyId) -> Option<PublicKey>;
+
+    /// The trusted passkey (WebAuthn credential, spec 5.1) with this id, if any. Only approver
+    /// registries hold passkeys; every other resolver keeps the default (none).
+    fn resolve_webauthn(&self, _kid: &KeyId) -> Option<crate::webauthn::WebAuthnCredential> {
+        None
+    }
 }
 
 /// A fixed set of trusted keys.

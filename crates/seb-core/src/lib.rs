@@ -9,6 +9,7 @@
 //! - [`types`]: contracts, certificates, approvals, requests, records, epoch statements.
 //! - [`certificate`]: the unverified → verified typestate.
 //! - [`constraints`], [`drift`]: the match rule and drift with tolerance.
+//! - [`webauthn`]: passkey assertions over statements (spec 5.1).
 //! - [`pipeline`]: checks 1–11 of section 7 in order, each with its decision.
 //!
 //! Architecture invariant: only [`certificate::UnverifiedCertificate::verify`] constructs a
@@ -25,3 +26,4 @@ pub mod json;
 pub mod keys;
 pub mod pipeline;
 pub mod types;
+pub mod webauthn;

@@ -24,6 +24,7 @@ use crate::types::{
     Approval, ApprovalDecision, CertPath, Contract, Decision, Evidence, ExecRequest, FailedCheck,
     Presentation, RiskLevel,
 };
+use crate::webauthn::WebAuthnCredential;
 
 /// Role of an approver (spec section 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -42,10 +43,20 @@ pub struct Approver {
     pub key: crate::keys::PublicKey,
 }
 
-/// The approvers a broker trusts, by key id.
+/// A registered approver whose key is a passkey (spec 5.1; role `human`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeyApprover {
+    pub name: String,
+    pub role: ApproverRole,
+    pub credential: WebAuthnCredential,
+}
+
+/// The approvers a broker trusts, by key id: Ed25519 keys and passkeys (whose key id is the
+/// SHA-256 of the SPKI DER).
 #[derive(Debug, Clone, Default)]
 pub struct ApproverRegistry {
     by_kid: BTreeMap<KeyId, Approver>,
+    passkeys: BTreeMap<KeyId, PasskeyApprover>,
 }
 
 impl ApproverRegistry {
@@ -53,15 +64,37 @@ impl ApproverRegistry {
     pub fn insert(&mut self, approver: Approver) {
         self.by_kid.insert(approver.key.kid(), approver);
     }
-    /// Look up by key id.
+    /// Register a passkey approver (several passkeys per name are allowed).
+    pub fn insert_passkey(&mut self, approver: PasskeyApprover) {
+        self.passkeys.insert(approver.credential.kid(), approver);
+    }
+    /// Look up an Ed25519 approver by key id.
     pub fn get(&self, kid: &KeyId) -> Option<&Approver> {
         self.by_kid.get(kid)
+    }
+    /// Look up a passkey approver by key id.
+    pub fn passkey(&self, kid: &KeyId) -> Option<&PasskeyApprover> {
+        self.passkeys.get(kid)
+    }
+    /// Name and role of the approver holding `kid`, whatever its key kind.
+    pub fn identity(&self, kid: &KeyId) -> Option<(&str, ApproverRole)> {
+        self.by_kid
+            .get(kid)
+            .map(|a| (a.name.as_str(), a.role))
+            .or_else(|| self.passkeys.get(kid).map(|p| (p.name.as_str(), p.role)))
+    }
+    /// Every passkey approver.
+    pub fn passkeys(&self) -> impl Iterator<Item = &PasskeyApprover> {
+        self.passkeys.values()
     }
 }
 
 impl KeyResolver for ApproverRegistry {
     fn resolve(&self, kid: &KeyId) -> Option<crate::keys::PublicKey> {
         self.by_kid.get(kid).map(|a| a.key)
+    }
+    fn resolve_webauthn(&self, kid: &KeyId) -> Option<WebAuthnCredential> {
+        self.passkeys.get(kid).map(|p| p.credential.clone())
     }
 }
 
@@ -394,14 +427,13 @@ fn check_path(cert: &VerifiedCertificate, policy: &BrokerPolicy<'_>) -> Result<(
         let [kid] = v.signers() else {
             return Err(format!("attestation {i}: must carry exactly one signature"));
         };
-        let approver = policy
+        let (name, role) = policy
             .approvers
-            .get(kid)
+            .identity(kid)
             .ok_or_else(|| format!("attestation {i}: unknown approver"))?;
-        if approver.name != a.approver {
+        if name != a.approver {
             return Err(format!(
-                "attestation {i}: signed by `{}` but names `{}`",
-                approver.name,
+                "attestation {i}: signed by `{name}` but names `{}`",
                 trunc(&a.approver)
             ));
         }
@@ -409,11 +441,11 @@ fn check_path(cert: &VerifiedCertificate, policy: &BrokerPolicy<'_>) -> Result<(
             return Err(format!("attestation {i}: bound to a different contract or evidence"));
         }
         if a.decision != ApprovalDecision::Approve {
-            return Err(format!("attestation {i}: `{}` denied", approver.name));
+            return Err(format!("attestation {i}: `{name}` denied"));
         }
-        match approver.role {
-            ApproverRole::Validator => validators.insert(approver.name.clone()),
-            ApproverRole::Human => humans.insert(approver.name.clone()),
+        match role {
+            ApproverRole::Validator => validators.insert(name.to_owned()),
+            ApproverRole::Human => humans.insert(name.to_owned()),
             ApproverRole::BreakGlass => {
                 return Err(format!("attestation {i}: break-glass keys do not approve"));
             }

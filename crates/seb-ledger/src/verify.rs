@@ -139,6 +139,13 @@ pub struct VerifyReport {
     /// Admission `approval` records (approvals received).
     #[serde(default)]
     pub approvals: u64,
+    /// Admission `enrol` and `remove_approver` records (approver-registry changes).
+    pub approver_changes: u64,
+    /// Passkey approvals re-verified against the credential of their `enrol` record.
+    pub passkey_approvals: u64,
+    /// Passkey approvals whose credential no `enrol` record in the ledger registers (passkeys
+    /// from a configuration file): not verifiable offline.
+    pub passkey_unresolved: u64,
     /// Outcomes with status `uncertain` (each one is an alert).
     pub uncertain_outcomes: u64,
     /// Admits without an outcome yet (executions in flight or awaiting crash recovery).
@@ -333,6 +340,9 @@ pub fn verify_ledger(
         issued: 0,
         denied: 0,
         approvals: 0,
+        approver_changes: 0,
+        passkey_approvals: 0,
+        passkey_unresolved: 0,
         uncertain_outcomes: 0,
         open_admits: 0,
         checkpoints: u64::try_from(checkpoints.len()).unwrap_or(u64::MAX),
@@ -364,6 +374,11 @@ enum Record {
         proposal_id: String,
         /// `approval`: the approval envelope's digest; `issue`: those the certificate carries.
         attestations: Vec<String>,
+        passkey_approvals: Vec<seb_core::envelope::Envelope>,
+    },
+    ApproverChange {
+        /// The credential an `enrol` record registers.
+        enrolled: Option<seb_core::webauthn::WebAuthnCredential>,
     },
 }
 
@@ -372,8 +387,6 @@ enum AdmissionKind {
     Issue,
     Deny,
     Approval,
-    /// Enrolment or removal of an approver.
-    Registry,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -473,6 +486,34 @@ fn check_entry(
     }
 }
 
+/// Passkeys registered by the ledger's `enrol` records, by key id (removal keeps them: an
+/// approval given before a removal stays verifiable).
+#[derive(Debug, Default)]
+struct EnrolledPasskeys(
+    std::collections::BTreeMap<seb_core::keys::KeyId, seb_core::webauthn::WebAuthnCredential>,
+);
+
+impl EnrolledPasskeys {
+    fn insert(&mut self, kid: seb_core::keys::KeyId, c: seb_core::webauthn::WebAuthnCredential) {
+        self.0.insert(kid, c);
+    }
+    fn contains_key(&self, kid: &seb_core::keys::KeyId) -> bool {
+        self.0.contains_key(kid)
+    }
+}
+
+impl KeyResolver for EnrolledPasskeys {
+    fn resolve(&self, _kid: &seb_core::keys::KeyId) -> Option<PublicKey> {
+        None
+    }
+    fn resolve_webauthn(
+        &self,
+        kid: &seb_core::keys::KeyId,
+    ) -> Option<seb_core::webauthn::WebAuthnCredential> {
+        self.0.get(kid).cloned()
+    }
+}
+
 /// The `stage` of admission's records.
 const ADMISSION_STAGE: &str = "admission";
 
@@ -481,7 +522,32 @@ fn parse_admission(obj: &Map<String, Value>) -> Result<Record, String> {
         "issue" => AdmissionKind::Issue,
         "deny" => AdmissionKind::Deny,
         "approval" => AdmissionKind::Approval,
-        "enrol" | "remove_approver" => AdmissionKind::Registry,
+        // Approver-registry changes (spec 5.1): signed by the issuer like every admission
+        // record, never break-glass, naming the approver.
+        decision @ ("enrol" | "remove_approver") => {
+            req_str(obj, "approver")?;
+            req_u64(obj, "at_ms")?;
+            if obj.get("break_glass") != Some(&Value::Bool(false)) {
+                return Err("an approver record must carry `break_glass: false`".into());
+            }
+            let mut enrolled = None;
+            if decision == "enrol" {
+                let kid = req_str(obj, "kid")?;
+                let c: seb_core::webauthn::WebAuthnCredential = obj
+                    .get("credential")
+                    .cloned()
+                    .ok_or("an enrol record without its credential")
+                    .and_then(|v| {
+                        serde_json::from_value(v)
+                            .map_err(|_| "an enrol record's credential is malformed")
+                    })?;
+                if c.kid().as_str() != kid {
+                    return Err("an enrol record's kid is not its credential's".into());
+                }
+                enrolled = Some(c);
+            }
+            return Ok(Record::ApproverChange { enrolled });
+        }
         other => return Err(format!("unknown admission decision `{}`", short(other))),
     };
     let issued = kind == AdmissionKind::Issue;
@@ -525,7 +591,12 @@ fn parse_admission(obj: &Map<String, Value>) -> Result<Record, String> {
             return Err("issued with an empty validity window".into());
         }
     }
-    Ok(Record::Admission { kind, break_glass, proposal_id, attestations })
+    let passkey_approvals = match obj.get("passkey_approvals") {
+        None => Vec::new(),
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|_| "`passkey_approvals` is not a list of envelopes".to_owned())?,
+    };
+    Ok(Record::Admission { kind, break_glass, proposal_id, attestations, passkey_approvals })
 }
 
 fn req_str<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a str, String> {
@@ -606,6 +677,7 @@ fn check_semantics(
     // Approvals recorded so far: (proposal_id, approval envelope digest).
     let mut approved: HashMap<(&str, &str), u64> = HashMap::new();
     let mut finished: HashMap<&(String, String), u64> = HashMap::new();
+    let mut passkeys = EnrolledPasskeys::default();
     for (index, r) in (0u64..).zip(records) {
         match r {
             Record::Decision { decision, key, at_ms, validity, break_glass } => {
@@ -663,8 +735,41 @@ fn check_semantics(
                 }
             }
             Record::Epoch => report.epochs += 1,
-            Record::Admission { kind, break_glass, proposal_id, attestations } => {
+            Record::ApproverChange { enrolled } => {
+                report.approver_changes += 1;
+                if let Some(c) = enrolled {
+                    passkeys.insert(c.kid(), c.clone());
+                }
+            }
+            Record::Admission {
+                kind,
+                break_glass,
+                proposal_id,
+                attestations,
+                passkey_approvals,
+            } => {
                 report.break_glass += u64::from(*break_glass);
+                for approval in passkey_approvals {
+                    // Every passkey approval whose credential an earlier `enrol` record
+                    // registered must verify (spec 5.1); others (passkeys written in a
+                    // configuration file) are counted as unresolved.
+                    let known = approval.signatures.iter().all(|s| {
+                        s.keyid
+                            .parse()
+                            .is_ok_and(|k: seb_core::keys::KeyId| passkeys.contains_key(&k))
+                    });
+                    if !known {
+                        report.passkey_unresolved += 1;
+                        continue;
+                    }
+                    approval.verify(seb_core::envelope::PayloadType::Approval, &passkeys).map_err(
+                        |e| LedgerError::EntryPayload {
+                            index,
+                            reason: format!("passkey approval does not verify: {e}"),
+                        },
+                    )?;
+                    report.passkey_approvals += 1;
+                }
                 match kind {
                     AdmissionKind::Issue => {
                         report.issued += 1;
@@ -686,7 +791,6 @@ fn check_semantics(
                             approved.entry((proposal_id.as_str(), d.as_str())).or_insert(index);
                         }
                     }
-                    AdmissionKind::Registry => {}
                 }
             }
         }

@@ -78,6 +78,7 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::{AsyncMessage, Config, Row};
 
 mod admission;
+mod approvers;
 mod ledger;
 mod net_effect;
 pub mod schema;
@@ -1030,6 +1031,10 @@ impl Store for PostgresStore {
                 .map_err(pg_err)?;
             row.as_ref().map(to_checkpoint).transpose()
         })
+    }
+
+    fn approver_directory(&self) -> Option<&dyn seb_store::approvers::ApproverDirectory> {
+        Some(self)
     }
 
     fn checkpoints(&self) -> StoreFuture<'_, Vec<StoredCheckpoint>> {

@@ -11,11 +11,17 @@ use crate::{LEASE_CLASS, pg_err};
 use seb_store::StoreError;
 
 /// The schema version this build writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// Migration `n` (1-based) brings a database from version `n - 1` to `n`. Append only: a
 /// released migration is never edited.
-const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3, crate::net_effect::MIGRATION];
+const MIGRATIONS: &[&str] = &[
+    MIGRATION_1,
+    MIGRATION_2,
+    MIGRATION_3,
+    crate::net_effect::MIGRATION,
+    crate::approvers::MIGRATION_APPROVERS,
+];
 
 /// Everything of schema version 1.
 ///

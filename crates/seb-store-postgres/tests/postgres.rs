@@ -123,6 +123,9 @@ impl Store for Replicas {
     fn backend(&self) -> &'static str {
         "postgres x3"
     }
+    fn approver_directory(&self) -> Option<&dyn seb_store::approvers::ApproverDirectory> {
+        self.one().approver_directory()
+    }
     fn epochs(&self) -> StoreFuture<'_, Epochs> {
         self.one().epochs()
     }

@@ -124,6 +124,10 @@ case_list!(
     net_effect_window_lists_changes_per_agent_and_scope,
     net_effect_append_conflicts_when_the_window_changed,
     net_effect_concurrent_appends_have_one_winner,
+    approvers_enrol_consumes_the_invitation_once,
+    approvers_concurrent_enrolments_have_one_winner,
+    approvers_counter_is_compare_and_set,
+    approvers_removal_is_recorded,
 );
 
 /// Run every case in [`CASES`], each on a fresh store from `factory`.
@@ -181,6 +185,10 @@ macro_rules! conformance_tests {
             net_effect_window_lists_changes_per_agent_and_scope,
             net_effect_append_conflicts_when_the_window_changed,
             net_effect_concurrent_appends_have_one_winner,
+            approvers_enrol_consumes_the_invitation_once,
+            approvers_concurrent_enrolments_have_one_winner,
+            approvers_counter_is_compare_and_set,
+            approvers_removal_is_recorded,
         );
     };
 }
@@ -1110,4 +1118,198 @@ pub async fn admission_policy_epoch_follows_digest(store: Arc<dyn Store>) {
     let history: Vec<(u64, String)> =
         a.policies().await.unwrap().into_iter().map(|p| (p.policy_epoch, p.digest)).collect();
     assert_eq!(history, vec![(1, "d1".into()), (2, "d2".into()), (4, "d2".into())]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Approver directory (spec 5.1)
+// ---------------------------------------------------------------------------------------------
+
+fn directory(store: &dyn Store) -> &dyn crate::approvers::ApproverDirectory {
+    store
+        .approver_directory()
+        .unwrap_or_else(|| panic!("the {} store keeps no approver directory", store.backend()))
+}
+
+fn invitation(token: &str, name: &str, expires_at_ms: u64) -> crate::approvers::Invitation {
+    crate::approvers::Invitation {
+        token_hash: format!("{token:0>64}"),
+        name: name.into(),
+        role: "human".into(),
+        challenge: vec![7; 32],
+        user_id: vec![9; 16],
+        invited_by: "root".into(),
+        created_at_ms: 1_000,
+        expires_at_ms,
+    }
+}
+
+fn enrolled(name: &str, kid: &str) -> crate::approvers::EnrolledApprover {
+    crate::approvers::EnrolledApprover {
+        name: name.into(),
+        role: "human".into(),
+        kid: kid.into(),
+        credential: format!("{{\"kid\":\"{kid}\"}}"),
+        entry: format!("{{\"enrol\":\"{name}\"}}").into_bytes(),
+        enrolled_at_ms: 2_000,
+    }
+}
+
+/// An invitation is found by its token hash until it expires or is used; enrolment consumes
+/// it, stores the approver and appends its record at the returned index in one step; a used,
+/// expired, unknown or misnamed invitation, or a name already enrolled, changes nothing.
+pub async fn approvers_enrol_consumes_the_invitation_once(store: Arc<dyn Store>) {
+    use crate::approvers::EnrolResult;
+    let s = store.as_ref();
+    directory(s).create_invitation(invitation("a1", "alice", 10_000)).await.unwrap();
+    directory(s).create_invitation(invitation("e1", "erin", 5_000)).await.unwrap();
+    directory(s).create_invitation(invitation("b1", "bob", 10_000)).await.unwrap();
+    let found = directory(s).invitation(&format!("{:0>64}", "a1"), 4_000).await.unwrap();
+    assert_eq!(found, Some(invitation("a1", "alice", 10_000)), "invitation not found by hash");
+    assert_eq!(
+        directory(s).invitation(&format!("{:0>64}", "e1"), 5_000).await.unwrap(),
+        None,
+        "an invitation is unusable at its expiry"
+    );
+    let before = size(s).await;
+    let r = directory(s)
+        .enrol(&format!("{:0>64}", "e1"), 5_000, enrolled("erin", "k-erin"), b"erin".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(r, EnrolResult::InvitationUnusable, "an expired invitation enrolled");
+    let r = directory(s)
+        .enrol(&format!("{:0>64}", "b1"), 4_000, enrolled("mallory", "k-m"), b"m".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(r, EnrolResult::InvitationUnusable, "an invitation enrolled another name");
+    assert_eq!(size(s).await, before, "a refused enrolment appended a record");
+
+    let r = directory(s)
+        .enrol(&format!("{:0>64}", "a1"), 4_000, enrolled("alice", "k-alice"), b"alice".to_vec())
+        .await
+        .unwrap();
+    let EnrolResult::Enrolled { index } = r else { panic!("enrol: {r:?}") };
+    assert_eq!(index, before, "enrol record not at the end of the ledger");
+    assert_eq!(entry(s, index).await, b"alice".to_vec());
+    assert_eq!(
+        directory(s).invitation(&format!("{:0>64}", "a1"), 4_000).await.unwrap(),
+        None,
+        "a used invitation is still usable"
+    );
+    let r = directory(s)
+        .enrol(&format!("{:0>64}", "a1"), 4_001, enrolled("alice", "k-alice2"), b"x".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(r, EnrolResult::InvitationUnusable, "an invitation was used twice");
+    // A second invitation for an enrolled name, or an enrolled credential, is refused.
+    directory(s).create_invitation(invitation("a2", "alice", 10_000)).await.unwrap();
+    let r = directory(s)
+        .enrol(&format!("{:0>64}", "a2"), 4_000, enrolled("alice", "k-other"), b"x".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(r, EnrolResult::AlreadyEnrolled);
+    let r = directory(s)
+        .enrol(&format!("{:0>64}", "b1"), 4_000, enrolled("bob", "k-alice"), b"x".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(r, EnrolResult::AlreadyEnrolled, "one credential enrolled under two names");
+    assert_eq!(size(s).await, before + 1);
+    let all = directory(s).enrolled().await.unwrap();
+    assert_eq!(all, vec![enrolled("alice", "k-alice")]);
+}
+
+/// Concurrent enrolments with one token: exactly one wins, one record is appended.
+pub async fn approvers_concurrent_enrolments_have_one_winner(store: Arc<dyn Store>) {
+    use crate::approvers::EnrolResult;
+    directory(store.as_ref()).create_invitation(invitation("c1", "carol", 10_000)).await.unwrap();
+    let before = size(store.as_ref()).await;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            directory(store.as_ref())
+                .enrol(
+                    &format!("{:0>64}", "c1"),
+                    3_000,
+                    enrolled("carol", &format!("k-{i}")),
+                    format!("carol-{i}").into_bytes(),
+                )
+                .await
+                .unwrap()
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            EnrolResult::Enrolled { .. } => wins += 1,
+            EnrolResult::InvitationUnusable | EnrolResult::AlreadyEnrolled => {}
+        }
+    }
+    assert_eq!(wins, 1, "{wins} enrolments won with one invitation");
+    assert_eq!(size(store.as_ref()).await, before + 1);
+    assert_eq!(directory(store.as_ref()).enrolled().await.unwrap().len(), 1);
+}
+
+/// The counter: unknown credentials are reported; 0 → 0 is allowed (no counter); otherwise
+/// only a strictly greater value is stored; of racing equal values exactly one is accepted.
+pub async fn approvers_counter_is_compare_and_set(store: Arc<dyn Store>) {
+    use crate::approvers::CounterResult;
+    let s = store.as_ref();
+    assert_eq!(directory(s).advance_counter("nobody", 1).await.unwrap(), CounterResult::Unknown);
+    directory(s).create_invitation(invitation("d1", "dave", 10_000)).await.unwrap();
+    directory(s)
+        .enrol(&format!("{:0>64}", "d1"), 3_000, enrolled("dave", "k-dave"), b"d".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(directory(s).advance_counter("k-dave", 0).await.unwrap(), CounterResult::Advanced);
+    assert_eq!(directory(s).advance_counter("k-dave", 0).await.unwrap(), CounterResult::Advanced);
+    assert_eq!(directory(s).advance_counter("k-dave", 5).await.unwrap(), CounterResult::Advanced);
+    for bad in [5, 4, 0] {
+        assert_eq!(
+            directory(s).advance_counter("k-dave", bad).await.unwrap(),
+            CounterResult::Regression { stored: 5 },
+            "counter {bad} after 5 accepted"
+        );
+    }
+    assert_eq!(
+        directory(s).advance_counter("k-dave", u32::MAX).await.unwrap(),
+        CounterResult::Advanced
+    );
+    directory(s).create_invitation(invitation("f1", "fay", 10_000)).await.unwrap();
+    directory(s)
+        .enrol(&format!("{:0>64}", "f1"), 3_000, enrolled("fay", "k-fay"), b"f".to_vec())
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            directory(store.as_ref()).advance_counter("k-fay", 7).await.unwrap()
+        }));
+    }
+    let mut advanced = 0;
+    for t in tasks {
+        if t.await.unwrap() == CounterResult::Advanced {
+            advanced += 1;
+        }
+    }
+    assert_eq!(advanced, 1, "one counter value accepted {advanced} times");
+}
+
+/// Removal deletes the approver and appends its record; removing an unknown name does neither.
+pub async fn approvers_removal_is_recorded(store: Arc<dyn Store>) {
+    use crate::approvers::CounterResult;
+    let s = store.as_ref();
+    directory(s).create_invitation(invitation("g1", "gus", 10_000)).await.unwrap();
+    directory(s)
+        .enrol(&format!("{:0>64}", "g1"), 3_000, enrolled("gus", "k-gus"), b"g".to_vec())
+        .await
+        .unwrap();
+    let before = size(s).await;
+    let index = directory(s).remove_approver("gus", b"remove gus".to_vec()).await.unwrap();
+    assert_eq!(index, Some(before));
+    assert_eq!(entry(s, before).await, b"remove gus".to_vec());
+    assert!(directory(s).enrolled().await.unwrap().is_empty());
+    assert_eq!(directory(s).advance_counter("k-gus", 9).await.unwrap(), CounterResult::Unknown);
+    assert_eq!(directory(s).remove_approver("gus", b"again".to_vec()).await.unwrap(), None);
+    assert_eq!(size(s).await, before + 1, "removing an unknown approver appended a record");
 }

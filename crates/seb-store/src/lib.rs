@@ -46,6 +46,7 @@ use std::pin::Pin;
 pub use seb_ledger::merkle::Hash;
 
 pub mod admission;
+pub mod approvers;
 pub mod clock;
 pub mod keyfile;
 pub mod net_effect;
@@ -407,6 +408,13 @@ pub trait Store: NetEffectLog + Send + Sync + 'static {
     fn admission(&self) -> Option<&dyn admission::AdmissionState> {
         None
     }
+
+    // ---- bounded contexts ----
+    /// The enrolled-approver directory (spec 5.1), when this backend keeps one (SQLite and
+    /// PostgreSQL do; a wrapper forwards it with `forward_store!(… approver_directory)`).
+    fn approver_directory(&self) -> Option<&dyn approvers::ApproverDirectory> {
+        None
+    }
 }
 
 /// Inside `impl Store for Wrapper`, forward the named methods to the store in field `$field`
@@ -509,6 +517,9 @@ macro_rules! forward_store {
     };
     (@one $f:ident admission) => {
         fn admission(&self) -> Option<&dyn $crate::admission::AdmissionState> { self.$f.admission() }
+    };
+    (@one $f:ident approver_directory) => {
+        fn approver_directory(&self) -> Option<&dyn $crate::approvers::ApproverDirectory> { self.$f.approver_directory() }
     };
     (@one $f:ident checkpoints) => {
         fn checkpoints(&self) -> $crate::StoreFuture<'_, Vec<$crate::StoredCheckpoint>> { self.$f.checkpoints() }

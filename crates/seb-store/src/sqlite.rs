@@ -43,6 +43,7 @@
 //! longer matches its frontier) and re-reads the frontier before appending.
 
 mod admission;
+mod approvers;
 mod net_effect;
 mod ops;
 mod schema;
@@ -398,6 +399,10 @@ impl Store for SqliteStore {
     }
 
     fn admission(&self) -> Option<&dyn crate::admission::AdmissionState> {
+        Some(self)
+    }
+
+    fn approver_directory(&self) -> Option<&dyn crate::approvers::ApproverDirectory> {
         Some(self)
     }
 }

@@ -7,6 +7,7 @@
 //! gone. Nothing is silently skipped: a service that cannot be started is an error, and the
 //! tests that need it fail.
 //!
+//! - [`browser`]: Debian's Chromium and a pinned Playwright for Python (console tests).
 //! - [`process`]: supervised child processes, free ports, readiness polling.
 //! - [`cel`]: cel-python (pinned), to evaluate admission policies' CEL in tests.
 //! - [`certs`]: throwaway CAs and server or client certificates (`openssl`).
@@ -16,6 +17,7 @@
 //! - [`adopt`]: the walkthrough's identities on a real cluster or account instead.
 
 pub mod adopt;
+pub mod browser;
 pub mod cel;
 pub mod certs;
 pub mod kube;

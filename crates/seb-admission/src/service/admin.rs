@@ -147,7 +147,7 @@ impl Admission {
     }
 
     /// Authenticate a signed admin request.
-    async fn admin(
+    pub(super) async fn admin(
         &self,
         body: &[u8],
         signature: Option<&str>,
@@ -200,6 +200,9 @@ impl Admission {
         signature: Option<&str>,
     ) -> Result<u64, AdmissionError> {
         let req = self.admin(body, signature).await?;
+        if req.commands() != 1 && req.load_policy.is_some() {
+            return Err(AdmissionError::Parse("one command per request".into()));
+        }
         let text = req
             .load_policy
             .ok_or_else(|| AdmissionError::Parse("`load_policy` is missing".into()))?;
@@ -216,6 +219,9 @@ impl Admission {
         signature: Option<&str>,
     ) -> Result<Envelope, AdmissionError> {
         let req = self.admin(body, signature).await?;
+        if req.commands() != 1 {
+            return Err(AdmissionError::Parse("one command per request".into()));
+        }
         let what = req.revoke.ok_or_else(|| AdmissionError::Parse("`revoke` is missing".into()))?;
         if req.load_policy.is_some() {
             return Err(AdmissionError::Parse("one command per request".into()));

@@ -22,7 +22,9 @@ impl Admission {
         let limit = self.settings.body_limit;
         let env: Envelope =
             json::parse(body, limit).map_err(|e| AdmissionError::Parse(e.to_string()))?;
-        let verified = env.verify(PayloadType::Approval, &self.approvers).map_err(|e| match e {
+        // Configured and enrolled approvers; a passkey approval is verified here (spec 5.1).
+        let approvers = self.approver_registry().await?;
+        let verified = env.verify(PayloadType::Approval, &approvers).map_err(|e| match e {
             EnvelopeError::WrongPayloadType { .. }
             | EnvelopeError::PayloadEncoding
             | EnvelopeError::Payload(_) => AdmissionError::Parse(e.to_string()),
@@ -33,11 +35,8 @@ impl Admission {
                 "an approval carries exactly one signature".into(),
             ));
         };
-        let approver = self
-            .approvers
-            .get(kid)
-            .ok_or_else(|| AdmissionError::Unauthenticated("unknown approver".into()))?
-            .clone();
+        let approver = super::enrol::Identity::of(&approvers, kid)?;
+        self.keep_counters(&verified).await?;
         let a: Approval =
             verified.parse(limit).map_err(|e| AdmissionError::Parse(format!("approval: {e}")))?;
         if a.approver != approver.name {
@@ -72,6 +71,12 @@ impl Admission {
             return Err(AdmissionError::Invalid(
                 "approval is bound to a different evidence digest".into(),
             ));
+        }
+        if self.owner_conflict(&approver.name, &l.body.received.proposal.agent) {
+            return Err(AdmissionError::Forbidden(format!(
+                "`{}` owns agent `{}` and may not approve its proposals (forbid_owner_approval)",
+                approver.name, l.body.received.proposal.agent
+            )));
         }
         let now = self.now()?;
         let view = ApprovalView {

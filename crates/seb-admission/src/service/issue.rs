@@ -96,6 +96,7 @@ impl Admission {
             match self.save(&l, next, Some(&record)).await? {
                 Cas::Done { .. } => {
                     warn!(proposal_id = %id, agent = %record.agent, reason, "proposal denied");
+                    self.emit(id).await;
                     return Ok(());
                 }
                 Cas::Stale => continue,
@@ -148,6 +149,7 @@ impl Admission {
                     };
                     if let Cas::Done { .. } = self.save(&l, next, Some(&record)).await? {
                         warn!(proposal_id = %id, agent = %record.agent, reason = %reason, "proposal denied at issuance");
+                        self.emit(id).await;
                     }
                     return Ok(());
                 }
@@ -156,8 +158,10 @@ impl Admission {
                         stage: Stage::Pending(issuing.reassessed(*evaluation, requirement)),
                         ..l.body.clone()
                     };
-                    self.save(&l, next, None).await?;
-                    info!(proposal_id = %id, path = %requirement.path, "net effect: the window's changes raised the requirement; proposal waits for approvals");
+                    if let Cas::Done { .. } = self.save(&l, next, None).await? {
+                        info!(proposal_id = %id, path = %requirement.path, "net effect: the window's changes raised the requirement; proposal waits for approvals");
+                        self.emit(id).await;
+                    }
                     return Ok(());
                 }
                 Err(Refusal::Wait(requirement, policy)) => {
@@ -326,12 +330,21 @@ impl Admission {
         record.not_after = Some(payload.validity.not_after);
         record.attestation_digests =
             payload.attestations.iter().filter_map(|a| a.digest().ok()).collect();
+        // Passkey-signed approvals ride along so `seb ledger verify` re-verifies them offline
+        // against the credential of their `enrol` record (spec 5.1).
+        record.passkey_approvals = payload
+            .attestations
+            .iter()
+            .filter(|a| a.signatures.iter().any(|s| s.webauthn.is_some()))
+            .cloned()
+            .collect();
         let certified = issuing.certify(envelope, &payload, digest);
         let next =
             super::state::Body { stage: Stage::Certified(Box::new(certified)), ..l.body.clone() };
         match self.save(l, next, Some(&record)).await? {
             Cas::Done { .. } => {
                 info!(proposal_id = %l.id(), cid = %payload.cid, cert_path = %payload.cert_path, risk_level = %payload.contract.risk_level, break_glass = false, "certificate issued");
+                self.emit(l.id()).await;
             }
             Cas::Stale => {
                 warn!(proposal_id = %l.id(), cid = %payload.cid, "another replica finished this issuance first: this certificate is discarded, never released");
@@ -387,6 +400,7 @@ impl Admission {
         let done = matches!(self.save(&l, next, Some(&record)).await?, Cas::Done { .. });
         if done {
             warn!(proposal_id = %id, agent = %record.agent, "proposal expired");
+            self.emit(id).await;
         }
         Ok(done)
     }

@@ -49,6 +49,7 @@ use crate::scoring::{Score, ScoringConfig};
 mod admin;
 mod approve;
 mod break_glass;
+mod enrol;
 mod issue;
 // Net-effect scoring (spec 5.2): the assessment at evaluation and the accounting at issuance.
 mod net_effect_hooks;
@@ -56,6 +57,9 @@ mod reads;
 pub mod state;
 mod submit;
 
+pub use enrol::{
+    ApproverRecord, ApproverView, EnrolmentView, INVITATION_TTL_MS, InvitationView, Registration,
+};
 use state::{Body, Evaluation, Received, Stage};
 
 /// The profile (pure rules) and the read-only observer of one platform.
@@ -265,6 +269,7 @@ struct Settings {
     /// How long a replica holds a proposal it evaluates or issues before another may take
     /// the work over.
     claim_ms: u64,
+    forbid_owner_approval: bool,
 }
 
 /// The admission boundary.
@@ -287,6 +292,10 @@ pub struct Admission {
     clock: Arc<dyn Clock>,
     /// Serialises this instance's epoch changes so each statement names the epochs it makes.
     epoch_lock: tokio::sync::Mutex<()>,
+    /// Told of every state change this replica makes (notifications, [`crate::notify`]).
+    events: std::sync::OnceLock<Arc<dyn crate::notify::ProposalEvents>>,
+    /// Passkey enrolment settings and configured passkeys' counters (`enrol`).
+    enrolment: enrol::Enrolment,
 }
 
 impl std::fmt::Debug for Admission {
@@ -407,6 +416,7 @@ impl Admission {
                 body_limit: cfg.body_limit,
                 observe_timeout: Duration::from_millis(cfg.observe_timeout_ms),
                 claim_ms: cfg.observe_timeout_ms.saturating_mul(2).saturating_add(5_000),
+                forbid_owner_approval: cfg.forbid_owner_approval,
             },
             issuer,
             agents: reg.agents,
@@ -428,7 +438,31 @@ impl Admission {
             store,
             clock,
             epoch_lock: tokio::sync::Mutex::new(()),
+            events: std::sync::OnceLock::new(),
+            enrolment: enrol::Enrolment::from_config(cfg)?,
         })
+    }
+
+    /// Tell `events` of every proposal state change from now on (once; `false` if already set).
+    pub fn set_events(&self, events: Arc<dyn crate::notify::ProposalEvents>) -> bool {
+        self.events.set(events).is_ok()
+    }
+
+    /// Hand the proposal's current view to the events sink, if any. Called by the replica
+    /// whose compare-and-set made the change, so each change is told once.
+    async fn emit(&self, id: &str) {
+        if let Some(ev) = self.events.get()
+            && let Ok(v) = self.view(id).await
+        {
+            ev.changed(&v);
+        }
+    }
+
+    /// Whether `approver` is an owner of `agent` and the configuration forbids owners to
+    /// approve their agent's proposals.
+    pub fn owner_conflict(&self, approver: &str, agent: &str) -> bool {
+        self.settings.forbid_owner_approval
+            && self.agents.get(agent).is_some_and(|a| a.owners.iter().any(|o| o == approver))
     }
 
     /// Load the configured policy (the default when `None`). The policy epoch changes only
@@ -610,6 +644,7 @@ impl Admission {
             break_glass: false,
             attestation_digest: None,
             attestation_digests: Vec::new(),
+            passkey_approvals: Vec::new(),
         }
     }
 

@@ -162,6 +162,7 @@ impl Admission {
         match &stage {
             Stage::Denied(d) => {
                 warn!(proposal_id = %id, agent = %received.proposal.agent, reason = %d.reason, "proposal denied");
+                self.emit(&id).await;
                 if inapplicable {
                     return Err(AdmissionError::Inapplicable {
                         proposal_id: id,
@@ -173,7 +174,10 @@ impl Admission {
             Stage::Advisory(a) => {
                 info!(proposal_id = %id, reason = %a.reason, "proposal is advisory");
             }
-            Stage::Pending(_) => info!(proposal_id = %id, "proposal waits for approvals"),
+            Stage::Pending(_) => {
+                info!(proposal_id = %id, "proposal waits for approvals");
+                self.emit(&id).await;
+            }
             Stage::Issuing(_) => {
                 if let Err(e) = self.issue_claimed(&id).await {
                     error!(proposal_id = %id, error = %e, "issuance failed");

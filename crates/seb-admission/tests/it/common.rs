@@ -151,6 +151,11 @@ pub async fn env() -> Env {
 
 /// An environment whose `[admission]` table has `extra` lines.
 pub async fn env_with(extra: &str) -> Env {
+    env_with_text(&config_text(extra)).await
+}
+
+/// An environment from this whole configuration text.
+pub async fn env_with_text(text: &str) -> Env {
     let dir = tempfile::tempdir().unwrap();
     write_key(dir.path(), "issuer.seed", &issuer());
     let store =
@@ -159,7 +164,7 @@ pub async fn env_with(extra: &str) -> Env {
     target.insecure_direct_write("cfg", json!({"replicas": 3, "image": "nginx:1"})).unwrap();
     let clock = Arc::new(ManualClock::new(NOW_MS));
     let broker_clock = Arc::new(BrokerClock::new(NOW_MS));
-    let cfg = AdmissionConfig::from_toml_str(&config_text(extra), dir.path()).unwrap();
+    let cfg = AdmissionConfig::from_toml_str(text, dir.path()).unwrap();
     let mut platforms = Platforms::default();
     platforms.insert(target.clone());
     let admission = Admission::open(&cfg, store.clone(), platforms, clock.clone()).await.unwrap();
@@ -275,6 +280,8 @@ impl Env {
             at_ms: self.now(),
             revoke,
             load_policy: load_policy.map(str::to_owned),
+            invite_approver: None,
+            remove_approver: None,
         };
         sign_admin(&r, &admin()).unwrap()
     }

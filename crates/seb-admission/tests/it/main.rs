@@ -4,10 +4,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod access;
+mod browser;
 mod common;
+mod console;
 mod edges;
 mod flows;
 mod http;
 mod net_effect;
+mod passkeys;
 mod policy;
 mod revocation;

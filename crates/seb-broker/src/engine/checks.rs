@@ -25,7 +25,8 @@ impl Broker {
         let t = Instant::now();
         // Bind first: the policy borrows non-Send trait objects and must not live across
         // an await.
-        let authenticated = pipeline::authenticate(body, &self.policy(), now_ms);
+        let approvers = self.enrolled.registry(&self.trust.approvers, self.store.as_ref()).await;
+        let authenticated = pipeline::authenticate(body, &self.policy_with(&approvers), now_ms);
         let auth = match authenticated {
             Ok(a) => a,
             Err(rej) => return Err(self.refuse(rej, client, now_ms).await),

@@ -194,6 +194,8 @@ pub struct Broker {
     statement: Mutex<Option<(u64, u64)>>,
     /// Identities whose retirement failed, retried with backoff until it succeeds.
     retirements: Mutex<Vec<live::AwaitingRetirement>>,
+    /// Configured plus store-enrolled approvers for check 3 (spec 5.1).
+    enrolled: crate::approvers::EnrolledCache,
 }
 
 impl std::fmt::Debug for Broker {
@@ -256,6 +258,7 @@ impl Broker {
             orphans_seen: Mutex::new(BTreeMap::new()),
             statement: Mutex::new(None),
             retirements: Mutex::new(Vec::new()),
+            enrolled: crate::approvers::EnrolledCache::default(),
         }
     }
 
@@ -303,7 +306,7 @@ impl Broker {
         self.targets.get(&p)
     }
 
-    fn policy(&self) -> BrokerPolicy<'_> {
+    fn policy_with<'a>(&'a self, approvers: &'a ApproverRegistry) -> BrokerPolicy<'a> {
         BrokerPolicy {
             trust: CertificateTrust {
                 issuers: &self.trust.issuers,
@@ -311,7 +314,7 @@ impl Broker {
                 break_glass_quorum: self.trust.break_glass_quorum,
                 limit: self.settings.body_limit,
             },
-            approvers: &self.trust.approvers,
+            approvers,
             path_rules: &self.trust.path_rules,
             skew_ms: self.settings.skew_ms,
             max_validity_s: self.settings.max_validity_s,

@@ -2108,6 +2108,8 @@ pub fn envelope_error_kind(e: &EnvelopeError) -> &'static str {
         }
         EnvelopeError::Signature { .. } => "bad_signature",
         EnvelopeError::Payload(_) => "payload",
+        EnvelopeError::PasskeyNotAllowed => "passkey_not_allowed",
+        EnvelopeError::Passkey { .. } => "passkey",
     }
 }
 

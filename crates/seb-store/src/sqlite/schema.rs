@@ -10,11 +10,17 @@ use super::{SqliteOptions, Synchronous};
 use crate::StoreError;
 
 /// The schema version this build writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Migration `n` (1-based) brings a database from version `n - 1` to `n`. Append only: a
 /// released migration is never edited.
-const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3, super::net_effect::MIGRATION];
+const MIGRATIONS: &[&str] = &[
+    MIGRATION_1,
+    MIGRATION_2,
+    MIGRATION_3,
+    super::net_effect::MIGRATION,
+    super::approvers::MIGRATION_APPROVERS,
+];
 
 /// Everything of schema version 1.
 ///
