@@ -225,7 +225,10 @@ impl ProposalEvents for Notifier {
             _ => {
                 let was = announced.remove(&view.proposal_id);
                 drop(announced);
-                if was || !view.approvals.is_empty() {
+                // `waits`: it needed approvers, so it was announced as waiting (by this
+                // replica or another one: only the replica whose compare-and-set decided it
+                // is told of the decision).
+                if was || waits || !view.approvals.is_empty() {
                     self.send(Event::Decided, view);
                 }
             }

@@ -43,12 +43,9 @@ pub enum AdmissionDecision {
     /// `[name]`, `attestation_digest` the digest of the approval envelope, `reason` its
     /// decision and comment.
     Approval,
-    /// An approver was enrolled: `approvers` is `[name]`, `reason` describes the entry
-    /// (`proposal_id` and `agent` are empty). For the enrolment flow (spec 5.1).
-    Enrol,
-    /// An approver was removed: `approvers` is `[name]`, `reason` who removed it.
-    RemoveApprover,
 }
+// Approver enrolments and removals (spec 5.1) are `admission` records of their own shape,
+// `service::ApproverRecord` (`decision: "enrol" | "remove_approver"`).
 
 /// An issuance or denial record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,50 +106,6 @@ fn entry(envelope: Envelope) -> Result<SignedEntry, JsonError> {
 }
 
 impl AdmissionRecord {
-    /// A record of an approver enrolment ([`AdmissionDecision::Enrol`]) or removal
-    /// ([`AdmissionDecision::RemoveApprover`]): `approvers` is `[approver]`, `reason`
-    /// describes the entry (its role and credential kid) or who removed it; no proposal.
-    #[allow(clippy::too_many_arguments)]
-    pub fn approver_change(
-        decision: AdmissionDecision,
-        approver: &str,
-        reason: &str,
-        issuer_kid: KeyId,
-        at_ms: u64,
-        policy_epoch: u64,
-        revocation_epoch: u64,
-        policy_digest: Digest,
-    ) -> Self {
-        Self {
-            id: new_id(),
-            stage: STAGE.into(),
-            decision,
-            proposal_id: String::new(),
-            agent: String::new(),
-            cid: None,
-            certificate_digest: None,
-            contract_digest: None,
-            evidence_digest: None,
-            risk_level: None,
-            score_milli: None,
-            factors: None,
-            cert_path: None,
-            approvers: vec![approver.to_owned()],
-            policy_epoch,
-            revocation_epoch,
-            policy_digest,
-            not_before: None,
-            not_after: None,
-            reason: reason.chars().take(1024).collect(),
-            issuer_kid,
-            at_ms,
-            break_glass: false,
-            attestation_digest: None,
-            attestation_digests: Vec::new(),
-            passkey_approvals: Vec::new(),
-        }
-    }
-
     /// Sign with the admission key.
     pub fn sign(&self, key: &SigningKey) -> Result<SignedEntry, JsonError> {
         entry(Envelope::sign(PayloadType::Admission, self, key)?)

@@ -290,8 +290,8 @@ public_key = "{ops}"
              "argv": cli(&["proposals", "p-deny", "--json", "--key", &agent_key])},
             {"do": "list", "who": "carol", "expect": ["p-expire"], "absent": ["p-deny", "p-l4"]},
             {"do": "sleep_until", "unix_s": expire_at},
-            {"do": "open", "who": "carol", "id": "p-expire", "decidable": false, "expect": ["approval timeout", "denied"]},
-            {"do": "run", "name": "an expired proposal cannot be approved", "expect": ["denied"],
+            {"do": "open", "who": "carol", "id": "p-expire", "decidable": false, "expect": ["approval timeout", "expired"]},
+            {"do": "run", "name": "an expired proposal cannot be approved", "expect": ["expired"],
              "argv": cli(&["approve", "p-expire", "--approver", "validator-1", "--key", &d.join("validator-1.seed").display().to_string(), "--yes"])},
             {"do": "list", "who": "carol", "query": "", "expect": ["Nothing is waiting"]},
             {"do": "signout", "who": "carol"},
@@ -397,7 +397,7 @@ public_key = "{ops}"
     assert_eq!(find("seb.proposal.decided", "p-l4").1["status"], "certified");
     let denied = &find("seb.proposal.decided", "p-deny").1;
     assert!(denied["reason"].as_str().unwrap().contains("not during the freeze"), "{denied}");
-    assert_eq!(find("seb.proposal.decided", "p-expire").1["status"], "denied");
+    assert_eq!(find("seb.proposal.decided", "p-expire").1["status"], "expired");
     // Screenshots for CI.
     for f in ["enrol.png", "list.png", "proposal.png", "proposal-1-of-2.png", "proposal-phone.png"]
     {

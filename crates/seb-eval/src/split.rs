@@ -590,9 +590,7 @@ pub async fn run_op_with(op: usize, n: usize, seed: u64, mode: &str) -> Result<A
             live.put(&c.target, s.after.clone());
         }
         out.cases += 1;
-        *out.variants
-            .entry(c.variant.split(" in ").next().unwrap_or("").to_owned())
-            .or_default() += 1;
+        *out.variants.entry(variant_kind(&c.variant)).or_default() += 1;
         match caught {
             Some(how) => {
                 out.rejected += 1;
@@ -648,4 +646,22 @@ fn fresh_target(t: &Value, suffix: &str) -> Value {
         o.insert("name".into(), json!(format!("{n}-{suffix}")));
     }
     t
+}
+
+/// A case's variant without its numbers (`scale +17 in 5 steps` → `scale +N`).
+fn variant_kind(v: &str) -> String {
+    v.split(" in ")
+        .next()
+        .unwrap_or("")
+        .split(' ')
+        .map(|w| {
+            let digits = w.trim_start_matches('+');
+            if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                if w.starts_with('+') { "+N" } else { "N" }
+            } else {
+                w
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

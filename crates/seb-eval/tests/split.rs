@@ -6,11 +6,25 @@
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_split_sequence_escapes_and_no_single_change_is_falsely_escalated() {
+    // `SEB_SPLIT_CASES` raises the size (the evaluation's 1,000 per op).
+    let n: usize = std::env::var("SEB_SPLIT_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
     for (i, op) in seb_eval::split::OPS.iter().enumerate() {
-        let a = seb_eval::split::run_op(i, 40, 0x5eb + i as u64).await.unwrap();
-        assert_eq!(a.cases, 40, "{op}");
+        let t = std::time::Instant::now();
+        let a = seb_eval::split::run_op(i, n, 0x5eb + i as u64).await.unwrap();
+        let fe = a.false_escalation.clone().unwrap();
+        eprintln!(
+            "{op}: {} sequences, {} escaped, {} single-step changes, {} falsely escalated, {:?} variants {:?} ({:.1} s)",
+            a.cases,
+            a.escaped,
+            fe.singles,
+            fe.escalated,
+            a.failed_checks,
+            a.variants,
+            t.elapsed().as_secs_f64()
+        );
+        assert_eq!(a.cases, n, "{op}");
         assert_eq!(a.escaped, 0, "{op}: {:?}", a.escapes);
-        assert_eq!(a.rejected, 40, "{op}: {:?}", a.failed_checks);
+        assert_eq!(a.rejected, n, "{op}: {:?}", a.failed_checks);
         assert!(a.baseline_admitted, "{op}: a lone small step must go through");
         let fe = a.false_escalation.unwrap();
         assert!(fe.singles > 40, "{op}");

@@ -394,8 +394,19 @@ fn related(v: &Value) -> String {
         }
         o.push_str("</ul>");
     }
-    if let Some(n) = v.pointer("/net_effect/score/level").and_then(Value::as_u64) {
-        let _ = write!(o, "<p>Scored together with them: <strong>L{n}</strong>.</p>");
+    // The two scores of net-effect scoring: alone, and as the net effect of the window.
+    if let (Some(alone), Some(net)) = (
+        v.pointer("/net_effect/alone/level").and_then(Value::as_u64),
+        v.pointer("/net_effect/net_score/level").and_then(Value::as_u64),
+    ) {
+        let decided = v.pointer("/net_effect/decided_by").and_then(Value::as_str).unwrap_or("");
+        let count = v.pointer("/net_effect/related_count").and_then(Value::as_u64).unwrap_or(0);
+        let _ = write!(
+            o,
+            "<p>Scored alone: <strong>L{alone}</strong>; as the net effect of the window \
+             ({count} related): <strong>L{net}</strong>; decided by <code>{}</code>.</p>",
+            esc(decided)
+        );
     }
     o.push_str("</section>");
     o
@@ -682,6 +693,27 @@ mod tests {
         assert!(!html.contains("<script>") && !html.contains("style=") && !html.contains(" on"));
         let html = proposal(V, &view(), &Decidable::No("you already decided".into()), 1_000);
         assert!(!html.contains(r#"id="decide""#) && html.contains("you already decided"));
+    }
+
+    #[test]
+    fn related_changes_and_both_net_effect_scores_are_shown() {
+        let mut v = view();
+        v["net_effect"] = json!({
+            "related": [{"proposal_id": "p-0<b>", "cid": "c", "op": "scale", "at_ms": 500,
+                         "risk_level": 2, "fields": {"replicas": {"delta": 1}}, "deletes": 0, "creates": 0}],
+            "related_count": 1,
+            "alone": {"level": 2, "score_milli": 200, "permitted": true, "escalations": [], "requirement": null},
+            "net_score": {"level": 4, "score_milli": 700, "permitted": true, "escalations": [], "requirement": null},
+            "decided_by": "net"
+        });
+        let html = proposal(V, &v, &Decidable::Yes, 1_000);
+        assert!(html.contains("Related recent changes"), "{html}");
+        assert!(html.contains("p-0&lt;b&gt;") && !html.contains("p-0<b>"), "{html}");
+        assert!(html.contains("Scored alone: <strong>L2</strong>"), "{html}");
+        assert!(
+            html.contains("(1 related): <strong>L4</strong>; decided by <code>net</code>"),
+            "{html}"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use super::{Admission, EpochChange, PolicyVersion, short, statement_after};
 use crate::client::{ADMIN_MEDIA_TYPE, AdminRequest};
 use crate::error::AdmissionError;
 use crate::policy::{PolicyEngine, PolicyInput, PolicyOutcome};
-use crate::records::{AdmissionDecision, AdmissionRecord, sign_statement};
+use crate::records::sign_statement;
 
 impl Admission {
     async fn epoch_statement_after(
@@ -107,35 +107,6 @@ impl Admission {
             })
             .collect();
         Ok((engine.text().to_owned(), epoch, engine.digest(), history))
-    }
-
-    /// Append an `enrol` or `remove_approver` record (spec 5.1) for `approver`, signed by
-    /// the issuer key; returns the record id. The hook the approver registry uses.
-    pub async fn record_approver_change(
-        &self,
-        decision: AdmissionDecision,
-        approver: &str,
-        reason: &str,
-    ) -> Result<String, AdmissionError> {
-        if !matches!(decision, AdmissionDecision::Enrol | AdmissionDecision::RemoveApprover) {
-            return Err(AdmissionError::Internal("not an approver change".into()));
-        }
-        let now = self.now()?;
-        let epochs = self.store.epochs().await?;
-        let (engine, _) = self.active_policy()?;
-        let r = AdmissionRecord::approver_change(
-            decision,
-            approver,
-            reason,
-            self.issuer.kid(),
-            now,
-            epochs.policy_epoch,
-            epochs.revocation_epoch,
-            engine.digest(),
-        );
-        self.store.append(vec![r.sign(&self.issuer)?.entry]).await?;
-        info!(approver, decision = ?decision, record_id = %r.id, "approver change recorded");
-        Ok(r.id)
     }
 
     /// Evaluate the loaded policy alone (benchmarks, diagnostics).

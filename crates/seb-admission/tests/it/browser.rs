@@ -111,7 +111,7 @@ fn the_console_in_chromium_with_a_virtual_authenticator() {
                  "expect": ["replicas", "3", "7", "blast radius", "untrusted text written by the agent", "</pre><script>alert('x')</script>", "0 of 1 human"],
                  "shot": "proposal.png"},
                 {"do": "csp", "who": "human-1"},
-                {"do": "open", "who": "human-1", "id": "p-expired", "decidable": false, "expect": ["denied", "approval timeout", "nothing left to decide"]},
+                {"do": "open", "who": "human-1", "id": "p-expired", "decidable": false, "expect": ["expired", "approval timeout", "nothing left to decide"]},
                 {"do": "decide", "who": "human-1", "id": "p-deny", "decision": "deny", "comment": "", "expect_error": "A denial needs a reason"},
                 {"do": "list", "who": "human-2", "expect": ["Sign in with a passkey"], "absent": ["p-scale", "agent-a"]},
                 {"do": "signin", "who": "human-2"},

@@ -337,33 +337,3 @@ async fn l5_is_never_certified_but_break_glass_can_and_is_flagged() {
     let trust = trust();
     assert!(trust.break_glass.resolve(&operator(0).kid()).is_some());
 }
-
-/// The approver-registry hook: an enrolment and a removal are issuer-signed `admission`
-/// records naming the approver, with no proposal.
-#[tokio::test]
-async fn approver_changes_are_recorded() {
-    use seb_admission::records::AdmissionDecision;
-    let env = env().await;
-    let id = env
-        .admission
-        .record_approver_change(AdmissionDecision::Enrol, "carol", "human, passkey kid abc")
-        .await
-        .unwrap();
-    env.admission
-        .record_approver_change(AdmissionDecision::RemoveApprover, "carol", "removed by ops")
-        .await
-        .unwrap();
-    assert!(
-        env.admission.record_approver_change(AdmissionDecision::Issue, "carol", "x").await.is_err(),
-        "only approver changes go through this hook"
-    );
-    let l = env.ledger().await;
-    let changes: Vec<_> = l
-        .iter()
-        .filter(|(_, k, p)| *k == issuer().kid().to_string() && p["approvers"] == json!(["carol"]))
-        .map(|(_, _, p)| (p["decision"].clone(), p["id"].clone(), p["proposal_id"].clone()))
-        .collect();
-    assert_eq!(changes.len(), 2, "{changes:?}");
-    assert_eq!(changes[0], (json!("enrol"), json!(id), json!("")));
-    assert_eq!(changes[1].0, json!("remove_approver"));
-}

@@ -826,13 +826,6 @@ fn each_attestation_is_recorded_before_its_issue() {
     assert!(matches!(e, LedgerError::AttestationNotRecorded { index: 0, .. }), "{e}");
     let e = build(&[&approval("p-other"), &issue]).unwrap_err();
     assert!(matches!(e, LedgerError::AttestationNotRecorded { index: 1, .. }), "{e}");
-    // Enrolment and removal records verify (no proposal, no certificate).
-    let r = build(&[
-        &admission_json(&issuer(), "enrol", None),
-        &admission_json(&issuer(), "remove_approver", None),
-    ])
-    .unwrap();
-    assert_eq!((r.issued, r.denied, r.approvals), (0, 0, 0));
     // An approval record without the digest it is about is malformed.
     let mut bare = approval("p-1");
     bare.as_object_mut().unwrap().remove("attestation_digest");
