@@ -1,9 +1,19 @@
-//! The full pipeline over real HTTP with the in-memory test double and the embedded SQLite
-//! store (synchronous=FULL): per-step p50/p95/p99 and throughput at 1, 8 and 64 concurrent
-//! clients. Run: `cargo bench -p seb-broker --features test-double --bench http`
+//! The full pipeline over real HTTP with the in-memory test double: per-step p50/p95/p99 and
+//! throughput at 1, 8 and 64 concurrent clients.
+//!
+//! - default: one broker on the embedded SQLite store (synchronous=FULL);
+//! - `SEB_BENCH_STORE=postgres`: `SEB_BENCH_REPLICAS` brokers (default 3), each with its own
+//!   `PostgresStore` (pool, lease, group-commit writer) and HTTP listener, on ONE real
+//!   PostgreSQL started by seb-testinfra (fsync and synchronous_commit on); the clients
+//!   spread their presentations over the replicas, and the run prints the database's own
+//!   share of the machine's CPU.
+//!
+//! Run: `cargo bench -p seb-broker --features test-double --bench http`
 //! (`SEB_BENCH_SCALE=0.1` for a quick run).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "support/floor.rs"]
 #[allow(dead_code)]
 mod floor;
@@ -21,7 +31,9 @@ use seb_broker::engine::{Broker, EngineSettings, TrustRoots};
 use seb_broker::http::{AppState, router};
 use seb_broker::records::RecordSigner;
 use seb_core::keys::SigningKey;
+use seb_store::Store;
 use seb_store::sqlite::SqliteStore;
+use seb_store_postgres::{PostgresOptions, PostgresStore};
 use seb_target::test_double::TestTarget;
 use serde_json::{Value, json};
 
@@ -38,36 +50,67 @@ fn pct(v: &mut [u64], p: f64) -> u64 {
 async fn main() {
     let scale: f64 =
         std::env::var("SEB_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    let postgres = std::env::var("SEB_BENCH_STORE").is_ok_and(|s| s == "postgres");
+    let replicas: usize = std::env::var("SEB_BENCH_REPLICAS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if postgres { 3 } else { 1 })
+        .max(1);
     let dir = tempfile::tempdir().unwrap();
-    let store =
-        Arc::new(SqliteStore::open(&dir.path().join("bench.db"), Default::default()).unwrap());
-    let target = Arc::new(TestTarget::in_memory());
+    let pg = postgres.then(|| seb_testinfra::postgres::Postgres::start().unwrap());
+    let db_url = pg.as_ref().map(|pg| pg.fresh_database().unwrap());
     let issuer = SigningKey::from_seed(&[1; 32]);
     let agent = SigningKey::from_seed(&[2; 32]);
-    let trust =
-        TrustRoots { issuers: [issuer.public_key()].into_iter().collect(), ..Default::default() };
-    let broker = Arc::new(Broker::new(
-        store,
-        vec![target.clone()],
-        RecordSigner::new(SigningKey::from_seed(&[3; 32])),
-        trust,
-        EngineSettings::default(),
-        Arc::new(SystemClock::default()),
-    ));
-    let state = AppState { broker, ready: Arc::new(AtomicBool::new(true)) };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1/executions", listener.local_addr().unwrap());
-    // Every client of the benchmark is 127.0.0.1: room for its 64 connections and more.
-    let limits = seb_broker::ServeLimits { max_connections_per_client: 512, ..Default::default() };
-    tokio::spawn(seb_broker::serve_with_limits(
-        listener,
-        router(state, None),
-        None,
-        limits,
-        std::future::pending(),
-    ));
+    // Each replica: its own store handle, target (every object exists in each) and listener.
+    let mut urls = Vec::new();
+    let mut targets = Vec::new();
+    for _ in 0..replicas {
+        let store: Arc<dyn Store> = match &db_url {
+            Some(url) => {
+                Arc::new(PostgresStore::connect(url, PostgresOptions::default()).await.unwrap())
+            }
+            None => Arc::new(
+                SqliteStore::open(&dir.path().join("bench.db"), Default::default()).unwrap(),
+            ),
+        };
+        let target = Arc::new(TestTarget::in_memory());
+        let trust = TrustRoots {
+            issuers: [issuer.public_key()].into_iter().collect(),
+            ..Default::default()
+        };
+        let broker = Arc::new(Broker::new(
+            store,
+            vec![target.clone()],
+            RecordSigner::new(SigningKey::from_seed(&[3; 32])),
+            trust,
+            EngineSettings::default(),
+            Arc::new(SystemClock::default()),
+        ));
+        let state = AppState { broker, ready: Arc::new(AtomicBool::new(true)) };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        urls.push(format!("http://{}/v1/executions", listener.local_addr().unwrap()));
+        // Every client of the benchmark is 127.0.0.1: room for its 64 connections and more.
+        let limits =
+            seb_broker::ServeLimits { max_connections_per_client: 512, ..Default::default() };
+        tokio::spawn(seb_broker::serve_with_limits(
+            listener,
+            router(state, None),
+            None,
+            limits,
+            std::future::pending(),
+        ));
+        targets.push(target);
+    }
+    let urls = Arc::new(urls);
 
-    println!("SEB broker over HTTP: test double (in memory) + SQLite (WAL, synchronous=FULL)");
+    if postgres {
+        println!(
+            "SEB brokers over HTTP: {replicas} replicas, each with its own PostgresStore, on one \
+             PostgreSQL (fsync on, synchronous_commit on) + test double (in memory)"
+        );
+    } else {
+        println!("SEB broker over HTTP: test double (in memory) + SQLite (WAL, synchronous=FULL)");
+    }
     let fl = floor::Floor::measure(dir.path());
     fl.print();
     println!(
@@ -85,7 +128,9 @@ async fn main() {
     for (clients, n) in [(1usize, 400usize), (8, 3000), (64, 6000)] {
         let n = ((n as f64) * scale).max(clients as f64) as usize;
         for i in next_obj..next_obj + n {
-            target.insecure_direct_write(&format!("obj-{i}"), json!({"v": 0})).unwrap();
+            for target in &targets {
+                target.insecure_direct_write(&format!("obj-{i}"), json!({"v": 0})).unwrap();
+            }
         }
         let bodies: VecDeque<Vec<u8>> =
             (next_obj..next_obj + n).map(|i| presentation(i, &issuer, &agent)).collect();
@@ -94,17 +139,21 @@ async fn main() {
         let queue = Arc::new(Mutex::new(bodies));
         let client = reqwest::Client::builder().pool_max_idle_per_host(clients).build().unwrap();
         let results = Arc::new(Mutex::new(Vec::<(u64, BTreeMap<String, u64>)>::new()));
+        let cpu_before = cpu::sample();
         let start = Instant::now();
         let mut tasks = Vec::new();
-        for _ in 0..clients {
-            let (queue, client, url, results) =
-                (queue.clone(), client.clone(), url.clone(), results.clone());
+        for c in 0..clients {
+            let (queue, client, urls, results) =
+                (queue.clone(), client.clone(), urls.clone(), results.clone());
             tasks.push(tokio::spawn(async move {
+                let mut k = c;
                 loop {
                     let Some(body) = queue.lock().unwrap().pop_front() else { break };
+                    let url = &urls[k % urls.len()];
+                    k += 1;
                     let t = Instant::now();
                     let resp = client
-                        .post(&url)
+                        .post(url)
                         .header("content-type", "application/json")
                         .body(body)
                         .send()
@@ -125,6 +174,7 @@ async fn main() {
             t.await.unwrap();
         }
         let wall = start.elapsed();
+        let cpu_used = cpu::sample().since(&cpu_before);
         let results = std::mem::take(&mut *results.lock().unwrap());
         let mut lat: Vec<u64> = results.iter().map(|r| r.0).collect();
         let platform = ["observe", "mint", "mutate", "retire"];
@@ -158,6 +208,7 @@ async fn main() {
             ms(pct(&mut reserve, 0.95)),
             ms(pct(&mut reserve, 0.99)),
         );
+        cpu_used.print(wall, n, postgres);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     println!("\nper step over all runs (ms): p50 / p95 / p99");

@@ -271,9 +271,12 @@ impl<'a> ReviewLive<'a> {
         Self { broker, shared, missed: std::sync::Mutex::default() }
     }
 
-    /// Whether a lookup of an execution identity (`<prefix>…`) found nothing.
-    fn missed_any(&self, prefix: &str) -> bool {
-        self.missed.lock().map(|m| m.iter().any(|u| u.starts_with(prefix))).unwrap_or(false)
+    /// The execution identities (`<prefix>…`) a lookup found nothing for.
+    fn missed(&self, prefix: &str) -> Vec<String> {
+        self.missed
+            .lock()
+            .map(|m| m.iter().filter(|u| u.starts_with(prefix)).cloned().collect())
+            .unwrap_or_default()
     }
 }
 
@@ -293,10 +296,15 @@ impl LiveExecutions for ReviewLive<'_> {
     }
 }
 
-/// The Kubernetes executions admitted by any broker sharing the store and not yet finished,
-/// by the username of their identity. The store unavailable or slow: none (the review is
-/// then decided on this replica's own executions, that is, denied: fail closed).
-async fn shared_executions(broker: &Broker, exec_namespace: &str) -> BTreeMap<String, Execution> {
+/// The Kubernetes executions admitted by any broker sharing the store and not yet finished
+/// whose identity is one of `wanted`, by the username of that identity. The store
+/// unavailable or slow: none (the review is then decided on this replica's own executions,
+/// that is, denied: fail closed).
+async fn shared_executions(
+    broker: &Broker,
+    exec_namespace: &str,
+    wanted: &[String],
+) -> BTreeMap<String, Execution> {
     let pending =
         match tokio::time::timeout(SHARED_LOOKUP_TIMEOUT, broker.store().in_flight()).await {
             Ok(Ok(p)) => p,
@@ -315,10 +323,20 @@ async fn shared_executions(broker: &Broker, exec_namespace: &str) -> BTreeMap<St
     pending
         .iter()
         .filter_map(|p| {
+            // The identity's name first (from the row's cid and nonce), so that only the
+            // intents a review asks about are parsed (issue 17: with 64 executions in flight,
+            // parsing every intent for every review was most of the webhook replica's extra
+            // CPU). The parsed intent must be that row's execution, or it is not used.
+            let name = seb_kube::model::identity_name(&p.cid, &p.nonce);
+            let username = seb_kube::model::service_account_username(exec_namespace, &name);
+            if !wanted.contains(&username) {
+                return None;
+            }
             let exec: Execution = seb_core::json::parse(&p.intent, p.intent.len()).ok()?;
-            let name = seb_kube::model::identity_name(&exec.cid, &exec.nonce);
-            (exec.platform == seb_core::types::Platform::Kubernetes)
-                .then(|| (seb_kube::model::service_account_username(exec_namespace, &name), exec))
+            (exec.platform == seb_core::types::Platform::Kubernetes
+                && exec.cid == p.cid
+                && exec.nonce == p.nonce)
+                .then_some((username, exec))
         })
         .collect()
 }
@@ -353,8 +371,9 @@ async fn review(State(st): State<WebhookState>, body: Body) -> Response {
     // Denied because an execution identity is not one of this replica's: another replica
     // sharing the store may be running it. Decide again with every replica's executions.
     let prefix = format!("system:serviceaccount:{}:seb-exec-", st.policy.exec_namespace);
-    if !verdict.allowed && local.missed_any(&prefix) {
-        let shared = shared_executions(&st.broker, &st.policy.exec_namespace).await;
+    let missed = local.missed(&prefix);
+    if !verdict.allowed && !missed.is_empty() {
+        let shared = shared_executions(&st.broker, &st.policy.exec_namespace, &missed).await;
         (answer, verdict) = seb_kube::webhook::answer(
             &parsed,
             &st.policy,
