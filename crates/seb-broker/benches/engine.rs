@@ -6,31 +6,23 @@
 //! executions after a warm-up and prints nothing else, for callgrind or perf).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+#[path = "support/broker.rs"]
+mod broker;
 #[path = "support/floor.rs"]
 mod floor;
 #[path = "support/presentation.rs"]
 mod presentation;
+#[path = "support/stats.rs"]
+mod stats;
+use stats::pct;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use seb_broker::clock::SystemClock;
-use seb_broker::engine::{Broker, EngineSettings, TrustRoots};
-use seb_broker::records::RecordSigner;
 use seb_core::keys::SigningKey;
 use seb_store::sqlite::{SqliteOptions, SqliteStore, Synchronous};
-use seb_target::test_double::TestTarget;
 use serde_json::json;
-
-fn pct(v: &mut [u64], p: f64) -> u64 {
-    if v.is_empty() {
-        return 0;
-    }
-    v.sort_unstable();
-    let idx = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v[idx.min(v.len() - 1)]
-}
 
 #[tokio::main]
 async fn main() {
@@ -53,19 +45,9 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let opts = SqliteOptions { synchronous, ..SqliteOptions::default() };
     let store = Arc::new(SqliteStore::open(&dir.path().join("bench.db"), opts).unwrap());
-    let target = Arc::new(TestTarget::in_memory());
     let issuer = SigningKey::from_seed(&[1; 32]);
     let agent = SigningKey::from_seed(&[2; 32]);
-    let trust =
-        TrustRoots { issuers: [issuer.public_key()].into_iter().collect(), ..Default::default() };
-    let broker = Arc::new(Broker::new(
-        store,
-        vec![target.clone()],
-        RecordSigner::new(SigningKey::from_seed(&[3; 32])),
-        trust,
-        EngineSettings::default(),
-        Arc::new(SystemClock::default()),
-    ));
+    let (broker, target) = broker::broker(store, &issuer);
     let mut next_obj = 0usize;
     let mut make = |n: usize| {
         for i in next_obj..next_obj + n {

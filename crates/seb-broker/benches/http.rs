@@ -12,6 +12,8 @@
 //! (`SEB_BENCH_SCALE=0.1` for a quick run).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+#[path = "support/broker.rs"]
+mod broker;
 #[path = "support/cpu.rs"]
 mod cpu;
 #[path = "support/floor.rs"]
@@ -20,31 +22,21 @@ mod floor;
 #[path = "support/presentation.rs"]
 mod presentation;
 use presentation::presentation;
+#[path = "support/stats.rs"]
+mod stats;
+use stats::pct;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use seb_broker::clock::SystemClock;
-use seb_broker::engine::{Broker, EngineSettings, TrustRoots};
 use seb_broker::http::{AppState, router};
-use seb_broker::records::RecordSigner;
 use seb_core::keys::SigningKey;
 use seb_store::Store;
 use seb_store::sqlite::SqliteStore;
 use seb_store_postgres::{PostgresOptions, PostgresStore};
-use seb_target::test_double::TestTarget;
 use serde_json::{Value, json};
-
-fn pct(v: &mut [u64], p: f64) -> u64 {
-    if v.is_empty() {
-        return 0;
-    }
-    v.sort_unstable();
-    let idx = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v[idx.min(v.len() - 1)]
-}
 
 #[tokio::main]
 async fn main() {
@@ -73,19 +65,7 @@ async fn main() {
                 SqliteStore::open(&dir.path().join("bench.db"), Default::default()).unwrap(),
             ),
         };
-        let target = Arc::new(TestTarget::in_memory());
-        let trust = TrustRoots {
-            issuers: [issuer.public_key()].into_iter().collect(),
-            ..Default::default()
-        };
-        let broker = Arc::new(Broker::new(
-            store,
-            vec![target.clone()],
-            RecordSigner::new(SigningKey::from_seed(&[3; 32])),
-            trust,
-            EngineSettings::default(),
-            Arc::new(SystemClock::default()),
-        ));
+        let (broker, target) = broker::broker(store, &issuer);
         let state = AppState { broker, ready: Arc::new(AtomicBool::new(true)) };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         urls.push(format!("http://{}/v1/executions", listener.local_addr().unwrap()));

@@ -16,6 +16,11 @@
 
 #[path = "../../seb-broker/tests/common/mod.rs"]
 mod common;
+#[path = "../../seb-broker/benches/support/cpu.rs"]
+#[allow(dead_code)]
+mod cpu;
+#[path = "../../seb-broker/benches/support/stats.rs"]
+mod stats;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -27,10 +32,11 @@ use std::time::{Duration, Instant};
 
 use seb_core::certificate::encode_nonce;
 use seb_core::types::{Contract, Platform, RiskLevel};
-use seb_testinfra::kube::{KubeApiServer, unique_name};
+use seb_testinfra::kube::KubeApiServer;
 use seb_testinfra::postgres::Postgres;
 use serde_json::{Value, json};
-use support::kube::{deploy_args, free_port, kube, seb_with};
+use stats::pct;
+use support::kube::{deploy_args, free_port, kube, namespace_with_deployments, seb_with};
 use support::{Server, write_signing_key};
 
 fn now_ms() -> u64 {
@@ -39,15 +45,6 @@ fn now_ms() -> u64 {
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
-}
-
-fn pct(v: &mut [u64], p: f64) -> u64 {
-    if v.is_empty() {
-        return 0;
-    }
-    v.sort_unstable();
-    let idx = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v[idx.min(v.len() - 1)]
 }
 
 /// A certificate (fresh cid and nonce) scaling Deployment `name` in `ns` from `from` to `to`.
@@ -101,24 +98,6 @@ fn replica(s: &KubeApiServer, d: &Path, port: u16, store: &str, ns: &str) -> Ser
     support::serve(d, Some(&ca))
 }
 
-/// CPU ticks (user + system) of every process whose command name is one of `names`.
-fn cpu_ticks(names: &[&str]) -> BTreeMap<String, u64> {
-    let mut out: BTreeMap<String, u64> = names.iter().map(|n| ((*n).to_owned(), 0)).collect();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
-    for e in dir.flatten() {
-        let p = e.path();
-        let Ok(comm) = std::fs::read_to_string(p.join("comm")) else { continue };
-        let comm = comm.trim();
-        let Some(slot) = out.get_mut(comm) else { continue };
-        let Ok(stat) = std::fs::read_to_string(p.join("stat")) else { continue };
-        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let t = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
-        *slot += t(11) + t(12);
-    }
-    out
-}
-
 /// One execution as its client saw it: latency (µs) and the broker's step timings.
 type Timed = (u64, BTreeMap<String, u64>);
 
@@ -136,26 +115,7 @@ fn run(s: &KubeApiServer, pg: &Postgres, replicas: usize, clients: usize, total:
     let db = pg.fresh_database().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let ns = unique_name("bench");
-    let (st, b) = kube(
-        "POST",
-        "/api/v1/namespaces",
-        &admin,
-        Some((
-            "application/json",
-            json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name": ns}}),
-        )),
-    );
-    assert_eq!(st, 201, "{b}");
-    let deps = format!("/apis/apps/v1/namespaces/{ns}/deployments");
-    for i in 0..clients {
-        let name = format!("w{i}");
-        let dep = json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name": name},
-            "spec":{"replicas":2,"selector":{"matchLabels":{"app": name}},
-                    "template":{"metadata":{"labels":{"app": name}},"spec":{"containers":[{"name":"c","image":"registry.local/web:1"}]}}}});
-        let (st, b) = kube("POST", &deps, &admin, Some(("application/json", dep)));
-        assert_eq!(st, 201, "{b}");
-    }
+    let (ns, deps) = namespace_with_deployments(&admin, "bench", clients);
     let port0 = free_port();
     let ca = d.join("kube-ca.pem");
     std::fs::write(&ca, s.ca_pem()).unwrap();
@@ -173,7 +133,7 @@ fn run(s: &KubeApiServer, pg: &Postgres, replicas: usize, clients: usize, total:
     let next = Arc::new(AtomicUsize::new(0));
     let results: Arc<Mutex<Vec<Timed>>> = Arc::default();
     let names = ["seb", "postgres", "kube-apiserver", "etcd"];
-    let cpu_before = cpu_ticks(&names);
+    let cpu_before = cpu::ticks_of(&names);
     let start = Instant::now();
     let threads: Vec<_> = (0..clients)
         .map(|i| {
@@ -229,7 +189,7 @@ fn run(s: &KubeApiServer, pg: &Postgres, replicas: usize, clients: usize, total:
         t.join().unwrap();
     }
     let wall = start.elapsed();
-    let cpu_after = cpu_ticks(&names);
+    let cpu_after = cpu::ticks_of(&names);
     let cpu = names
         .iter()
         .map(|n| ((*n).to_owned(), cpu_after[*n].saturating_sub(cpu_before[*n])))

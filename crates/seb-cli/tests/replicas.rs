@@ -592,8 +592,8 @@ mod outage {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use seb_core::types::{Contract, Platform, RiskLevel};
-    use seb_testinfra::kube::{KubeApiServer, unique_name};
-    use support::kube::{deploy_args, free_port, kube, seb_with};
+    use seb_testinfra::kube::KubeApiServer;
+    use support::kube::{deploy_args, free_port, kube, namespace_with_deployments, seb_with};
 
     use super::*;
 
@@ -684,26 +684,7 @@ broker_username = "broker"
 
         // Twelve Deployments (one per client) in a namespace SEB then protects, with the
         // webhook served by replica 0 (any replica answers for every replica's executions).
-        let ns = unique_name("outage");
-        let (st, b) = kube(
-            "POST",
-            "/api/v1/namespaces",
-            &admin,
-            Some((
-                "application/json",
-                json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name": ns}}),
-            )),
-        );
-        assert_eq!(st, 201, "{b}");
-        let deps = format!("/apis/apps/v1/namespaces/{ns}/deployments");
-        for i in 0..CLIENTS {
-            let name = format!("w{i}");
-            let dep = json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name": name},
-                "spec":{"replicas":2,"selector":{"matchLabels":{"app": name}},
-                        "template":{"metadata":{"labels":{"app": name}},"spec":{"containers":[{"name":"c","image":"registry.local/web:1"}]}}}});
-            let (st, b) = kube("POST", &deps, &admin, Some(("application/json", dep)));
-            assert_eq!(st, 201, "{b}");
-        }
+        let (ns, deps) = namespace_with_deployments(&admin, "outage", CLIENTS);
         let port0 = free_port();
         let ca = d.join("kube-ca.pem");
         std::fs::write(&ca, s.ca_pem()).unwrap();

@@ -1,11 +1,13 @@
 //! CPU time over a benchmark run, from /proc: this process (broker and clients), every
 //! `postgres` process on the machine (the database the replicas share, when there is one),
-//! and the machine as a whole, so a figure can say whose CPU an execution costs.
+//! and the machine as a whole, so a figure can say whose CPU an execution costs. Also used by
+//! `seb-cli`'s benches ([`ticks_of`] for the broker, database and API server processes).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Clock ticks per second of `/proc/<pid>/stat` and `/proc/stat` (USER_HZ, 100 on Linux).
-const TICKS_PER_S: f64 = 100.0;
+pub const TICKS_PER_S: f64 = 100.0;
 
 /// Cumulative CPU ticks at one instant.
 #[derive(Debug, Clone, Copy, Default)]
@@ -26,6 +28,21 @@ fn proc_ticks(stat: &str) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
+/// CPU ticks (user + system), summed by command name, of every process named one of `names`
+/// (zero for a name no process has).
+pub fn ticks_of(names: &[&str]) -> BTreeMap<String, u64> {
+    let mut out: BTreeMap<String, u64> = names.iter().map(|n| ((*n).to_owned(), 0)).collect();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    for e in dir.flatten() {
+        let p = e.path();
+        let Ok(comm) = std::fs::read_to_string(p.join("comm")) else { continue };
+        let Some(slot) = out.get_mut(comm.trim()) else { continue };
+        *slot +=
+            std::fs::read_to_string(p.join("stat")).ok().and_then(|t| proc_ticks(&t)).unwrap_or(0);
+    }
+    out
+}
+
 /// Read the counters now (zeros where /proc is absent).
 pub fn sample() -> Sample {
     let mut s = Sample {
@@ -33,19 +50,9 @@ pub fn sample() -> Sample {
             .ok()
             .and_then(|t| proc_ticks(&t))
             .unwrap_or(0),
+        postgres: ticks_of(&["postgres"]).values().sum(),
         ..Default::default()
     };
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for e in dir.flatten() {
-            let p = e.path();
-            if std::fs::read_to_string(p.join("comm")).is_ok_and(|c| c.trim() == "postgres") {
-                s.postgres += std::fs::read_to_string(p.join("stat"))
-                    .ok()
-                    .and_then(|t| proc_ticks(&t))
-                    .unwrap_or(0);
-            }
-        }
-    }
     if let Some(line) =
         std::fs::read_to_string("/proc/stat").ok().and_then(|t| t.lines().next().map(String::from))
     {

@@ -99,6 +99,32 @@ pub fn workload(t: &Tokens, prefix: &str) -> (String, String) {
     (ns, deps)
 }
 
+/// A namespace `<prefix>-…` with Deployments `w0`…`w{n-1}` (2 replicas each), made by the
+/// administrator before SEB protects it; returns the namespace and its deployments path.
+pub fn namespace_with_deployments(admin: &str, prefix: &str, n: usize) -> (String, String) {
+    let ns = unique_name(prefix);
+    let (st, b) = kube(
+        "POST",
+        "/api/v1/namespaces",
+        admin,
+        Some((
+            "application/json",
+            json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name": ns}}),
+        )),
+    );
+    assert_eq!(st, 201, "{b}");
+    let deps = format!("/apis/apps/v1/namespaces/{ns}/deployments");
+    for i in 0..n {
+        let name = format!("w{i}");
+        let dep = json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name": name},
+            "spec":{"replicas":2,"selector":{"matchLabels":{"app": name}},
+                    "template":{"metadata":{"labels":{"app": name}},"spec":{"containers":[{"name":"c","image":"registry.local/web:1"}]}}}});
+        let (st, b) = kube("POST", &deps, admin, Some(("application/json", dep)));
+        assert_eq!(st, 201, "{b}");
+    }
+    (ns, deps)
+}
+
 /// `seb deploy kubernetes` arguments protecting `ns` with the webhook at `127.0.0.1:port`
 /// (add `--apply` or `--delete`).
 pub fn deploy_args(s: &KubeApiServer, ns: &str, port: u16, ca: &Path) -> Vec<String> {
