@@ -6,6 +6,10 @@
 //! executions after a warm-up and prints nothing else, for callgrind or perf).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+/// The `seb` binary's allocator, so the figures are the binary's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "support/broker.rs"]
 mod broker;
 #[path = "support/floor.rs"]

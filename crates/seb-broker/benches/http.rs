@@ -12,6 +12,10 @@
 //! (`SEB_BENCH_SCALE=0.1` for a quick run).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+/// The `seb` binary's allocator, so the figures are the binary's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "support/broker.rs"]
 mod broker;
 #[path = "support/cpu.rs"]

@@ -7,6 +7,10 @@
 //! `admit_policy_l2` and the quorum certificate with two attestations `admit_quorum_l3`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+/// The `seb` binary's allocator, so the figures are the binary's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../tests/support/vectors_gen.rs"]
 mod vectors_gen;
 

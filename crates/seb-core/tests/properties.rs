@@ -509,10 +509,11 @@ proptest! {
         prop_assert_eq!(theirs.as_ref(), sig.as_slice());
     }
 
-    /// On mutated signatures (bit flips, S + L) strict verification never accepts what
-    /// aws-lc-rs refuses.
+    /// On mutated signatures (bit flips, S + L) seb-core's verification (aws-lc's equation
+    /// plus the small-order `R` check) accepts exactly what ed25519-dalek's `verify_strict`
+    /// accepts, and never what aws-lc-rs alone refuses.
     #[test]
-    fn strict_verification_is_never_laxer_than_aws_lc_rs(
+    fn strict_verification_agrees_with_verify_strict_and_is_never_laxer_than_aws_lc_rs(
         seed in any::<[u8; 32]>(),
         msg in prop::collection::vec(any::<u8>(), 0..128),
         bit in prop::option::of(0usize..512),
@@ -530,6 +531,11 @@ proptest! {
         let ours = k.public_key().verify(&msg, &raw).is_ok();
         let theirs = aws_lc_verifies(k.public_key().as_bytes(), &msg, &raw);
         prop_assert!(!ours || theirs, "seb-core accepts what aws-lc-rs refuses");
+        let dalek = ed25519_dalek::VerifyingKey::from_bytes(k.public_key().as_bytes())
+            .unwrap()
+            .verify_strict(&msg, &ed25519_dalek::Signature::from_bytes(&raw))
+            .is_ok();
+        prop_assert_eq!(ours, dalek, "seb-core and verify_strict disagree");
         prop_assert_eq!(ours, bit.is_none() && !add_l);
     }
 }
