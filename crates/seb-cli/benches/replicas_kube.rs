@@ -108,7 +108,12 @@ struct Run {
     latency_us: Vec<u64>,
     steps: BTreeMap<String, Vec<u64>>,
     cpu: BTreeMap<String, u64>,
+    /// CPU ticks per party over [`IDLE`] with the replicas up and no load.
+    idle: BTreeMap<String, u64>,
 }
+
+/// How long the replicas are measured idle before the load starts.
+const IDLE: Duration = Duration::from_secs(5);
 
 fn run(s: &KubeApiServer, pg: &Postgres, replicas: usize, clients: usize, total: usize) -> Run {
     let admin = s.tokens().admin.clone();
@@ -133,7 +138,16 @@ fn run(s: &KubeApiServer, pg: &Postgres, replicas: usize, clients: usize, total:
     let next = Arc::new(AtomicUsize::new(0));
     let results: Arc<Mutex<Vec<Timed>>> = Arc::default();
     let names = ["seb", "postgres", "kube-apiserver", "etcd"];
+    // What the replicas cost with nothing to do (background duties, the store's sessions).
+    let idle_before = cpu::ticks_of(&names);
+    std::thread::sleep(IDLE);
+    let idle_after = cpu::ticks_of(&names);
+    let idle = names
+        .iter()
+        .map(|n| ((*n).to_owned(), idle_after[*n].saturating_sub(idle_before[*n])))
+        .collect();
     let cpu_before = cpu::ticks_of(&names);
+    let clients_before = cpu::sample().process;
     let start = Instant::now();
     let threads: Vec<_> = (0..clients)
         .map(|i| {
@@ -190,10 +204,12 @@ fn run(s: &KubeApiServer, pg: &Postgres, replicas: usize, clients: usize, total:
     }
     let wall = start.elapsed();
     let cpu_after = cpu::ticks_of(&names);
-    let cpu = names
+    let mut cpu: BTreeMap<String, u64> = names
         .iter()
         .map(|n| ((*n).to_owned(), cpu_after[*n].saturating_sub(cpu_before[*n])))
         .collect();
+    // This process: the 64 client threads (TLS, JSON, signing each presentation).
+    cpu.insert("clients".into(), cpu::sample().process.saturating_sub(clients_before));
     let results = std::mem::take(&mut *results.lock().unwrap());
     let mut steps: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for (_, t) in &results {
@@ -212,6 +228,7 @@ fn run(s: &KubeApiServer, pg: &Postgres, replicas: usize, clients: usize, total:
         latency_us: results.iter().map(|r| r.0).collect(),
         steps,
         cpu,
+        idle,
     }
 }
 
@@ -271,5 +288,11 @@ fn main() {
         let line: Vec<String> =
             r.cpu.iter().map(|(k, t)| format!("{k} {:.2} ms", *t as f64 * 10.0 / n)).collect();
         println!("  CPU per execution: {}", line.join(", "));
+        let idle: Vec<String> = r
+            .idle
+            .iter()
+            .map(|(k, t)| format!("{k} {:.1} ms/s", *t as f64 * 10.0 / IDLE.as_secs_f64()))
+            .collect();
+        println!("  CPU while idle ({} s before the load): {}", IDLE.as_secs(), idle.join(", "));
     }
 }

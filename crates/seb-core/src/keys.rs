@@ -5,13 +5,13 @@
 //!
 //! Verification accepts exactly what ed25519-dalek's `verify_strict` accepts (RFC 8032
 //! §5.1.7, cofactorless, `S < ℓ`, the recomputed `R` compared byte for byte, small-order `R`
-//! and `A` refused). The equation runs in aws-lc (the workspace's crypto backend, one third
-//! faster here than dalek; issue 17), with the one check aws-lc does not make, small-order
+//! and `A` refused). The equation runs in aws-lc (the workspace's crypto backend: 42 µs here
+//! against dalek's 47 µs; issue 17), with the one check aws-lc does not make, small-order
 //! `R`, made first against the eight canonical encodings ([`SMALL_ORDER_ENCODINGS`]); small-
 //! order `A` is refused when the key is parsed. The equivalence is tested differentially
 //! against `verify_strict`, including the signatures only the small-order check stops.
-//! Signing also runs in aws-lc: Ed25519 signatures are deterministic, so they are the same
-//! bytes dalek would make (tested).
+//! Signing also runs in aws-lc (14 µs against 24 µs): Ed25519 signatures are deterministic,
+//! so they are the same bytes dalek would make (tested).
 
 use std::collections::BTreeMap;
 use std::fmt;
