@@ -70,8 +70,8 @@ use futures_util::StreamExt as _;
 use seb_ledger::LedgerError;
 use seb_ledger::merkle::{self, Hash};
 use seb_store::{
-    EpochCheck, Epochs, PendingExecution, PreCheck, Reservation, ReserveResult, Revocation, Store,
-    StoreError, StoreFuture, StoredCheckpoint,
+    EpochCheck, Epochs, InFlightKey, PendingExecution, PreCheck, Reservation, ReserveResult,
+    Revocation, Store, StoreError, StoreFuture, StoredCheckpoint,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::config::SslMode;
@@ -902,6 +902,57 @@ impl Store for PostgresStore {
                 .map_err(pg_err)?;
             let rows = client.query(&st, &[]).await.map_err(pg_err)?;
             rows.iter().map(pending_row).collect()
+        })
+    }
+
+    fn in_flight_keys(&self, after: Option<u64>) -> StoreFuture<'_, Vec<InFlightKey>> {
+        Box::pin(async move {
+            // -1 (below every index) for all of them; above `after`, the unique index on
+            // admit_index is walked from there (only the rows reserved since).
+            let after: i64 = match after {
+                None => -1,
+                Some(a) => to_sql_int(a, "after")?,
+            };
+            let client = self.client().await?;
+            let st = client
+                .prepare_cached(
+                    "SELECT r.admit_index, r.cid, r.nonce FROM reservations r \
+                     WHERE r.outcome_index IS NULL AND r.admit_index > $1 \
+                     ORDER BY r.admit_index",
+                )
+                .await
+                .map_err(pg_err)?;
+            let rows = client.query(&st, &[&after]).await.map_err(pg_err)?;
+            rows.iter()
+                .map(|r| {
+                    Ok(InFlightKey {
+                        admit_index: from_sql_int(r.try_get(0).map_err(pg_err)?, "admit_index")?,
+                        cid: r.try_get(1).map_err(pg_err)?,
+                        nonce: r.try_get(2).map_err(pg_err)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn in_flight_execution<'a>(
+        &'a self,
+        cid: &'a str,
+        nonce: &'a str,
+    ) -> StoreFuture<'a, Option<PendingExecution>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let st = client
+                .prepare_cached(
+                    "SELECT r.cid, r.nonce, r.intent, r.dispatched_at_ms IS NOT NULL, \
+                            r.admitted_at_ms \
+                     FROM reservations r \
+                     WHERE r.cid = $1 AND r.nonce = $2 AND r.outcome_index IS NULL",
+                )
+                .await
+                .map_err(pg_err)?;
+            let row = client.query_opt(&st, &[&cid, &nonce]).await.map_err(pg_err)?;
+            row.as_ref().map(pending_row).transpose()
         })
     }
 

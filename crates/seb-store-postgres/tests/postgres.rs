@@ -195,6 +195,17 @@ impl Store for Replicas {
             Ok(all)
         })
     }
+    // Every store sees every replica's executions in flight: any one answers.
+    fn in_flight_keys(&self, after: Option<u64>) -> StoreFuture<'_, Vec<seb_store::InFlightKey>> {
+        self.one().in_flight_keys(after)
+    }
+    fn in_flight_execution<'a>(
+        &'a self,
+        cid: &'a str,
+        nonce: &'a str,
+    ) -> StoreFuture<'a, Option<PendingExecution>> {
+        self.one().in_flight_execution(cid, nonce)
+    }
     fn append(&self, entries: Vec<Vec<u8>>) -> StoreFuture<'_, Vec<u64>> {
         self.one().append(entries)
     }

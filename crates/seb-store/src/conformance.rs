@@ -623,7 +623,8 @@ pub async fn complete_unknown_execution_fails(store: Arc<dyn Store>) {
 }
 
 /// `pending` lists admitted executions without an outcome, oldest first, with their
-/// dispatched flag; a completed execution cannot be marked dispatched.
+/// dispatched flag; `in_flight_keys` and `in_flight_execution` agree with it (a completed or
+/// unknown execution is not in flight); a completed execution cannot be marked dispatched.
 pub async fn pending_lists_admitted_without_outcome(store: Arc<dyn Store>) {
     let s = store.as_ref();
     let e = epochs(s).await;
@@ -640,6 +641,24 @@ pub async fn pending_lists_admitted_without_outcome(store: Arc<dyn Store>) {
         pending.iter().map(|p| (p.nonce.as_str(), p.dispatched, p.admitted_at_ms)).collect();
     assert_eq!(seen, vec![("b", true, 101), ("c", false, 102)], "pending (nonce, dispatched, at)");
     assert_eq!(pending[1].intent, intent_bytes("cid", "c"), "pending intent");
+    let key = |admit_index: u64, nonce: &str| crate::InFlightKey {
+        admit_index,
+        cid: "cid".to_owned(),
+        nonce: nonce.to_owned(),
+    };
+    assert_eq!(s.in_flight_keys(None).await.unwrap(), [key(1, "b"), key(2, "c")], "all keys");
+    assert_eq!(s.in_flight_keys(Some(0)).await.unwrap(), [key(1, "b"), key(2, "c")], "above 0");
+    assert_eq!(s.in_flight_keys(Some(1)).await.unwrap(), [key(2, "c")], "above 1");
+    assert_eq!(s.in_flight_keys(Some(2)).await.unwrap(), [], "above 2");
+    assert_eq!(s.in_flight_keys(Some(9)).await.unwrap(), [], "above the ledger");
+    for p in &pending {
+        let one = s.in_flight_execution(&p.cid, &p.nonce).await.unwrap();
+        assert_eq!(one.as_ref(), Some(p), "in_flight_execution of `{}`", p.nonce);
+    }
+    for (cid, nonce) in [("cid", "a"), ("cid", "d"), ("cid", "zz"), ("other", "b")] {
+        let none = s.in_flight_execution(cid, nonce).await.unwrap();
+        assert_eq!(none, None, "`{cid}`/`{nonce}` is completed or unknown, not in flight");
+    }
     assert!(
         s.mark_dispatched("cid", "a", 300).await.is_err(),
         "mark_dispatched of a completed execution succeeded"

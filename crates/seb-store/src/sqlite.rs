@@ -63,8 +63,8 @@ pub use schema::SCHEMA_VERSION;
 
 use self::writer::{AliveGuard, Job, Msg, ReadJob, WriteCtx, Writer};
 use crate::{
-    EpochCheck, Epochs, Hash, PendingExecution, PreCheck, Reservation, ReserveResult, Revocation,
-    Store, StoreError, StoreFuture, StoredCheckpoint,
+    EpochCheck, Epochs, Hash, InFlightKey, PendingExecution, PreCheck, Reservation, ReserveResult,
+    Revocation, Store, StoreError, StoreFuture, StoredCheckpoint,
 };
 
 /// SQLite's `synchronous` setting for the writer connection (in WAL mode).
@@ -357,6 +357,19 @@ impl Store for SqliteStore {
 
     fn pending(&self) -> StoreFuture<'_, Vec<PendingExecution>> {
         self.read(ops::pending)
+    }
+
+    fn in_flight_keys(&self, after: Option<u64>) -> StoreFuture<'_, Vec<InFlightKey>> {
+        self.read(move |conn| ops::in_flight_keys(conn, after))
+    }
+
+    fn in_flight_execution<'a>(
+        &'a self,
+        cid: &'a str,
+        nonce: &'a str,
+    ) -> StoreFuture<'a, Option<PendingExecution>> {
+        let (cid, nonce) = (cid.to_owned(), nonce.to_owned());
+        self.read(move |conn| ops::in_flight_execution(conn, &cid, &nonce))
     }
 
     fn append(&self, entries: Vec<Vec<u8>>) -> StoreFuture<'_, Vec<u64>> {

@@ -12,8 +12,8 @@ use seb_ledger::merkle::{self, Frontier, Hash, NodeReader, leaf_hash};
 
 use super::writer::WriteCtx;
 use crate::{
-    EpochCheck, Epochs, PendingExecution, Reservation, ReserveResult, Revocation, StoreError,
-    StoredCheckpoint,
+    EpochCheck, Epochs, InFlightKey, PendingExecution, Reservation, ReserveResult, Revocation,
+    StoreError, StoredCheckpoint,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -454,6 +454,65 @@ pub(super) fn pending(conn: &Connection) -> Result<Vec<PendingExecution>, StoreE
         });
     }
     Ok(out)
+}
+
+/// In-flight executions above `after` by key, oldest first ([`crate::Store::in_flight_keys`]).
+pub(super) fn in_flight_keys(
+    conn: &Connection,
+    after: Option<u64>,
+) -> Result<Vec<InFlightKey>, StoreError> {
+    // -1 (below every index) for all of them.
+    let after = match after {
+        None => -1,
+        Some(a) => to_sql_int(a, "after")?,
+    };
+    let mut st = conn
+        .prepare_cached(
+            "SELECT admit_index, cid, nonce FROM reservations \
+             WHERE outcome_index IS NULL AND admit_index > ?1 ORDER BY admit_index",
+        )
+        .db()?;
+    let rows = st
+        .query_map([after], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
+        })
+        .db()?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (index, cid, nonce) = row.db()?;
+        out.push(InFlightKey { admit_index: from_sql_int(index, "admit_index")?, cid, nonce });
+    }
+    Ok(out)
+}
+
+/// The execution `(cid, nonce)` if it is admitted and has no outcome yet.
+pub(super) fn in_flight_execution(
+    conn: &Connection,
+    cid: &str,
+    nonce: &str,
+) -> Result<Option<PendingExecution>, StoreError> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT intent, dispatched_at_ms IS NOT NULL, admitted_at_ms FROM reservations \
+             WHERE cid = ?1 AND nonce = ?2 AND outcome_index IS NULL",
+        )
+        .db()?;
+    let row = st
+        .query_row([cid, nonce], |row| {
+            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, bool>(1)?, row.get::<_, i64>(2)?))
+        })
+        .optional()
+        .db()?;
+    row.map(|(intent, dispatched, at)| {
+        Ok(PendingExecution {
+            cid: cid.to_owned(),
+            nonce: nonce.to_owned(),
+            intent,
+            dispatched,
+            admitted_at_ms: from_sql_int(at, "admitted_at_ms")?,
+        })
+    })
+    .transpose()
 }
 
 // ---------------------------------------------------------------------------------------------
