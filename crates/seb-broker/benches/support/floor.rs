@@ -35,9 +35,9 @@ impl Floor {
         let public = key.public_key();
         let msg = [7u8; 200];
         let sig = key.sign(&msg);
-        // Warm up for half a second first: right after a process starts this VM's cores
-        // often run the same code up to 1.8× slower for a moment, which made the floor (the
-        // first thing measured) swing between runs.
+        // Warm up for half a second first. The floor still moves with the machine: one of
+        // this VM's two vCPUs runs the same code up to 1.8× slower for minutes at a time
+        // (`taskset` shows it), and each run prints the floor it measured for that reason.
         let warm = Instant::now();
         while warm.elapsed().as_millis() < 500 {
             public.verify(std::hint::black_box(&msg), &sig).unwrap();
