@@ -687,10 +687,16 @@ fn passkey_approvers_enrol_approve_and_are_removed_through_the_cli() {
             alice.to_str().unwrap(),
             "--json",
         ]);
+        // Stored as soon as it is received, the proposal is `evaluating` (no contract or
+        // evidence digest yet) until admission has observed and scored it: wait for
+        // `pending`, as an approver would.
         if code == 0 {
-            break serde_json::from_str::<Value>(&out).unwrap();
+            let v = serde_json::from_str::<Value>(&out).unwrap();
+            if v["status"] == "pending" {
+                break v;
+            }
         }
-        assert!(Instant::now() < deadline, "proposal never showed up");
+        assert!(Instant::now() < deadline, "proposal never became pending");
         std::thread::sleep(Duration::from_millis(100));
     };
     let approval = json!({
